@@ -1,0 +1,215 @@
+"""Config loading: inheritance, overrides, every validation error path, round trips, CLI fail-fast."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vasot_dist.config import (
+    SCHEMA_KEYS,
+    ConfigError,
+    RunConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from vasot_dist.config.schema import _RULES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file():
+    cfg = load_config()
+    assert isinstance(cfg, RunConfig)
+    assert cfg.ot.eps == 0.07 and cfg.ot.n_iters == 25
+
+
+def test_scientific_notation_is_float(tmp_path):
+    f = _write(tmp_path / "a.yaml", "optim:\n  lr: 3e-4\n  weight_decay: 1E-5\n")
+    cfg = load_config(f)
+    assert cfg.optim.lr == pytest.approx(3e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.weight_decay == pytest.approx(1e-5)
+
+
+def test_extends_chain_later_files_win(tmp_path):
+    _write(tmp_path / "base.yaml", "optim:\n  lr: 0.1\n  weight_decay: 0.5\not:\n  eps: 0.2\n")
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub" / "mid.yaml", "extends: ../base.yaml\noptim:\n  lr: 0.2\n")
+    top = _write(tmp_path / "sub" / "top.yaml", "extends: mid.yaml\not:\n  eps: 0.3\n")
+    cfg = load_config(top)
+    assert cfg.optim.lr == 0.2  # mid overrides base
+    assert cfg.optim.weight_decay == 0.5  # inherited from base
+    assert cfg.ot.eps == 0.3  # top overrides base
+
+
+def test_overrides_apply_last_and_are_typed(tmp_path):
+    f = _write(tmp_path / "a.yaml", "optim:\n  lr: 0.1\n")
+    cfg = load_config(f, ["optim.lr=3e-4", "model.mlp_layers=[8,4]", "log.tags=[a,b]", "model.weights=null",
+                          "data.pairs=true", "dist.ds_config={zero_optimization: {stage: 2}}"])
+    assert cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.model.mlp_layers == [8, 4]
+    assert cfg.log.tags == ["a", "b"]
+    assert cfg.model.weights is None
+    assert cfg.data.pairs is True
+    assert cfg.dist.ds_config == {"zero_optimization": {"stage": 2}}
+
+
+def test_unknown_key_in_file_names_file_and_suggestion(tmp_path):
+    f = _write(tmp_path / "x.yaml", "optim:\n  lrr: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert str(e.value) == f"unknown key 'optim.lrr' in {f}; did you mean 'optim.lr'?"
+
+
+def test_unknown_key_in_base_names_the_base(tmp_path):
+    base = _write(tmp_path / "base.yaml", "ot:\n  epss: 0.1\n")
+    top = _write(tmp_path / "top.yaml", "extends: base.yaml\n")
+    with pytest.raises(ConfigError, match=f"unknown key 'ot.epss' in {base}; did you mean 'ot.eps'"):
+        load_config(top)
+
+
+def test_unknown_section_suggests(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'optimm.lr' in command-line override; did you mean 'optim.lr'"):
+        load_config(None, ["optimm.lr=1"])
+
+
+def test_unknown_key_without_close_match_has_no_suggestion():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["zzz.qqq=1"])
+    assert "did you mean" not in str(e.value)
+
+
+def test_override_needs_equals():
+    with pytest.raises(ConfigError, match="must look like key.sub=value"):
+        load_config(None, ["optim.lr"])
+
+
+def test_override_of_a_whole_section_is_rejected():
+    with pytest.raises(ConfigError, match="unknown key 'optim'"):
+        load_config(None, ["optim=1"])
+
+
+@pytest.mark.parametrize(
+    "override,key,expected",
+    [("ot.eps=abc", "ot.eps", "float"), ("data.batch_size=1.5", "data.batch_size", "int"),
+     ("data.pairs=maybe", "data.pairs", "bool")],
+)
+def test_wrong_type_names_key_and_type(override, key, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    msg = str(e.value)
+    assert f"'{key}'" in msg and f"expected {expected}" in msg and override in msg
+
+
+def test_wrong_type_in_file_names_file(tmp_path):
+    f = _write(tmp_path / "t.yaml", "ot:\n  alpha: high\n")
+    with pytest.raises(ConfigError, match=rf"invalid value for 'ot.alpha' in {f}"):
+        load_config(f)
+
+
+def _bad_value(rule):
+    if rule[0] == "in":
+        return "not-a-choice"
+    _, lo, hi, lo_open, hi_open = rule
+    if lo is not None:
+        return lo if lo_open else lo - 1
+    return hi if hi_open else hi + 1
+
+
+@pytest.mark.parametrize("key", sorted(_RULES))
+def test_every_range_rule_rejects_a_bad_value(key):
+    rule = _RULES[key]
+    bad = _bad_value(rule)
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"{key}={bad}"])
+    assert f"'{key}'" in str(e.value)
+    assert f"override '{key}={bad}'" in str(e.value)
+
+
+@pytest.mark.parametrize("override", ["ot.eps=0", "ot.eps=-1", "ot.alpha=1.5", "ot.alpha=-0.1",
+                                      "ot.radius=0", "ot.radius=1.01", "ot.mass=0"])
+def test_named_out_of_range_cases(override):
+    with pytest.raises(ConfigError, match="expected a value in"):
+        load_config(None, [override])
+
+
+def test_boundary_values_are_accepted():
+    cfg = load_config(None, ["ot.alpha=0", "ot.alpha=1", "ot.radius=1", "ot.mass=1"])
+    assert cfg.ot.alpha == 1 and cfg.ot.radius == 1 and cfg.ot.mass == 1
+
+
+def test_choice_error_lists_choices():
+    with pytest.raises(ConfigError, match=r"expected one of \['asot', 'vaot', 'vasot'"):
+        load_config(None, ["method.name=foo"])
+
+
+def test_range_error_in_file_names_that_file(tmp_path):
+    base = _write(tmp_path / "base.yaml", "ot:\n  eps: -0.5\n")
+    top = _write(tmp_path / "top.yaml", "extends: base.yaml\noptim:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=f"'ot.eps' in {base}"):
+        load_config(top)
+
+
+def test_missing_file_circular_extends_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    _write(tmp_path / "a.yaml", "extends: b.yaml\n")
+    _write(tmp_path / "b.yaml", "extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="circular 'extends'"):
+        load_config(tmp_path / "a.yaml")
+    _write(tmp_path / "l.yaml", "- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(tmp_path / "l.yaml")
+    _write(tmp_path / "bad.yaml", "optim: [\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_save_and_reload_round_trip(tmp_path):
+    cfg = load_config(None, ["optim.lr=2e-3", "log.tags=[x]", "dist.ds_config={a: 1}"])
+    path = save_config(cfg, tmp_path / "run" / "config.yaml")
+    again = load_config(path)
+    assert config_to_dict(again) == config_to_dict(cfg)
+    assert config_to_dict(config_from_dict(config_to_dict(cfg))) == config_to_dict(cfg)
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_schema_keys_cover_sections():
+    for section in ("data", "model", "method", "ot", "optim", "train", "dist", "log", "eval", "tune"):
+        assert section in SCHEMA_KEYS
+    assert "data.synthetic.seed" in SCHEMA_KEYS
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    raw = yaml.safe_load(path.read_text())
+    if "data" in raw and "name" in raw["data"]:
+        assert cfg.data.name == raw["data"]["name"]
+
+
+def test_cli_fails_fast_with_the_message():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "launchers" / "train.py"), "--config", str(ROOT / "configs" / "demo.yaml"),
+         "optim.lrr=1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2
+    assert "unknown key 'optim.lrr' in command-line override; did you mean 'optim.lr'?" in out.stderr
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "tune"])
+def test_launchers_print_usage(name):
+    out = subprocess.run([sys.executable, str(ROOT / "launchers" / f"{name}.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "usage:" in out.stdout and "--config" in out.stdout

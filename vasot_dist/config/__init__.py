@@ -1,0 +1,27 @@
+"""Typed run configuration: schema (dataclasses), YAML loading with ``extends:`` and dotted overrides."""
+
+from .loader import (
+    SCHEMA_KEYS,
+    ConfigError,
+    atomic_write_text,
+    config_from_dict,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+    save_config,
+)
+from .schema import ALIGNMENT_METHODS, METHODS, RunConfig
+
+__all__ = [
+    "ALIGNMENT_METHODS",
+    "METHODS",
+    "SCHEMA_KEYS",
+    "ConfigError",
+    "RunConfig",
+    "atomic_write_text",
+    "config_from_dict",
+    "config_to_dict",
+    "config_to_yaml",
+    "load_config",
+    "save_config",
+]

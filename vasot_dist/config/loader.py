@@ -1,0 +1,242 @@
+"""Load a run config: YAML files that may ``extends:`` a base, then ``key.sub=value`` overrides.
+
+Every error is raised before any process or worker starts, as a :class:`ConfigError` naming the
+file, the dotted key and, for unknown keys, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .schema import _RULES, RunConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file and key."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``3e-4`` as a float (YAML 1.1 wants ``3.0e-4``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _schema_keys(cls: type, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> field type for every leaf of the schema (dict-typed fields are leaves)."""
+    keys: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys[key] = tp
+            keys.update(_schema_keys(tp, key + "."))
+        else:
+            keys[key] = tp
+    return keys
+
+
+SCHEMA_KEYS = _schema_keys(RunConfig)
+
+
+def _is_section(key: str) -> bool:
+    return dataclasses.is_dataclass(SCHEMA_KEYS.get(key))
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and _is_section(key):
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, list(SCHEMA_KEYS), n=1, cutoff=0.6)
+    if not close:  # a typo in the section name: compare the last part within all sections
+        leaf = key.rsplit(".", 1)[-1]
+        cands = [k for k in SCHEMA_KEYS if k.rsplit(".", 1)[-1] == leaf]
+        close = cands[:1]
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_keys(d: dict, source: str) -> None:
+    for key, _ in _flatten(d):
+        if key not in SCHEMA_KEYS:
+            raise ConfigError(f"unknown key '{key}' in {source}{_suggest(key)}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Read ``path`` and the chain of files it extends, deepest base first, merged as plain dicts."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"circular 'extends' in {path}: {' -> '.join(str(p) for p in seen + (path,))}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    base = data.pop("extends", None)
+    shown = _display(path)
+    _check_keys(data, shown)
+    if base is None:
+        return {"__layers__": [(shown, data)]}
+    base_path = (path.parent / base) if not os.path.isabs(base) else Path(base)
+    parent = _read_yaml(base_path, seen + (path,))
+    parent["__layers__"].append((shown, data))
+    return parent
+
+
+def _display(path: Path) -> str:
+    """The path as a user reads it: relative to the working directory when under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key not in SCHEMA_KEYS or _is_section(key):
+        raise ConfigError(f"unknown key '{key}' in command-line override{_suggest(key)}")
+    value = yaml.load(raw, Loader=_Loader) if raw != "" else ""
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def _merge_layer(cfg: DictConfig, layer: dict, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, layer)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        msg = str(e).splitlines()[0]
+        expected = SCHEMA_KEYS.get(key)
+        exp = f" (expected {getattr(expected, '__name__', expected)})" if expected is not None else ""
+        raise ConfigError(f"invalid value for '{key}' in {source}{exp}: {msg}") from None
+
+
+def _check_ranges(cfg: RunConfig, provenance: dict[str, str]) -> None:
+    """Range and choice checks; ``provenance`` maps a key to the file or override that set it."""
+    for key, rule in _RULES.items():
+        source = provenance.get(key, "defaults")
+        obj: Any = cfg
+        for p in key.split("."):
+            obj = getattr(obj, p)
+        if rule[0] == "in":
+            if obj not in rule[1]:
+                raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected one of {list(rule[1])}")
+            continue
+        _, lo, hi, lo_open, hi_open = rule
+        ok = True
+        if lo is not None:
+            ok &= obj > lo if lo_open else obj >= lo
+        if hi is not None:
+            ok &= obj < hi if hi_open else obj <= hi
+        if not ok:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+            raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected a value in {span}")
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a validated :class:`RunConfig`.
+
+    Args:
+        path: a YAML file; ``extends: base.yaml`` (relative to the file) chains bases.
+        overrides: dotted ``key.sub=value`` items applied last (YAML-typed values).
+
+    Raises:
+        ConfigError: naming the file (or "command-line override"), the key and what was expected.
+    """
+    cfg = OmegaConf.structured(RunConfig)
+    provenance: dict[str, str] = {}
+    if path is not None:
+        for src, layer in _read_yaml(Path(path))["__layers__"]:
+            cfg = _merge_layer(cfg, layer, src)
+            provenance.update({k: src for k, _ in _flatten(layer)})
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        cfg = _merge_layer(cfg, _nest(key, value), f"override '{item}'")
+        provenance[key] = f"override '{item}'"
+    run_cfg: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    _check_ranges(run_cfg, provenance)
+    return run_cfg
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, config_to_yaml(cfg))
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def config_from_dict(d: dict) -> RunConfig:
+    """Inverse of :func:`config_to_dict` (checkpoints, Ray trials), validated like a file."""
+    _check_keys(d, "config dict")
+    cfg = _merge_layer(OmegaConf.structured(RunConfig), d, "config dict")
+    run_cfg: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    _check_ranges(run_cfg, {k: "config dict" for k in SCHEMA_KEYS})
+    return run_cfg

@@ -1,0 +1,188 @@
+"""Report figures: each function takes arrays and a path, writes one PNG and returns the path.
+
+Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global backend switch), so it is
+safe in headless workers and does not leak figures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from vasot_dist.eval._checks import as_label_array, check_same_lengths, label_list
+
+_BACKGROUND_GREY = (0.82, 0.82, 0.82, 1.0)
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> str:
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def label_colours(labels: np.ndarray) -> dict[int, tuple[float, float, float, float]]:
+    """Fixed colour per label value: negative labels (excluded / background) grey, others from tab20 by rank."""
+    cmap = matplotlib.colormaps["tab20"]
+    out: dict[int, tuple[float, float, float, float]] = {}
+    positives = [int(v) for v in np.unique(labels) if v >= 0]
+    for rank, v in enumerate(positives):
+        out[v] = tuple(cmap(rank % cmap.N))
+    for v in np.unique(labels):
+        if v < 0:
+            out[int(v)] = _BACKGROUND_GREY
+    return out
+
+
+def plot_transport_plan(
+    plan: np.ndarray,
+    path: str | os.PathLike[str],
+    title: str = "transport plan",
+    gt_match: np.ndarray | None = None,
+) -> str:
+    """Heat map of a transport plan / soft alignment.
+
+    plan: (N, M), rows = frames of x, columns = frames of y (or actions). gt_match: optional (N,) ground-truth
+    column per row (-1 = none), drawn as white dots.
+    """
+    plan = np.asarray(plan, dtype=np.float64)
+    if plan.ndim != 2 or plan.size == 0:
+        raise ValueError(f"plan: expected a non-empty 2-D (N, M) array, got shape {plan.shape}")
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(plan, aspect="auto", interpolation="nearest", cmap="viridis")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if gt_match is not None:
+        gm = as_label_array(gt_match, "gt_match")
+        if len(gm) != plan.shape[0]:
+            raise ValueError(f"gt_match has {len(gm)} entries but plan has {plan.shape[0]} rows")
+        rows = np.flatnonzero(gm >= 0)
+        ax.plot(gm[rows], rows, "o", ms=2.5, color="white", label="ground truth")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_xlabel("frames of y" if plan.shape[1] > 1 else "column")
+    ax.set_ylabel("frames of x")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_segmentation_bars(
+    pred_list: Sequence[np.ndarray],
+    gt_list: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    names: Sequence[str] | None = None,
+) -> str:
+    """Colour bars per video: ground truth above prediction, one colour per label over the whole figure.
+
+    pred_list, gt_list: lists of (T_i,) labels. Pass predictions already mapped to ground-truth labels
+    (:func:`vasot_dist.eval.hungarian.relabel`) so that matched clusters share their class's colour.
+    Negative labels are drawn grey.
+    """
+    preds = label_list(pred_list, "pred_list")
+    gts = label_list(gt_list, "gt_list")
+    check_same_lengths(preds, gts, "pred_list", "gt_list")
+    if names is not None and len(names) != len(gts):
+        raise ValueError(f"names has {len(names)} entries but there are {len(gts)} videos")
+    colours = label_colours(np.concatenate(preds + gts))
+    values = sorted(colours)
+    index = {v: i for i, v in enumerate(values)}
+    cmap = ListedColormap([colours[v] for v in values])
+    n = len(gts)
+    fig = Figure(figsize=(9, 0.9 * n + 0.9))
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for i, ax in enumerate(axes):
+        rows = np.stack([[index[int(v)] for v in gts[i]], [index[int(v)] for v in preds[i]]])
+        ax.imshow(rows, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(values) - 0.5)
+        ax.set_yticks([0, 1], ["gt", "pred"], fontsize=7)
+        ax.set_xticks([])
+        ax.set_title(names[i] if names is not None else f"video {i}", fontsize=8, loc="left")
+    handles = [Patch(color=colours[v], label=str(v)) for v in values]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(values), 10), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, path)
+
+
+def plot_retrieval_strip(
+    query_frames: np.ndarray,
+    retrieved: np.ndarray,
+    path: str | os.PathLike[str],
+    query_label: int | None = None,
+    retrieved_labels: Sequence[int] | None = None,
+) -> str:
+    """One query frame followed by its k retrieved nearest-neighbour frames.
+
+    query_frames: (H, W, 3) uint8; retrieved: (k, H', W', 3) uint8. With labels given, each retrieved frame's
+    title shows its label in green (same phase as the query) or red.
+    """
+    q = np.asarray(query_frames)
+    r = np.asarray(retrieved)
+    if q.ndim != 3 or q.shape[-1] != 3 or q.dtype != np.uint8:
+        raise ValueError(f"query_frames: expected a uint8 (H, W, 3) image, got {q.dtype} {q.shape}")
+    if r.ndim != 4 or r.shape[-1] != 3 or r.dtype != np.uint8 or len(r) == 0:
+        raise ValueError(f"retrieved: expected uint8 (k, H, W, 3) images with k >= 1, got {r.dtype} {r.shape}")
+    if retrieved_labels is not None and len(retrieved_labels) != len(r):
+        raise ValueError(f"retrieved_labels has {len(retrieved_labels)} entries but retrieved has {len(r)} frames")
+    k = len(r)
+    fig = Figure(figsize=(1.6 * (k + 1), 2.0))
+    axes = fig.subplots(1, k + 1, squeeze=False)[0]
+    axes[0].imshow(q)
+    axes[0].set_title("query" + (f" ({query_label})" if query_label is not None else ""), fontsize=8)
+    for i in range(k):
+        axes[i + 1].imshow(r[i])
+        if retrieved_labels is not None:
+            same = query_label is not None and int(retrieved_labels[i]) == int(query_label)
+            axes[i + 1].set_title(f"#{i + 1} ({retrieved_labels[i]})", fontsize=8, color="green" if same else "red")
+        else:
+            axes[i + 1].set_title(f"#{i + 1}", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_curves(
+    metrics_rows: Sequence[Mapping[str, float]],
+    keys: Sequence[str],
+    path: str | os.PathLike[str],
+    x_key: str = "step",
+) -> str:
+    """Training curves: one line per key against ``x_key`` (row index when rows lack it).
+
+    metrics_rows: e.g. the parsed lines of a metrics.jsonl; rows missing a key (or holding a non-number) are
+    skipped for that key. Keys are drawn on one shared axis each (stacked panels).
+    """
+    if not keys:
+        raise ValueError("keys: give at least one metric name to plot")
+    rows = list(metrics_rows)
+    present = [k for k in keys if any(_is_number(r.get(k)) for r in rows)]
+    if not present:
+        raise ValueError(f"metrics_rows: none of the keys {list(keys)} appears with a numeric value")
+    fig = Figure(figsize=(6.5, 2.2 * len(present)))
+    axes = fig.subplots(len(present), 1, squeeze=False)[:, 0]
+    for ax, key in zip(axes, present):
+        xs, ys = [], []
+        for i, row in enumerate(rows):
+            if _is_number(row.get(key)):
+                xs.append(float(row[x_key]) if _is_number(row.get(x_key)) else float(i))
+                ys.append(float(row[key]))
+        ax.plot(xs, ys, "-", lw=1.2, marker="." if len(xs) < 50 else None)
+        ax.set_ylabel(key, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel(x_key)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)

@@ -1,0 +1,290 @@
+"""LAV / VAOT / VAVA video-alignment encoder: ResNet-50 cut after conv4c, 3D-conv context embedder.
+
+Reproduces ``models.py`` of trquhuytin/LAV-CVPR21 (identical blob in VAOT-ICCV25; REFERENCE.md §2.3,
+METHODS.md "Video encoder"):
+
+* backbone: torchvision ResNet-50 ``conv1, bn1, relu, maxpool, layer1, layer2, layer3[:3]`` (conv4c),
+  1024 × 14 × 14 at 224 px (1024 × 4 × 4 at 64 px);
+* each sampled frame t comes with ``S`` context frames (default 2: ``max(0, t − 15)`` and t, oldest first),
+  stacked along a time axis of length S;
+* Conv3d 1024→512 (k3, pad 1), BN, ReLU; Conv3d 512→512 (k3, pad 1), BN, ReLU; max over (S, h, w);
+  [Dropout 0.1, Linear 512, ReLU] × 2; Linear ``embed_dim``; L2-normalise.
+
+The reference applies ``BatchNorm1d`` to the (N·S·h·w, C) flattening of the 5-D activations; that is exactly
+``BatchNorm3d`` (statistics over every axis but channels), which is what is used here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet50
+
+log = logging.getLogger(__name__)
+
+# torchvision's ResNet50_Weights.IMAGENET1K_V1 (what the papers used via ``pretrained=True``).
+IMAGENET1K_V1_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+IMAGENET1K_V1_FILE = "resnet50-0676ba61.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CONV4C_CHANNELS = 1024
+
+
+def context_frame_indices(steps: torch.Tensor, num_context: int = 2, stride: int = 15) -> torch.Tensor:
+    """Frame indices fed to the encoder for each sampled step (TCC/LAV ``get_context_steps``).
+
+    steps: (...,) integer frame indices → (..., num_context) indices
+    ``max(0, t − (num_context − 1 − j)·stride)`` for j = 0..num_context−1, oldest first (t last).
+    """
+    if num_context < 1:
+        raise ValueError(f"num_context must be >= 1, got {num_context}")
+    if stride < 0:
+        raise ValueError(f"stride must be >= 0, got {stride}")
+    offsets = torch.arange(num_context - 1, -1, -1, device=steps.device, dtype=steps.dtype) * stride
+    return (steps.unsqueeze(-1) - offsets).clamp_min(0)
+
+
+def normalize_frames(
+    frames: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 frames (..., H, W, 3) → normalised float (..., 3, H, W), computed on ``frames.device``.
+
+    The loader ships uint8 (4× less host→device traffic); this does /255, ImageNet mean/std and the
+    channel move on the accelerator. The result is a permuted *view*: flattened to 4-D it has
+    ``channels_last`` strides, which is what cuDNN prefers for the backbone (no copy is made).
+    """
+    if frames.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8 (..., H, W, 3), got dtype {frames.dtype}")
+    if frames.dim() < 3 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must have shape (..., H, W, 3), got {tuple(frames.shape)}")
+    m = torch.tensor(mean, device=frames.device, dtype=dtype) * 255.0
+    s = torch.tensor(std, device=frames.device, dtype=dtype) * 255.0
+    # (x/255 − mean)/std = (x − 255·mean)/(255·std): one fused pass.
+    out = (frames.to(dtype) - m) / s
+    return out.movedim(-1, -3)
+
+
+class ResNet50Conv4c(nn.Module):
+    """torchvision ResNet-50 up to conv4c: (N, 3, H, W) → (N, 1024, H/16, W/16).
+
+    Attribute names equal torchvision's, so a ResNet-50 state dict loads by key (``layer3.0..2``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        full = resnet50(weights=None)
+        self.conv1 = full.conv1
+        self.bn1 = full.bn1
+        self.relu = full.relu
+        self.maxpool = full.maxpool
+        self.layer1 = full.layer1
+        self.layer2 = full.layer2
+        self.layer3 = nn.Sequential(*list(full.layer3.children())[:3])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+
+def hub_cache_path() -> str:
+    """Where torch hub keeps IMAGENET1K_V1 (``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET1K_V1_FILE)
+
+
+def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load the conv4c subset of a full ResNet-50 state dict; extra keys (fc, layer4, layer3.3+) are ignored."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source}: expected a ResNet-50 state dict (mapping of tensors), got {type(state)}")
+    own = backbone.state_dict()
+    missing, mismatched = [], []
+    for key, value in own.items():
+        if key not in state:
+            # Pre-2018 torchvision files carry no BN step counters; BatchNorm fills them in itself.
+            if not key.endswith("num_batches_tracked"):
+                missing.append(key)
+        elif tuple(state[key].shape) != tuple(value.shape):
+            mismatched.append(f"{key}: file {tuple(state[key].shape)} vs model {tuple(value.shape)}")
+    if missing or mismatched:
+        raise ValueError(
+            f"{source} is not a torchvision ResNet-50 state dict: "
+            f"{len(missing)} missing keys {missing[:5]}, {len(mismatched)} shape mismatches {mismatched[:5]}"
+        )
+    backbone.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
+
+
+def load_backbone_weights(model: nn.Module, path: str | None = None, allow_download: bool = False) -> str | None:
+    """Fill the conv4c backbone of ``model`` with ImageNet weights; returns where they came from, or None.
+
+    model: a :class:`ResNet50Conv4c` or anything with a ``backbone`` attribute holding one.
+    Lookup order (first hit wins):
+      1. ``path``, a local file named in the config (a torchvision ResNet-50 state dict; fc keys allowed);
+      2. the torch hub cache, ``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``;
+      3. a download of IMAGENET1K_V1 through ``torch.hub.load_state_dict_from_url``, only if
+         ``allow_download`` (the network is never touched otherwise);
+    with none, a WARNING naming every place tried, and the backbone keeps its random initialisation.
+    A file that exists but is not a ResNet-50 state dict raises ValueError (no silent fallback).
+    """
+    backbone = getattr(model, "backbone", model)
+    if not isinstance(backbone, ResNet50Conv4c):
+        raise ValueError(f"model must be a ResNet50Conv4c or hold one as .backbone, got {type(model).__name__}")
+    tried: list[str] = []
+    if path is not None:
+        path = os.path.expanduser(str(path))
+        if os.path.isfile(path):
+            _assign_backbone_state(backbone, torch.load(path, map_location="cpu", weights_only=True), path)
+            log.info("ResNet-50 backbone weights loaded from %s", path)
+            return path
+        tried.append(f"config file {path} (not found)")
+        log.warning("ResNet-50 weights file %s named in the config does not exist", path)
+    cached = hub_cache_path()
+    if os.path.isfile(cached):
+        _assign_backbone_state(backbone, torch.load(cached, map_location="cpu", weights_only=True), cached)
+        log.info("ResNet-50 backbone weights loaded from the torch hub cache %s", cached)
+        return cached
+    tried.append(f"torch hub cache {cached} (not found)")
+    if allow_download:
+        try:
+            state = torch.hub.load_state_dict_from_url(
+                IMAGENET1K_V1_URL, map_location="cpu", progress=False, check_hash=True
+            )
+        except Exception as err:  # network errors come in many types; report and fall back
+            tried.append(f"download {IMAGENET1K_V1_URL} (failed: {err})")
+        else:
+            _assign_backbone_state(backbone, state, IMAGENET1K_V1_URL)
+            log.info("ResNet-50 backbone weights downloaded from %s", IMAGENET1K_V1_URL)
+            return IMAGENET1K_V1_URL
+    else:
+        tried.append(f"download {IMAGENET1K_V1_URL} (skipped: allow_download=False)")
+    log.warning(
+        "No ResNet-50 ImageNet weights found; the backbone keeps its RANDOM initialisation. Tried: %s",
+        "; ".join(tried),
+    )
+    return None
+
+
+class AlignmentEncoder(nn.Module):
+    """Frames with context → per-frame L2-normalised embeddings (LAV/VAOT/VAVA encoder).
+
+    Args:
+        embed_dim: output dimension (128 in LAV/VAOT).
+        dropout: dropout before each of the two hidden FC layers (0.1).
+        weights: local ResNet-50 state dict (see :func:`load_backbone_weights` for the lookup order).
+        allow_download: permit downloading IMAGENET1K_V1 when neither the file nor the hub cache exists.
+        freeze_stem: no gradient for conv1/bn1 (the reference trains everything).
+        freeze_bn: every backbone BatchNorm stays in eval mode (ImageNet running statistics, unchanged by
+            training) and its affine parameters get no gradient — for few videos per GPU. The embedder's
+            BatchNorm3d layers are randomly initialised and keep training.
+        channels_last: run the backbone in ``torch.channels_last`` (faster convolutions on GPU, esp. bf16).
+        chunk_size: run the backbone on at most this many images at a time to bound activation memory.
+            With BN in train mode each chunk has its own batch statistics; results equal the unchunked
+            forward in eval mode or with ``freeze_bn``.
+        hidden_dim: width of the 3D convs and FC layers (512).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int = 128,
+        dropout: float = 0.1,
+        weights: str | None = None,
+        allow_download: bool = False,
+        freeze_stem: bool = False,
+        freeze_bn: bool = False,
+        channels_last: bool = False,
+        chunk_size: int | None = None,
+        hidden_dim: int = 512,
+    ) -> None:
+        super().__init__()
+        if embed_dim < 1 or hidden_dim < 1:
+            raise ValueError(f"embed_dim and hidden_dim must be >= 1, got {embed_dim}, {hidden_dim}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        self.embed_dim = embed_dim
+        self.freeze_stem = freeze_stem
+        self.freeze_bn = freeze_bn
+        self.channels_last = channels_last
+        self.chunk_size = chunk_size
+
+        self.backbone = ResNet50Conv4c()
+        self.weights_source = load_backbone_weights(self.backbone, weights, allow_download)
+
+        self.conv1 = nn.Conv3d(CONV4C_CHANNELS, hidden_dim, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm3d(hidden_dim)
+        self.conv2 = nn.Conv3d(hidden_dim, hidden_dim, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm3d(hidden_dim)
+        self.dropout1 = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(hidden_dim, hidden_dim)
+        self.dropout2 = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.embedding_layer = nn.Linear(hidden_dim, embed_dim)
+
+        if freeze_stem:
+            for p in (*self.backbone.conv1.parameters(), *self.backbone.bn1.parameters()):
+                p.requires_grad_(False)
+        if freeze_bn:
+            for m in self._backbone_bns():
+                for p in m.parameters():
+                    p.requires_grad_(False)
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        self.train()
+
+    def _backbone_bns(self) -> list[nn.Module]:
+        # _BatchNorm also covers SyncBatchNorm after convert_sync_batchnorm.
+        return [m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> AlignmentEncoder:
+        super().train(mode)
+        if self.freeze_bn:
+            for m in self._backbone_bns():
+                m.eval()
+        return self
+
+    def _run_backbone(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.chunk_size is None or images.shape[0] <= self.chunk_size:
+            return self.backbone(images)
+        return torch.cat([self.backbone(c) for c in images.split(self.chunk_size)], dim=0)
+
+    def _embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips: (n, S, 3, H, W) → (n, embed_dim) unit vectors."""
+        n, s = clips.shape[:2]
+        feats = self._run_backbone(clips.reshape(n * s, *clips.shape[2:]))  # (n·S, 1024, h, w)
+        feats = feats.reshape(n, s, *feats.shape[1:]).transpose(1, 2)  # (n, 1024, S, h, w)
+        x = F.relu(self.bn1(self.conv1(feats)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = x.flatten(2).amax(dim=2)  # max over (S, h, w)
+        x = F.relu(self.fc1(self.dropout1(x)))
+        x = F.relu(self.fc2(self.dropout2(x)))
+        x = self.embedding_layer(x)
+        # Normalise in float32: under bf16 autocast the norm of a 128-vector loses ~3 digits otherwise.
+        return F.normalize(x.float(), dim=-1)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames: float (B, T, S, 3, H, W), normalised (see :func:`normalize_frames`);
+        mask: optional bool (B, T), True for real frames → embeddings (B, T, embed_dim), float32.
+
+        With a mask only the real frames go through the network (padded ones cost nothing and cannot
+        enter BatchNorm statistics); padded positions come back as zeros.
+        """
+        if frames.dim() != 6 or frames.shape[3] != 3:
+            raise ValueError(f"frames must have shape (B, T, S, 3, H, W), got {tuple(frames.shape)}")
+        b, t = frames.shape[:2]
+        if mask is None:
+            return self._embed(frames.flatten(0, 1)).reshape(b, t, self.embed_dim)
+        if mask.shape != (b, t) or mask.dtype != torch.bool:
+            raise ValueError(f"mask must be bool of shape {(b, t)}, got {mask.dtype} {tuple(mask.shape)}")
+        out = frames.new_zeros(b, t, self.embed_dim, dtype=torch.float32)
+        if bool(mask.any()):
+            out[mask] = self._embed(frames[mask])
+        return out

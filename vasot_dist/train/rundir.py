@@ -1,0 +1,80 @@
+"""The run directory convention: ``runs/<experiment>/<run-id>/`` with ``config.yaml``, ``checkpoints/``,
+``metrics.jsonl``, ``plots/`` and ``versions.json``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vasot_dist.config import RunConfig, atomic_write_text, save_config
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def versions(self) -> Path:
+        return self.root / "versions.json"
+
+    def create(self, cfg: RunConfig) -> RunDir:
+        """Make the folders and write the resolved config and library versions (rank 0 only)."""
+        for d in (self.root, self.checkpoints, self.plots):
+            d.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.config)
+        atomic_write_text(self.versions, json.dumps(library_versions(), indent=2))
+        return self
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_dir_for(cfg: RunConfig) -> RunDir:
+    """The run directory of ``cfg``; ``train.run_id`` must be set (the launcher fills it in)."""
+    if not cfg.train.run_id:
+        raise ValueError("train.run_id is not set; the launcher assigns one before the run starts")
+    return RunDir(Path(cfg.train.output_dir) / cfg.train.experiment / cfg.train.run_id)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide results, for reproducibility."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("vasot_dist", "torch", "torchvision", "numpy", "webdataset", "decord", "deepspeed", "ray", "wandb"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    try:
+        import torch
+
+        out["cuda"] = str(torch.version.cuda)
+    except ImportError:  # pragma: no cover
+        pass
+    return out
