@@ -1,0 +1,216 @@
+"""The one shard writer: samples -> ``{split}-{index:06d}.tar`` + ``dataset.json``, resumable.
+
+A shard is written as ``<name>.tar.tmp`` and renamed when it is full (or at the end); its record
+(keys, counts) then goes into ``progress.json`` (rewritten atomically). A writer opened on a folder
+with a ``progress.json`` keeps the shards listed there, removes every other shard or ``.tmp`` file of
+the format, and reports the keys already written (:attr:`DatasetWriter.done_keys`) so that the caller
+skips them. Shard numbering continues after the kept shards, so a run that is interrupted after shard
+k and resumed writes the same shards as an uninterrupted run when samples arrive in the same order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import format as fmt
+
+PROGRESS_JSON = "progress.json"
+DEFAULT_MAX_SHARD_BYTES = 256 * 2**20
+DEFAULT_MAX_SHARD_SAMPLES = 32
+_TAR_BLOCK = 512
+
+
+def _tar_member_size(n: int) -> int:
+    return _TAR_BLOCK + (n + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
+
+
+@dataclass
+class Sample:
+    """One encoded sample: its ``<key>.json`` and the payload member (``mp4`` or ``npy``)."""
+
+    meta: dict[str, Any]
+    payload: bytes
+    ext: str
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    @property
+    def tar_bytes(self) -> int:
+        return _tar_member_size(len(self.payload)) + _tar_member_size(len(fmt.encode_meta(self.meta)))
+
+
+@dataclass
+class _OpenShard:
+    split: str
+    index: int
+    path: Path
+    tar: tarfile.TarFile
+    keys: list[str] = field(default_factory=list)
+    num_frames: int = 0
+    nbytes: int = 2 * _TAR_BLOCK  # the end-of-archive blocks
+    activities: Counter = field(default_factory=Counter)
+
+
+class DatasetWriter:
+    """Write samples into capped shards of one dataset folder.
+
+    ``settings`` (modality, label map, fps, ...) are stored in ``progress.json``; resuming with
+    different settings raises ValueError instead of mixing two datasets.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, name: str, modality: str, label_map: Mapping[str, int],
+                 background_id: int | None, fps: float | None, short_side: int | None,
+                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+                 max_shard_samples: int = DEFAULT_MAX_SHARD_SAMPLES, resume: bool = True,
+                 settings: Mapping[str, Any] | None = None):
+        if modality not in fmt.MODALITIES:
+            raise ValueError(f"modality must be one of {fmt.MODALITIES}, got {modality!r}")
+        if max_shard_samples < 1 or max_shard_bytes < 1:
+            raise ValueError("max_shard_samples and max_shard_bytes must be >= 1")
+        if background_id is not None and background_id not in set(label_map.values()):
+            raise ValueError(f"background_id {background_id} is not an id of the label map")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.name, self.modality = name, modality
+        self.label_map = {str(k): int(v) for k, v in label_map.items()}
+        self.background_id = background_id
+        self.fps, self.short_side = fps, short_side
+        self.max_shard_bytes, self.max_shard_samples = int(max_shard_bytes), int(max_shard_samples)
+        self.settings = {
+            "name": name, "modality": modality, "label_map": self.label_map, "background_id": background_id,
+            "fps": fps, "short_side": short_side, "max_shard_bytes": self.max_shard_bytes,
+            "max_shard_samples": self.max_shard_samples, **(dict(settings) if settings else {}),
+        }
+        self.completed: list[dict[str, Any]] = []
+        self._open: dict[str, _OpenShard] = {}
+        self._keys_seen: set[str] = set()
+        self._load_progress(resume)
+
+    # ---------------------------------------------------------------------------------- resume
+    def _load_progress(self, resume: bool) -> None:
+        prog = self.out_dir / PROGRESS_JSON
+        kept: set[str] = set()
+        if resume and prog.is_file():
+            with open(prog) as f:
+                state = json.load(f)
+            if state.get("settings") != json.loads(json.dumps(self.settings)):
+                raise ValueError(
+                    f"{prog} was written with other settings; use a new --out folder or delete it to start over "
+                    f"(stored {state.get('settings')}, now {self.settings})")
+            for rec in state.get("shards", []):
+                p = self.out_dir / rec["path"]
+                if p.is_file() and p.stat().st_size == rec["bytes"]:
+                    self.completed.append(rec)
+                    kept.add(rec["path"])
+        # anything else of our naming scheme is a leftover of an interrupted or older run
+        for p in self.out_dir.iterdir():
+            n = p.name
+            if (n.endswith(".tar.tmp") and fmt.parse_shard_name(n[:-4])) or (
+                    fmt.parse_shard_name(n) and n not in kept):
+                p.unlink()
+        for rec in self.completed:
+            self._keys_seen.update(rec["keys"])
+        self._save_progress()
+
+    @property
+    def done_keys(self) -> frozenset[str]:
+        """Keys of samples in completed shards (skip them when resuming)."""
+        return frozenset(k for rec in self.completed for k in rec["keys"])
+
+    def _save_progress(self) -> None:
+        fmt.write_json_atomic(self.out_dir / PROGRESS_JSON, {"settings": self.settings, "shards": self.completed})
+
+    # ----------------------------------------------------------------------------------- write
+    def _next_index(self, split: str) -> int:
+        used = [fmt.parse_shard_name(r["path"])[1] for r in self.completed if r["split"] == split]
+        return max(used) + 1 if used else 0
+
+    def _open_shard(self, split: str) -> _OpenShard:
+        index = self._next_index(split)
+        path = self.out_dir / (fmt.shard_name(split, index) + ".tmp")
+        return _OpenShard(split, index, path, tarfile.open(path, "w", format=tarfile.GNU_FORMAT))
+
+    def add(self, sample: Sample, split: str | None = None) -> None:
+        """Append one sample to the open shard of its split, closing the shard first if it would overflow."""
+        meta = sample.meta
+        fmt.validate_sample_meta(meta, self.modality)
+        split = split or meta["split"]
+        if sample.ext != (fmt.VIDEO_EXT if self.modality == "video" else fmt.FEATURES_EXT):
+            raise ValueError(f"sample {sample.key}: payload .{sample.ext} does not fit modality {self.modality}")
+        if sample.key in self._keys_seen:
+            raise ValueError(f"duplicate sample key {sample.key!r}")
+        sh = self._open.get(split)
+        size = sample.tar_bytes
+        if sh is not None and sh.keys and (len(sh.keys) >= self.max_shard_samples
+                                           or sh.nbytes + size > self.max_shard_bytes):
+            self._close(split)
+            sh = None
+        if sh is None:
+            sh = self._open[split] = self._open_shard(split)
+        for ext, data in ((fmt.META_EXT, fmt.encode_meta(meta)), (sample.ext, sample.payload)):
+            info = tarfile.TarInfo(f"{sample.key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            sh.tar.addfile(info, io.BytesIO(data))
+        self._keys_seen.add(sample.key)
+        sh.keys.append(sample.key)
+        sh.num_frames += meta["num_frames"]
+        sh.nbytes += size
+        sh.activities[meta["activity"]] += 1
+
+    def _close(self, split: str) -> dict[str, Any]:
+        sh = self._open.pop(split)
+        sh.tar.close()
+        final = sh.path.with_name(sh.path.name[:-4])
+        with open(sh.path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(sh.path, final)
+        rec = {"path": final.name, "split": split, "num_samples": len(sh.keys), "num_frames": sh.num_frames,
+               "bytes": final.stat().st_size, "keys": sh.keys, "activities": dict(sorted(sh.activities.items()))}
+        self.completed.append(rec)
+        self._save_progress()
+        return rec
+
+    @property
+    def num_completed_shards(self) -> int:
+        return len(self.completed)
+
+    def abandon(self) -> None:
+        """Close open shards without completing them (they stay as ``.tmp``; used to simulate a crash)."""
+        for sh in self._open.values():
+            sh.tar.close()
+        self._open.clear()
+
+    # ---------------------------------------------------------------------------------- finish
+    def index(self) -> dict[str, Any]:
+        shards = sorted(self.completed, key=lambda r: (r["split"], r["path"]))
+        splits: dict[str, dict[str, Any]] = {}
+        for r in shards:
+            st = splits.setdefault(r["split"], {"num_samples": 0, "num_frames": 0, "activities": Counter()})
+            st["num_samples"] += r["num_samples"]
+            st["num_frames"] += r["num_frames"]
+            st["activities"].update(r["activities"])
+        for st in splits.values():
+            st["activities"] = dict(sorted(st["activities"].items()))
+        return {
+            "format_version": fmt.FORMAT_VERSION, "name": self.name, "modality": self.modality,
+            "label_map": self.label_map, "background_id": self.background_id, "fps": self.fps,
+            "short_side": self.short_side,
+            "shards": [{k: r[k] for k in ("path", "split", "num_samples", "num_frames")} for r in shards],
+            "splits": dict(sorted(splits.items())),
+        }
+
+    def finish(self) -> Path:
+        """Close every open shard and atomically write ``dataset.json``; returns its path."""
+        for split in list(self._open):
+            self._close(split)
+        return fmt.write_dataset_index(self.out_dir, self.index())

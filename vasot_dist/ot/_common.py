@@ -1,0 +1,152 @@
+"""Shared validation and dtype/mask plumbing for the OT solvers (internal).
+
+Every public solver goes through these helpers so that shapes, masks, dtypes and scalar
+hyper-parameters are checked the same way and produce the same error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+# Floor used by the reference ASOT solver inside its logarithms (``log(T + 1e-12)``); kept so
+# that the mirror-descent iteration is a faithful copy and so that gradients stay bounded below.
+LOG_FLOOR = math.log(1e-12)
+
+
+def solve_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half and bfloat16 inputs are solved in float32; float32/float64 keep their precision."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """Disable autocast for the solve: entropic OT in half precision under/overflows."""
+    dev_type = device.type if device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
+    with torch.autocast(device_type=dev_type, enabled=False):
+        yield
+
+
+def check_cost(cost: Tensor, name: str = "cost") -> Tensor:
+    """Validate a batched cost ``(B, N, M)`` and return it in the solve dtype."""
+    if not isinstance(cost, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, N, M), got {type(cost).__name__}")
+    if cost.dim() != 3:
+        raise ValueError(f"{name} must have shape (B, N, M), got shape {tuple(cost.shape)}")
+    if not cost.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {cost.dtype}")
+    if min(cost.shape) < 1:
+        raise ValueError(f"{name} must have B, N, M >= 1, got shape {tuple(cost.shape)}")
+    return cost.to(solve_dtype(cost.dtype))
+
+
+def check_mask(mask: Tensor | None, batch: int, length: int, device: torch.device, name: str) -> Tensor:
+    """Validate a boolean padding mask ``(B, L)``; ``None`` means every entry is valid."""
+    if mask is None:
+        return torch.ones(batch, length, dtype=torch.bool, device=device)
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"{name} must be a boolean torch.Tensor of shape ({batch}, {length})")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+    if tuple(mask.shape) != (batch, length):
+        raise ValueError(f"{name} must have shape ({batch}, {length}) to match the cost, got {tuple(mask.shape)}")
+    return mask.to(device)
+
+
+def check_positive(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_nonnegative(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_finite(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_alpha(alpha: float) -> float:
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def check_unit_open_closed(value: float, name: str) -> float:
+    """Check ``value`` in (0, 1] (radius, mass)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def check_count(value: int, name: str, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_tol(tol: float | None) -> float | None:
+    if tol is None:
+        return None
+    return check_nonnegative(tol, "tol")
+
+
+def log_uniform_marginal(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """``log(1 / nnz)`` on valid entries and ``-inf`` on masked ones; ``mask: (B, L)``."""
+    nnz = mask.sum(dim=1, keepdim=True).to(dtype)
+    logp = -torch.log(nnz).expand_as(mask)
+    return torch.where(mask, logp, torch.full_like(logp, -math.inf))
+
+
+def log_marginal(weights: Tensor | None, mask: Tensor, dtype: torch.dtype, name: str) -> Tensor:
+    """Log of user marginal weights ``(B, L)`` (``None``: uniform over valid entries).
+
+    Masked entries are forced to zero mass; negative weights are rejected.
+    """
+    if weights is None:
+        return log_uniform_marginal(mask, dtype)
+    if not isinstance(weights, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape {tuple(mask.shape)} or None")
+    if tuple(weights.shape) != tuple(mask.shape):
+        raise ValueError(f"{name} must have shape {tuple(mask.shape)}, got {tuple(weights.shape)}")
+    weights = weights.to(device=mask.device, dtype=dtype)
+    if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+        raise ValueError(f"{name} must hold finite non-negative weights")
+    weights = torch.where(mask, weights, torch.zeros_like(weights))
+    return torch.log(weights)  # log(0) = -inf marks an entry that carries no mass
+
+
+def neg_inf_where(valid: Tensor, x: Tensor) -> Tensor:
+    """``x`` where ``valid`` else ``-inf`` (log-domain zero)."""
+    return torch.where(valid, x, torch.full_like(x, -math.inf))
+
+
+def finite_or_zero(x: Tensor) -> Tensor:
+    """Replace non-finite entries (from ``-inf - -inf`` on empty rows) by 0."""
+    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+
+def safe_exp(log_x: Tensor) -> Tensor:
+    """``exp`` that maps ``-inf``/NaN to exactly 0."""
+    return torch.where(torch.isnan(log_x), torch.zeros_like(log_x), torch.exp(log_x))
+
+
+def plogp_minus_p(x: Tensor, log_x: Tensor) -> Tensor:
+    """Elementwise ``x (log x - 1)`` with ``0 log 0 = 0`` (the negative entropy density)."""
+    return torch.where(x > 0, x * (log_x - 1.0), torch.zeros_like(x))
+
+
+def kl_div(marg: Tensor, log_ref: Tensor, dim: int) -> Tensor:
+    """``KL(marg || ref) = sum marg log(marg / ref)`` (no linear terms, as METHODS.md), summed over ``dim``."""
+    log_marg = torch.log(marg)
+    val = torch.where(marg > 0, marg * (log_marg - log_ref), torch.zeros_like(marg))
+    return val.sum(dim=dim)

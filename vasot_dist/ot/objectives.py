@@ -1,0 +1,155 @@
+"""Dense-free evaluation of the fused GW objectives that the solvers minimise (METHODS.md).
+
+ASOT / VAOT (product loss, the objective whose KKT points the reference iteration finds):
+
+    G(T) = (alpha/2) <Cx T Cy, T> + (1 - alpha) <C_hat, T>
+           [+ lambda_x KL(T 1 | p)] [+ lambda_y KL(T^T 1 | q)] - eps H(T),
+
+with ``H(T) = -sum T (log T - 1)``, ``KL(a|b) = sum a log(a/b)`` (no linear terms) and ``C_hat`` the
+cost including ``rho R``.  ``T`` is the coupling on the solver's scale (total mass about 1, rows
+summing to ``p = 1/n``), i.e. the solver's output divided by the number of valid frames.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._common import (
+    check_alpha,
+    check_cost,
+    check_finite,
+    check_mask,
+    check_nonnegative,
+    check_positive,
+    check_unit_open_closed,
+    kl_div,
+    log_uniform_marginal,
+    plogp_minus_p,
+)
+from .priors import mult_ca, mult_cv, mult_cy, temporal_prior
+
+
+def fgw_objective_from_products(
+    plan: Tensor,
+    log_plan: Tensor,
+    cost: Tensor,
+    gw: Tensor | None,
+    *,
+    eps: float,
+    alpha: float,
+    log_p: Tensor,
+    log_q: Tensor,
+    lambda_x: float,
+    lambda_y: float,
+    unbalanced_x: bool,
+    unbalanced_y: bool,
+) -> Tensor:
+    """``G(T)`` per problem (B,) given ``gw = Cx T Cy`` (B, N, M) (None when alpha = 0).
+
+    plan: (B, N, M) with zeros at masked entries; log_plan its log (``-inf`` at zeros).
+    """
+    live = plan > 0
+    zero = torch.zeros_like(plan)
+    obj = (1.0 - alpha) * torch.where(live, cost * plan, zero).sum(dim=(1, 2))
+    if gw is not None and alpha > 0:
+        obj = obj + 0.5 * alpha * torch.where(live, gw * plan, zero).sum(dim=(1, 2))
+    obj = obj + eps * plogp_minus_p(plan, log_plan).sum(dim=(1, 2))
+    if unbalanced_x:
+        obj = obj + lambda_x * kl_div(plan.sum(dim=2), log_p, dim=1)
+    if unbalanced_y:
+        obj = obj + lambda_y * kl_div(plan.sum(dim=1), log_q, dim=1)
+    return obj
+
+
+def _prepare(plan: Tensor, cost: Tensor) -> tuple[Tensor, Tensor]:
+    cost = check_cost(cost)
+    if not isinstance(plan, Tensor) or plan.shape != cost.shape:
+        raise ValueError(f"plan must have the cost's shape {tuple(cost.shape)}")
+    return plan.to(cost.dtype), cost
+
+
+def asot_objective(
+    plan: Tensor,
+    cost: Tensor,
+    mask: Tensor | None = None,
+    *,
+    eps: float = 0.07,
+    alpha: float = 0.3,
+    radius: float = 0.04,
+    lambda_frames: float = 0.1,
+    lambda_actions: float = 0.05,
+    unbalanced_frames: bool = False,
+    unbalanced_actions: bool = True,
+    temporal_prior: float = 0.0,
+) -> Tensor:
+    """ASOT objective ``G(T)`` (alpha/2 on the GW term) per problem, shape (B,).
+
+    plan: (B, N, K) coupling on the solver scale (``segment_asot(...) / n_valid``); cost: (B, N, K)
+    *without* the temporal prior (``temporal_prior`` = rho adds ``rho R`` as the solver does);
+    mask: (B, N).  Priors {Cv, Ca}; KL terms only for the unbalanced sides.
+    """
+    eps = check_positive(eps, "eps")
+    alpha = check_alpha(alpha)
+    radius = check_unit_open_closed(radius, "radius")
+    rho = check_finite(temporal_prior, "temporal_prior")
+    plan, cost = _prepare(plan, cost)
+    bsz, n, k = cost.shape
+    mask = check_mask(mask, bsz, n, cost.device, "mask")
+    if rho != 0.0:
+        cost = cost + rho * _tp(bsz, n, k, mask, None, cost)
+    plan = plan * mask.unsqueeze(2).to(plan.dtype)
+    gw = mult_cv(mult_ca(plan), radius, mask)
+    return fgw_objective_from_products(
+        plan, torch.log(plan), cost, gw, eps=eps, alpha=alpha,
+        log_p=log_uniform_marginal(mask, cost.dtype),
+        log_q=log_uniform_marginal(torch.ones(bsz, k, dtype=torch.bool, device=cost.device), cost.dtype),
+        lambda_x=check_nonnegative(lambda_frames, "lambda_frames"),
+        lambda_y=check_nonnegative(lambda_actions, "lambda_actions"),
+        unbalanced_x=unbalanced_frames, unbalanced_y=unbalanced_actions,
+    )  # fmt: skip
+
+
+def align_fgw_objective(
+    plan: Tensor,
+    cost: Tensor,
+    mask_x: Tensor | None = None,
+    mask_y: Tensor | None = None,
+    *,
+    eps: float = 0.07,
+    alpha: float = 0.3,
+    radius: float = 0.02,
+    lambda_x: float = 0.05,
+    lambda_y: float = 0.05,
+    unbalanced_x: bool = False,
+    unbalanced_y: bool = False,
+    temporal_prior: float = 0.0,
+) -> Tensor:
+    """VAOT objective ``G(T)`` with priors {Cx, Cy} per problem, shape (B,).
+
+    plan: (B, N, M) on the solver scale; cost: (B, N, M) without the temporal prior; masks
+    (B, N)/(B, M).  For a problem solved with a virtual frame pass the augmented (N+1, M+1)
+    cost/plan/masks (the virtual row/column at index 0).
+    """
+    eps = check_positive(eps, "eps")
+    alpha = check_alpha(alpha)
+    radius = check_unit_open_closed(radius, "radius")
+    rho = check_finite(temporal_prior, "temporal_prior")
+    plan, cost = _prepare(plan, cost)
+    bsz, n, m = cost.shape
+    mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
+    mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
+    if rho != 0.0:
+        cost = cost + rho * _tp(bsz, n, m, mask_x, mask_y, cost)
+    plan = plan * (mask_x.unsqueeze(2) & mask_y.unsqueeze(1)).to(plan.dtype)
+    gw = mult_cv(mult_cy(plan, radius, mask_y), radius, mask_x)
+    return fgw_objective_from_products(
+        plan, torch.log(plan), cost, gw, eps=eps, alpha=alpha,
+        log_p=log_uniform_marginal(mask_x, cost.dtype), log_q=log_uniform_marginal(mask_y, cost.dtype),
+        lambda_x=check_nonnegative(lambda_x, "lambda_x"), lambda_y=check_nonnegative(lambda_y, "lambda_y"),
+        unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
+    )  # fmt: skip
+
+
+def _tp(bsz: int, n: int, m: int, mask_x: Tensor | None, mask_y: Tensor | None, like: Tensor) -> Tensor:
+    return temporal_prior(bsz, n, m, mask_x, mask_y, device=like.device, dtype=like.dtype)

@@ -1,0 +1,159 @@
+"""Structural and temporal priors applied without building N x N matrices.
+
+ASOT/VAOT (METHODS.md "Structural priors"):
+
+* ``Cv_ik = 1/r`` if ``1 <= |i - k| <= floor(n r)`` else 0 (frames of x; ``n`` = valid frames of the
+  problem, counting a virtual frame when there is one).  ``Cv @ T`` is a box sum along time,
+  computed from prefix sums in O(N M) whatever the radius.
+* ``Ca = 1 - I`` (distinct actions): ``T @ Ca = rowsum(T) - T``.
+* ``Cy_jl = 0`` if ``1 <= |j - l| <= floor(m r)`` else 1, *including* ``j = l`` (VAOT as coded):
+  ``T @ Cy = rowsum(T) - band(T)`` along the last axis.
+* Temporal prior ``R_ij = |i/N - j/M|``.
+
+REALIGN (METHODS.md, our design): Laplace structure kernel ``C_ik = exp(-|i - k| / (n r))``
+applied along time by FFT convolution in O(N log N) per column.
+
+Masks are ``(B, L)`` booleans.  The box sums use raw positions with masked entries zeroed, and the
+widths use each problem's own number of valid entries, so a problem whose valid entries form one
+contiguous block (padding at either end) gives exactly the result of that problem alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def band_width(lengths: Tensor, radius: float) -> Tensor:
+    """``floor(n * radius)`` per problem, computed in float64 exactly like Python's ``int(n * r)``.
+
+    lengths: (B,) integer tensor of valid lengths.  Returns (B,) int64.
+    """
+    return torch.floor(lengths.to(torch.float64) * float(radius)).to(torch.int64)
+
+
+def band_sum(x: Tensor, width: Tensor, dim: int) -> Tensor:
+    """Sum over the band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of ``x: (B, N, M)``.
+
+    Entries outside ``[0, L)`` count as zero (zero-padded box filter, as the reference conv1d).
+    Prefix-sum differences: O(B N M) for any width.  ``width: (B,)`` int64 (0 gives zeros).
+    """
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
+    length = x.shape[dim]
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    prefix = torch.cat([zero, torch.cumsum(x, dim=dim)], dim=dim)  # prefix[k] = sum_{<k}
+    pos = torch.arange(length, device=x.device)
+    w = width.to(x.device).view(-1, 1)
+    hi = torch.clamp(pos.view(1, -1) + w + 1, max=length)  # (B, L): exclusive upper end
+    lo = torch.clamp(pos.view(1, -1) - w, min=0)
+    if dim == 1:
+        shape = (x.shape[0], length, x.shape[2])
+        hi_idx, lo_idx = hi.unsqueeze(2).expand(shape), lo.unsqueeze(2).expand(shape)
+    else:
+        shape = (x.shape[0], x.shape[1], length)
+        hi_idx, lo_idx = hi.unsqueeze(1).expand(shape), lo.unsqueeze(1).expand(shape)
+    box = torch.gather(prefix, dim, hi_idx) - torch.gather(prefix, dim, lo_idx)
+    return box - x  # the band excludes the centre |i - k| = 0
+
+
+def _zero_masked(x: Tensor, mask_x: Tensor | None, mask_y: Tensor | None) -> Tensor:
+    if mask_x is not None:
+        x = x * mask_x.unsqueeze(2).to(x.dtype)
+    if mask_y is not None:
+        x = x * mask_y.unsqueeze(1).to(x.dtype)
+    return x
+
+
+def _lengths(mask: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
+    if mask is None:
+        return torch.full((batch,), length, dtype=torch.int64, device=device)
+    return mask.sum(dim=1)
+
+
+def mult_cv(t: Tensor, radius: float, mask: Tensor | None = None) -> Tensor:
+    """``Cv @ t`` for ``t: (B, N, M)``, ``Cv_ik = 1/r`` on ``1 <= |i-k| <= floor(n r)``, n = valid rows.
+
+    mask: (B, N) valid rows (None: all).  Masked rows of the input are ignored and of the output zeroed.
+    """
+    width = band_width(_lengths(mask, t.shape[0], t.shape[1], t.device), radius)
+    t = _zero_masked(t, mask, None)
+    return _zero_masked(band_sum(t, width, dim=1) / radius, mask, None)
+
+
+def mult_ca(t: Tensor, mask_y: Tensor | None = None) -> Tensor:
+    """``t @ Ca`` with ``Ca = 1 - I`` over the valid columns: ``rowsum(t) - t``.  t: (B, N, M)."""
+    t = _zero_masked(t, None, mask_y)
+    return _zero_masked(t.sum(dim=2, keepdim=True) - t, None, mask_y)
+
+
+def mult_cy(t: Tensor, radius: float, mask_y: Tensor | None = None) -> Tensor:
+    """``t @ Cy`` with ``Cy_jl = 0`` on ``1 <= |j-l| <= floor(m r)``, else 1 (diagonal included).
+
+    ``t @ Cy = rowsum(t) - band(t)`` along the last axis; m = valid columns.  t: (B, N, M).
+    """
+    width = band_width(_lengths(mask_y, t.shape[0], t.shape[2], t.device), radius)
+    t = _zero_masked(t, None, mask_y)
+    return _zero_masked(t.sum(dim=2, keepdim=True) - band_sum(t, width, dim=2), None, mask_y)
+
+
+def frame_positions(mask: Tensor | None, batch: int, length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Normalised positions ``rank_i / n`` of valid entries (rank among valid entries), 0 elsewhere.
+
+    Returns (B, L).  Without a mask this is ``arange(L) / L`` as in the reference ``temporal_prior``.
+    """
+    if mask is None:
+        pos = torch.arange(length, device=device, dtype=dtype) / length
+        return pos.unsqueeze(0).expand(batch, length)
+    rank = torch.cumsum(mask.to(torch.int64), dim=1) - 1
+    nnz = mask.sum(dim=1, keepdim=True).clamp(min=1)
+    pos = rank.to(dtype) / nnz.to(dtype)
+    return torch.where(mask, pos, torch.zeros_like(pos))
+
+
+def temporal_prior(
+    batch: int,
+    n: int,
+    m: int,
+    mask_x: Tensor | None = None,
+    mask_y: Tensor | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Global temporal prior ``R_ij = |i/N - j/M|`` (ASOT paper section 5), shape (B, N, M).
+
+    N and M are each problem's numbers of valid entries; positions are ranks among valid entries.
+    Masked entries are 0.  Add ``rho * R`` to the cost.
+    """
+    device = torch.device(device)
+    px = frame_positions(mask_x, batch, n, device, dtype)
+    py = frame_positions(mask_y, batch, m, device, dtype)
+    r = (px.unsqueeze(2) - py.unsqueeze(1)).abs()
+    return _zero_masked(r, mask_x, mask_y)
+
+
+def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
+    """``K @ x`` along ``dim`` (1 or 2) with ``K_ik = exp(-|i - k| / scale_b)``, x: (B, N, M).
+
+    scale: (B,) positive length scale in index units (REALIGN uses ``n * radius``).
+    Exact linear (not circular) convolution via a zero-padded real FFT of size >= 2L - 1:
+    O(B M L log L) time, O(B M L) memory, no L x L matrix.
+    """
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
+    length = x.shape[dim]
+    if length == 1:
+        return x.clone()
+    n_fft = 1 << math.ceil(math.log2(2 * length - 1))
+    d = torch.arange(n_fft, device=x.device, dtype=x.dtype)
+    circ = torch.minimum(d, n_fft - d)  # circular lag: k and n_fft - k are lags +k and -k
+    kern = torch.exp(-circ.unsqueeze(0) / scale.to(x.dtype).view(-1, 1))  # (B, n_fft)
+    kern = torch.where(circ.unsqueeze(0) < length, kern, torch.zeros_like(kern))  # only |lag| < L
+    kf = torch.fft.rfft(kern, n=n_fft, dim=1)
+    kf = kf.unsqueeze(2) if dim == 1 else kf.unsqueeze(1)
+    xf = torch.fft.rfft(x, n=n_fft, dim=dim)
+    y = torch.fft.irfft(xf * kf, n=n_fft, dim=dim)
+    return y.narrow(dim, 0, length)

@@ -1,0 +1,83 @@
+"""Atomic, verifiable checkpoints that load with ``torch.load(weights_only=True)``.
+
+Layout: ``<run>/checkpoints/step_00001200.pt`` (DDP / single process: one file written by rank 0, holding
+every rank's RNG state and data position) or ``<run>/checkpoints/step_00001200/`` (DeepSpeed's own
+``save_checkpoint`` folder, with our extra state in ``client_state``). A checkpoint is complete when its
+file (or the folder's ``complete`` marker) exists; partial writes live under a temporary name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vasot_dist.train.ranklog import get_logger
+
+log = get_logger(__name__)
+_STEP_RE = re.compile(r"^step_(\d{8})(\.pt)?$")
+
+
+def checkpoint_name(step: int, folder: bool = False) -> str:
+    return f"step_{step:08d}" + ("" if folder else ".pt")
+
+
+def save_file_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+    """Write ``state`` to ``step_XXXXXXXX.pt`` via a temporary file and rename; prune to ``keep_last``."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / checkpoint_name(step)
+    tmp = ckpt_dir / f".{final.name}.tmp"
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:  # flush to disk before the rename makes it visible
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    prune(ckpt_dir, keep_last)
+    return final
+
+
+def mark_folder_complete(folder: Path) -> None:
+    (folder / "complete").write_text("ok\n")
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    out = []
+    for p in ckpt_dir.iterdir():
+        m = _STEP_RE.match(p.name)
+        if not m:
+            continue
+        if p.is_dir() and not (p / "complete").exists():
+            continue
+        out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def prune(ckpt_dir: Path, keep_last: int) -> None:
+    for _, p in list_checkpoints(ckpt_dir)[:-keep_last]:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def load_file_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def latest_loadable(ckpt_dir: Path) -> tuple[Path, dict[str, Any] | None] | None:
+    """The newest checkpoint that loads; a corrupt one is skipped with a warning naming it.
+
+    Returns ``(path, state)`` for file checkpoints, ``(folder, None)`` for DeepSpeed folders, or None.
+    """
+    for step, p in reversed(list_checkpoints(ckpt_dir)):
+        if p.is_dir():
+            return p, None
+        try:
+            return p, load_file_checkpoint(p)
+        except Exception as e:  # truncated / corrupt file: fall back to the previous one
+            log.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying the previous one",
+                        p, step, type(e).__name__, str(e)[:200])
+    return None

@@ -1,0 +1,337 @@
+"""The training loop: ``run(cfg)``, read top to bottom.
+
+Called by ``launchers/train.py`` (one process or torchrun) and by Ray Train workers (``vasot_dist.tune``).
+Every rank runs the same code; rank 0 writes the run directory, logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vasot_dist.config import RunConfig, config_to_dict
+from vasot_dist.train import checkpoint as ckpt
+from vasot_dist.train.distributed import (
+    DistContext,
+    all_gather_objects,
+    any_rank,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    shutdown,
+    sum_across_ranks,
+)
+from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
+from vasot_dist.train.model import TrainModel, build_train_model
+from vasot_dist.train.ranklog import get_logger, setup_logging
+from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
+from vasot_dist.train.seeding import rng_state, seed_everything, set_rng_state
+from vasot_dist.train.tracking import Tracker
+
+log = get_logger(__name__)
+
+# Called at every evaluation with (step, metrics, checkpoint path or None); Ray Tune reports through it.
+ReportFn = Callable[[int, dict[str, float], "Path | None"], None]
+
+
+class _Preemption:
+    """SIGTERM / SIGUSR1 set a flag; the loop checkpoints at the next step boundary and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Preemption:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. some Ray workers): no handler, no preemption
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _prepare_config(cfg: RunConfig, ctx: DistContext) -> RunConfig:
+    """Fill in what a run needs decided once for all ranks: the run id and pairing."""
+    from vasot_dist.config import ALIGNMENT_METHODS
+
+    run_id = cfg.train.run_id or broadcast_object(ctx, new_run_id() if ctx.is_main else None)
+    train = dataclasses.replace(cfg.train, run_id=run_id)
+    data = dataclasses.replace(cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS)
+    return dataclasses.replace(cfg, train=train, data=data)
+
+
+def ensure_data(cfg: RunConfig, ctx: DistContext) -> None:
+    """Write the built-in synthetic shards when the config points at them and they are missing (rank 0)."""
+    index = Path(cfg.data.shards)
+    index = index if index.suffix == ".json" else index / "dataset.json"
+    if cfg.data.name == "synthetic" and not index.exists() and ctx.is_main:
+        from pipelines.synthetic import generate_synthetic
+
+        log.info("synthetic shards missing at %s; generating them (seed %d)", index.parent, cfg.data.synthetic.seed)
+        generate_synthetic(index.parent, cfg.data.synthetic, modality=cfg.data.modality)
+    barrier(ctx)
+
+
+@torch.no_grad()
+def init_prototypes(cfg: RunConfig, model: TrainModel, ctx: DistContext) -> None:
+    """k-means on the untrained encoder's embeddings of the first batches (ASOT); rank 0's result is what
+    DDP / DeepSpeed broadcast when they wrap the model."""
+    from vasot_dist.data import make_train_loader
+
+    protos = model.loss.prototypes
+    if protos is None:
+        return
+    if cfg.model.prototype_init == "random":
+        protos.init_random_(cfg.train.seed)
+        return
+    loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=0, seed=cfg.train.seed + 7919)
+    was_training = model.training
+    model.eval()
+    embs = []
+    for i, batch in enumerate(loader):
+        batch = batch.to(ctx.device)
+        emb = model.embed(_inputs(batch), batch.mask)
+        embs.append(emb[batch.mask].float())
+        if i + 1 >= 4:
+            break
+    model.train(was_training)
+    inertia = protos.init_kmeans_(torch.cat(embs), seed=cfg.train.seed)
+    log.info("prototypes initialised by k-means on %d embeddings (inertia %.4f)", sum(len(e) for e in embs), inertia)
+
+
+def _checkpoint_state(engine: Engine, ctx: DistContext, progress: dict[str, int], tracker: Tracker,
+                      cfg: RunConfig) -> dict[str, Any] | None:
+    """Everything a resume needs, gathered on rank 0 (None elsewhere)."""
+    rank_states = all_gather_objects(ctx, {"rng": rng_state(), "progress": dict(progress)})
+    if not ctx.is_main:
+        return None
+    return {
+        "progress": dict(progress),
+        "ranks": rank_states,
+        "world_size": ctx.world_size,
+        "wandb_id": tracker.wandb_id,
+        "config": config_to_dict(cfg),
+    }
+
+
+def save_checkpoint(engine: Engine, ctx: DistContext, run_dir: RunDir, progress: dict[str, int],
+                    tracker: Tracker, cfg: RunConfig) -> Path:
+    step = progress["step"]
+    extra = _checkpoint_state(engine, ctx, progress, tracker, cfg)
+    if isinstance(engine, DeepSpeedEngine):
+        extra = broadcast_object(ctx, extra)
+        tag = ckpt.checkpoint_name(step, folder=True)
+        engine.save(run_dir.checkpoints, tag, client_state={"vasot": extra})
+        barrier(ctx)
+        path = run_dir.checkpoints / tag
+        if ctx.is_main:
+            ckpt.mark_folder_complete(path)
+            ckpt.prune(run_dir.checkpoints, cfg.train.keep_last)
+    else:
+        path = run_dir.checkpoints / ckpt.checkpoint_name(step)
+        if ctx.is_main:
+            ckpt.save_file_checkpoint(run_dir.checkpoints, step, {**engine.state_dict(), "vasot": extra},
+                                      cfg.train.keep_last)
+    barrier(ctx)
+    log.info("checkpoint step %d -> %s", step, path)
+    return path
+
+
+def _resolve_resume(resume: str, run_dir: RunDir) -> Path | None:
+    if resume in ("none", "", None):
+        return None
+    if resume == "auto":
+        found = ckpt.latest_loadable(run_dir.checkpoints)
+        return found[0] if found else None
+    p = Path(resume)
+    if not p.exists():
+        raise FileNotFoundError(f"--resume {resume}: no such checkpoint")
+    return p
+
+
+def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, Any]:
+    """Restore engine state and this rank's RNG; returns our extra state (progress, wandb id)."""
+    if path.is_dir():
+        if not isinstance(engine, DeepSpeedEngine):
+            raise ValueError(f"{path} is a DeepSpeed checkpoint folder; set dist.engine=deepspeed to resume it")
+        extra = engine.load(path.parent, path.name)["vasot"]
+    else:
+        if isinstance(engine, DeepSpeedEngine):
+            raise ValueError(f"{path} is a DDP checkpoint file; set dist.engine=ddp to resume it")
+        state = ckpt.load_file_checkpoint(path)
+        engine.load_state_dict(state)
+        extra = state["vasot"]
+    if extra["world_size"] == ctx.world_size:
+        set_rng_state(extra["ranks"][ctx.rank]["rng"])
+    else:
+        log.warning("checkpoint was written by %d ranks, resuming on %d: RNG streams restart, data position "
+                    "is kept per epoch", extra["world_size"], ctx.world_size)
+    return extra
+
+
+def run(cfg: RunConfig, resume: str = "none", *, report: ReportFn | None = None) -> dict[str, Any]:
+    """Train ``cfg`` to ``train.max_steps``; returns a summary (run dir, final step, last metrics, status)."""
+    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
+    setup_logging(ctx.rank)
+    try:
+        return _train(cfg, ctx, resume, report)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | None) -> dict[str, Any]:
+    from vasot_dist.data import make_train_loader
+
+    cfg = _prepare_config(cfg, ctx)
+    run_dir = run_dir_for(cfg)
+    if ctx.is_main:
+        run_dir.create(cfg)
+    barrier(ctx)
+    seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)  # same init on every rank
+    ensure_data(cfg, ctx)
+
+    model = build_train_model(cfg).to(ctx.device)
+    resume_path = _resolve_resume(resume, run_dir)
+    if resume_path is None:
+        init_prototypes(cfg, model, ctx)
+    if cfg.train.compile:
+        model.encoder = torch.compile(model.encoder)
+    engine = build_engine(cfg, model, ctx)
+
+    progress = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
+    wandb_id = None
+    if resume_path is not None:
+        extra = load_checkpoint(engine, resume_path, ctx)
+        progress, wandb_id = dict(extra["progress"]), extra.get("wandb_id")
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, progress["step"],
+                 progress["epoch"], progress["batch_in_epoch"])
+    tracker = Tracker(cfg, run_dir, enabled=ctx.is_main, wandb_id=wandb_id)
+    log.info("run %s: %s on %s x%d, engine %s", run_dir.root, cfg.method.name, ctx.device, ctx.world_size,
+             cfg.dist.engine)
+
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                              enabled=cfg.train.bf16 and ctx.device.type == "cuda" and cfg.dist.engine == "ddp")
+    bar = _progress_bar(cfg, progress["step"], ctx)
+    window: dict[str, float] = {}
+    t_window, frames_window, status, last_eval = time.perf_counter(), 0.0, "completed", {}
+    engine.train()
+    with _Preemption() as preempt:
+        while progress["step"] < cfg.train.max_steps and status == "completed":
+            loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=progress["epoch"],
+                                       seed=cfg.train.seed, start_batch=progress["batch_in_epoch"])
+            for batch in loader:
+                batch = batch.to(ctx.device)
+                with autocast:
+                    out = engine(_inputs(batch), batch.mask, progress["step"])
+                engine.backward(out.loss)
+                progress["batch_in_epoch"] += 1
+                frames_window += float(batch.mask.sum())
+                for k, v in {"loss": out.loss.detach(), **out.metrics}.items():
+                    window[k] = window.get(k, 0.0) + float(v)
+                window["_n"] = window.get("_n", 0.0) + 1
+                if not engine.step():
+                    continue
+                progress["step"] += 1
+                step = progress["step"]
+                if bar is not None:
+                    bar.update(1)
+
+                if step % cfg.train.log_every == 0 or step == cfg.train.max_steps:
+                    row = _reduce_window(window, frames_window, time.perf_counter() - t_window, ctx)
+                    row["lr"] = engine.lr
+                    row["epoch"] = progress["epoch"]
+                    tracker.log(row, step)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{row['loss']:.4f}", fps=f"{row['frames_per_s']:.0f}")
+                    window, frames_window, t_window = {}, 0.0, time.perf_counter()
+                if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
+                    tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
+
+                stop = any_rank(ctx, preempt.requested)
+                if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.train.max_steps:
+                    path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
+                    last_eval = _evaluate(cfg, engine, ctx, run_dir, step, tracker)
+                    if report is not None:
+                        report(step, last_eval, path)
+                    engine.train()
+                elif stop or (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0):
+                    save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
+                if stop:
+                    log.warning("preemption signal: checkpoint written at step %d, exiting", step)
+                    status = "preempted"
+                    break
+                if step >= cfg.train.max_steps:
+                    break
+            else:  # the epoch's batches are exhausted
+                progress["epoch"] += 1
+                progress["batch_in_epoch"] = 0
+
+    if status == "completed":
+        path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
+        last_eval = _evaluate(cfg, engine, ctx, run_dir, progress["step"], tracker)
+        if report is not None:
+            report(progress["step"], last_eval, path)
+    if bar is not None:
+        bar.close()
+    tracker.finish()
+    return {"run_dir": str(run_dir.root), "step": progress["step"], "status": status, "metrics": last_eval}
+
+
+def _inputs(batch) -> torch.Tensor:
+    return batch.frames if batch.frames is not None else batch.features
+
+
+def _reduce_window(window: dict[str, float], frames: float, seconds: float, ctx: DistContext) -> dict[str, float]:
+    """Mean of each logged scalar over the window's micro-batches and all ranks; frames/s over all ranks."""
+    summed = sum_across_ranks(ctx, {**window, "_frames": frames})
+    n = max(summed.pop("_n", 1.0), 1.0)
+    total_frames = summed.pop("_frames")
+    row = {k: v / n for k, v in summed.items()}
+    row["frames_per_s"] = total_frames / max(seconds, 1e-9)
+    return row
+
+
+def _progress_bar(cfg: RunConfig, initial: int, ctx: DistContext):
+    if not ctx.is_main:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.train.max_steps, initial=initial, desc=f"train {cfg.method.name}", unit="step",
+                dynamic_ncols=True, mininterval=2.0)
+
+
+def _plot_couplings(out, batch, run_dir: RunDir, step: int) -> dict[str, Path]:
+    from vasot_dist.eval.plots import plot_transport_plan
+
+    images = {}
+    for name, plan in list(out.couplings.items())[:2]:
+        p = plan[0].float().cpu().numpy()
+        path = run_dir.plots / f"{name}_step{step:08d}.png"
+        plot_transport_plan(p, str(path), title=f"{name} step {step} ({batch.keys[0]})")
+        images[f"plots/{name}"] = path
+    return images
+
+
+def _evaluate(cfg: RunConfig, engine: Engine, ctx: DistContext, run_dir: RunDir, step: int,
+              tracker: Tracker) -> dict[str, float]:
+    """The periodic evaluation hook (all ranks extract embeddings; rank 0 scores and logs)."""
+    from vasot_dist.eval.runner import evaluate_model
+
+    engine.eval()
+    metrics = evaluate_model(cfg, engine.module, ctx, out_dir=run_dir.root / "eval" / f"step_{step:08d}")
+    if ctx.is_main and metrics:
+        tracker.log({f"eval/{k}": v for k, v in metrics.items()}, step)
+    return metrics

@@ -1,0 +1,62 @@
+"""Encoder + method loss in one module, so DDP and DeepSpeed see (and synchronise) every parameter."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vasot_dist.config import RunConfig
+from vasot_dist.losses import build_loss
+from vasot_dist.losses.base import LossOutput, MethodLoss
+from vasot_dist.models import build_encoder, normalize_frames
+
+
+def build_encoder_from_config(cfg: RunConfig) -> nn.Module:
+    m = cfg.model
+    if m.encoder == "resnet50":
+        return build_encoder(
+            "resnet50", embed_dim=m.embed_dim, dropout=m.dropout, weights=m.weights,
+            allow_download=m.allow_download, freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
+            channels_last=m.channels_last,
+        )
+    layers = list(m.mlp_layers)
+    if layers[-1] != m.embed_dim:
+        raise ValueError(f"model.mlp_layers ends with {layers[-1]} but model.embed_dim is {m.embed_dim}; make them equal")
+    return build_encoder("mlp", layer_sizes=layers)
+
+
+class TrainModel(nn.Module):
+    """``forward(inputs, mask, step) -> LossOutput``; ``embed(inputs, mask) -> (B, T, D)``.
+
+    inputs: uint8 frames (B, T, S, H, W, 3) for the ResNet encoder (normalised here, on the device) or
+    float features (B, T, F) for the MLP encoder; mask: (B, T) bool.
+    """
+
+    def __init__(self, encoder: nn.Module, loss: MethodLoss, *, video: bool) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.loss = loss
+        self.video = video
+
+    def embed(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Match the parameters' dtype: DeepSpeed's bf16 mode keeps the weights themselves in bf16.
+        dtype = next(self.encoder.parameters()).dtype
+        if self.video:
+            return self.encoder(normalize_frames(inputs, dtype=dtype), mask)
+        emb = self.encoder(inputs.to(dtype))
+        return emb * mask.unsqueeze(-1).to(emb.dtype)
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor, step: int = 0) -> LossOutput:
+        emb = self.embed(inputs, mask)
+        # OT solves and the loss run in float32 whatever autocast says (the solvers enforce it too).
+        with torch.autocast(device_type=emb.device.type, enabled=False):
+            return self.loss(emb.float(), mask, step=step)
+
+
+def build_train_model(cfg: RunConfig) -> TrainModel:
+    if (cfg.data.modality == "video") != (cfg.model.encoder == "resnet50"):
+        raise ValueError(
+            f"data.modality={cfg.data.modality!r} needs model.encoder="
+            f"{'resnet50' if cfg.data.modality == 'video' else 'mlp'!r}, got {cfg.model.encoder!r}"
+        )
+    return TrainModel(build_encoder_from_config(cfg), build_loss(cfg), video=cfg.data.modality == "video")
