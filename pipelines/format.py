@@ -34,7 +34,6 @@ which frame they decoded: :func:`draw_frame_index` / :func:`read_frame_index`.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -259,6 +258,22 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return path
 
 
+def write_json_lines_atomic(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write one JSON object per line, atomically (temp name + ``os.replace``)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            for r in records:
+                f.write(json.dumps(dict(r)) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_dataset_index(out_dir: str | os.PathLike, index: Mapping[str, Any]) -> Path:
     """Validate and atomically write ``<out_dir>/dataset.json``; returns its path."""
     validate_dataset_index(index)
@@ -344,9 +359,3 @@ def read_frame_index(frame: np.ndarray) -> int:
     if sum(bits[:-1]) % 2 != bits[-1]:
         raise ValueError("frame-index overlay parity check failed (no overlay, or it was damaged)")
     return int(sum(b << (OVERLAY_BITS - 2 - i) for i, b in enumerate(bits[:-1])))
-
-
-def is_close_fps(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return math.isclose(a, b, rel_tol=1e-6)

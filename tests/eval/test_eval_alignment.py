@@ -61,15 +61,18 @@ def test_phase_classification_single_class_falls_back_to_constant():
     train_labels = [np.zeros(5, int), np.repeat([0, 1], 5)]
     train_embs = [onehot_embs(lab, 2, rng) for lab in train_labels]
     test_labels = [np.array([0, 0, 0, 1])]
-    out = phase_classification(train_embs, train_labels, [onehot_embs(test_labels[0], 2, rng)], test_labels,
-                               fractions=(0.5,))
+    out = phase_classification(
+        train_embs, train_labels, [onehot_embs(test_labels[0], 2, rng)], test_labels, fractions=(0.5,)
+    )
     assert out[0.5] == pytest.approx(0.75)
 
 
 def test_phase_classification_errors():
     rng = np.random.default_rng(0)
     e = [rng.normal(size=(4, 3))]
-    with pytest.raises(ValueError, match=r"video 0: train_embs\[0\] has 4 frames but train_labels\[0\] has 3"):
+    with pytest.raises(
+        ValueError, match=r"video 0: train_embs\[0\] has 4 frames but train_labels\[0\] has 3"
+    ):
         phase_classification(e, [np.zeros(3, int)], e, [np.zeros(4, int)])
     with pytest.raises(ValueError, match="D=3 but test_embs have D=2"):
         phase_classification(e, [np.arange(4) % 2], [rng.normal(size=(4, 2))], [np.zeros(4, int)])

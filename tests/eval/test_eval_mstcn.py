@@ -30,7 +30,7 @@ def test_levenshtein_against_recursive_definition():
     rng = np.random.default_rng(1)
 
     def ref(a, b):
-        @functools.lru_cache(maxsize=None)
+        @functools.cache
         def d(i, j):
             if i == 0:
                 return j

@@ -65,9 +65,10 @@ def test_averages_over_videos_and_f1_from_the_averages():
     assert out["precision"] == pytest.approx(p * 100)
     assert out["IoU"] == pytest.approx(np.mean([x["IoU"] for x in s]) * 100)
     assert out["F1"] == pytest.approx(2 * p * r / (p + r) * 100)
-    # video 1 is a permutation -> perfect; video 2 by hand: best matching 0-0 (1), 1-1 (2), 2-2 (1) = 4 of 6
+    # video 1 is a permutation -> perfect; video 2 by hand: overlaps g0p0 1, g1p0 2, g1p1 1, g2p1 1, g2p2 1;
+    # every full matching scores at most 3 of 6 frames (e.g. g1p0 + g2p1 + g0p2 or the identity)
     assert s[0]["recall"] == 1.0
-    assert s[1]["recall"] == pytest.approx(4 / 6)
+    assert s[1]["recall"] == pytest.approx(3 / 6)
 
 
 def test_permuted_keysteps_are_perfect_and_background_takes_part():

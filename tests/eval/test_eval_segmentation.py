@@ -120,7 +120,9 @@ def test_exclude_cls_removes_frames_before_everything():
         with_excl = segmentation_metrics(preds_bg, gts_bg, mode=mode, exclude_cls=-1, seed=7)
         by_hand = segmentation_metrics(dropped_p, dropped_g, mode=mode, seed=7)
         assert with_excl == pytest.approx(by_hand)
-        assert segmentation_metrics(preds_bg, gts_bg, mode=mode, seed=7)["MoF"] != pytest.approx(with_excl["MoF"])
+        assert segmentation_metrics(preds_bg, gts_bg, mode=mode, seed=7)["MoF"] != pytest.approx(
+            with_excl["MoF"]
+        )
 
 
 def test_sampled_f1_precision_uses_videos_times_actions():

@@ -13,7 +13,11 @@ def as_label_array(x: object, name: str) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of frame labels, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
             arr = arr.astype(np.int64)
         else:
             raise ValueError(f"{name}: expected integer labels, got dtype {arr.dtype}")
@@ -35,7 +39,9 @@ def as_embedding_array(x: object, name: str) -> np.ndarray:
 def label_list(xs: Sequence[object], name: str) -> list[np.ndarray]:
     """A list of per-video label arrays; rejects an empty list."""
     if isinstance(xs, np.ndarray) and xs.ndim == 1 and xs.dtype != object:
-        raise ValueError(f"{name}: expected a list of per-video label arrays, got one 1-D array (wrap it in a list)")
+        raise ValueError(
+            f"{name}: expected a list of per-video label arrays, got one 1-D array (wrap it in a list)"
+        )
     out = [as_label_array(x, f"{name}[{i}]") for i, x in enumerate(xs)]
     if not out:
         raise ValueError(f"{name}: empty list of videos")
@@ -45,7 +51,9 @@ def label_list(xs: Sequence[object], name: str) -> list[np.ndarray]:
 def embedding_list(xs: Sequence[object], name: str) -> list[np.ndarray]:
     """A list of per-video ``(T_i, D)`` embedding arrays with one common ``D``."""
     if isinstance(xs, np.ndarray) and xs.ndim == 2:
-        raise ValueError(f"{name}: expected a list of per-video (T_i, D) arrays, got one 2-D array (wrap it in a list)")
+        raise ValueError(
+            f"{name}: expected a list of per-video (T_i, D) arrays, got one 2-D array (wrap it in a list)"
+        )
     out = [as_embedding_array(x, f"{name}[{i}]") for i, x in enumerate(xs)]
     if not out:
         raise ValueError(f"{name}: empty list of videos")

@@ -120,8 +120,9 @@ def phase_progression(
         n = num_videos_for_fraction(f, len(tr_e))
         x = np.concatenate(tr_e[:n])
         y = np.concatenate([progression_targets(lab, key_events) for lab in tr_l[:n]])
-        scores = [LinearRegression().fit(x, y[:, i]).score(x_test, y_test[:, i]) for i in range(y.shape[1])]
-        out[float(f)] = float(np.mean(scores))
+        # One multi-output least-squares fit = TCC's separate regressor per target (the problem separates by
+        # column), and sklearn's multi-output R² is the uniform mean over targets = VectorRegression.score.
+        out[float(f)] = float(LinearRegression().fit(x, y).score(x_test, y_test))
     return out
 
 
@@ -173,31 +174,35 @@ def retrieval_ap(
     ks = [int(k) for k in ks]
     if any(k < 1 for k in ks):
         raise ValueError(f"ks: expected positive ints, got {ks}")
-    out: dict[int, float] = {}
+    # One neighbour search at the largest k serves every k: neighbours come back sorted by distance, so the
+    # first k of them are the k nearest (sklearn's order, ties included).
+    k_max = max(ks)
     if within_video:
-        for k in ks:
-            per_video = []
-            for i, (e, lab) in enumerate(zip(videos, labs)):
-                if len(e) < k:
-                    raise ValueError(f"ks: k={k} exceeds the {len(e)} frames of video {i} (within_video=True)")
-                _, idx = NearestNeighbors(n_neighbors=k).fit(e).kneighbors(e)
-                per_video.append(np.mean(lab[idx] == lab[:, None]))
-            out[k] = float(np.mean(per_video))
-        return out
+        per_video: dict[int, list[float]] = {k: [] for k in ks}
+        for i, (e, lab) in enumerate(zip(videos, labs)):
+            if len(e) < k_max:
+                raise ValueError(
+                    f"ks: k={k_max} exceeds the {len(e)} frames of video {i} (within_video=True)"
+                )
+            _, idx = NearestNeighbors(n_neighbors=k_max).fit(e).kneighbors(e)
+            same = lab[idx] == lab[:, None]
+            for k in ks:
+                per_video[k].append(float(np.mean(same[:, :k])))
+        return {k: float(np.mean(per_video[k])) for k in ks}
     if len(videos) < 2:
         raise ValueError("embs: cross-video retrieval needs at least 2 videos (or within_video=True)")
     n_frames = sum(len(e) for e in videos)
-    for k in ks:
-        total = 0.0
-        for i, (e, lab) in enumerate(zip(videos, labs)):
-            support = np.concatenate([v for j, v in enumerate(videos) if j != i])
-            support_lab = np.concatenate([v for j, v in enumerate(labs) if j != i])
-            if len(support) < k:
-                raise ValueError(f"ks: k={k} exceeds the {len(support)} support frames outside video {i}")
-            _, idx = NearestNeighbors(n_neighbors=k).fit(support).kneighbors(e)
-            total += float(np.sum(support_lab[idx] == lab[:, None])) / k
-        out[k] = total / n_frames
-    return out
+    totals = dict.fromkeys(ks, 0.0)
+    for i, (e, lab) in enumerate(zip(videos, labs)):
+        support = np.concatenate([v for j, v in enumerate(videos) if j != i])
+        support_lab = np.concatenate([v for j, v in enumerate(labs) if j != i])
+        if len(support) < k_max:
+            raise ValueError(f"ks: k={k_max} exceeds the {len(support)} support frames outside video {i}")
+        _, idx = NearestNeighbors(n_neighbors=k_max).fit(support).kneighbors(e)
+        same = support_lab[idx] == lab[:, None]
+        for k in ks:
+            totals[k] += float(np.sum(same[:, :k])) / k
+    return {k: totals[k] / n_frames for k in ks}
 
 
 def matches_from_plan(plan: np.ndarray, virtual_col: bool = False) -> np.ndarray:
@@ -310,4 +315,6 @@ def _progress(x: np.ndarray, name: str) -> np.ndarray:
 
 def _check_index(idx: np.ndarray, size: int, name: str) -> None:
     if np.any(idx < -1) or np.any(idx >= size):
-        raise ValueError(f"{name}: frame indices must be -1 or in [0, {size}), got range [{idx.min()}, {idx.max()}]")
+        raise ValueError(
+            f"{name}: frame indices must be -1 or in [0, {size}), got range [{idx.min()}, {idx.max()}]"
+        )

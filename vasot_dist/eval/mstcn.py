@@ -24,7 +24,9 @@ import numpy as np
 from vasot_dist.eval._checks import as_class_set, as_label_array
 
 
-def label_runs(labels: np.ndarray, bg_class: int | Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_runs(
+    labels: np.ndarray, bg_class: int | Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of equal labels.
 
     labels: (T,) ints. Returns ``(run_labels (S,), starts (S,), ends (S,))`` with half-open runs

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from vasot_dist.eval._checks import as_label_array, check_same_lengths, label_list
+from vasot_dist.eval.hungarian import hungarian_mapping, relabel
 
 _BACKGROUND_GREY = (0.82, 0.82, 0.82, 1.0)
 
@@ -31,13 +32,22 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> str:
     return path
 
 
+def _palette() -> list[tuple[float, float, float, float]]:
+    """60 distinct colours: tab10 first (strong, easy to tell apart), then the light tab20 shades, tab20b/c."""
+    cmaps = matplotlib.colormaps
+    colours = [cmaps["tab10"](i) for i in range(10)]
+    colours += [cmaps["tab20"](i) for i in range(1, 20, 2)]
+    colours += [cmaps["tab20b"](i) for i in range(20)] + [cmaps["tab20c"](i) for i in range(20)]
+    return [tuple(c) for c in colours]
+
+
 def label_colours(labels: np.ndarray) -> dict[int, tuple[float, float, float, float]]:
-    """Fixed colour per label value: negative labels (excluded / background) grey, others from tab20 by rank."""
-    cmap = matplotlib.colormaps["tab20"]
+    """Fixed colour per label value: negative labels (excluded / background) grey, others by rank of value."""
+    palette = _palette()
     out: dict[int, tuple[float, float, float, float]] = {}
     positives = [int(v) for v in np.unique(labels) if v >= 0]
     for rank, v in enumerate(positives):
-        out[v] = tuple(cmap(rank % cmap.N))
+        out[v] = palette[rank % len(palette)]
     for v in np.unique(labels):
         if v < 0:
             out[int(v)] = _BACKGROUND_GREY
@@ -81,16 +91,23 @@ def plot_segmentation_bars(
     gt_list: Sequence[np.ndarray],
     path: str | os.PathLike[str],
     names: Sequence[str] | None = None,
+    match_clusters: bool = False,
 ) -> str:
     """Colour bars per video: ground truth above prediction, one colour per label over the whole figure.
 
-    pred_list, gt_list: lists of (T_i,) labels. Pass predictions already mapped to ground-truth labels
-    (:func:`vasot_dist.eval.hungarian.relabel`) so that matched clusters share their class's colour.
-    Negative labels are drawn grey.
+    pred_list, gt_list: lists of (T_i,) labels. Colours only mean something when predictions are in
+    ground-truth label space: pass them mapped already (:func:`vasot_dist.eval.hungarian.relabel`), or set
+    ``match_clusters=True`` to map raw cluster ids here with one Hungarian matching over the given videos
+    (the "full" protocol; unmatched clusters get their own colours). Negative labels are drawn grey.
     """
     preds = label_list(pred_list, "pred_list")
     gts = label_list(gt_list, "gt_list")
     check_same_lengths(preds, gts, "pred_list", "gt_list")
+    if match_clusters:
+        all_gt = np.concatenate(gts)
+        mapping = hungarian_mapping(np.concatenate(preds), all_gt)
+        fresh = max(int(all_gt.max()), -1) + 1
+        preds = [relabel(p, mapping, fresh) for p in preds]
     if names is not None and len(names) != len(gts):
         raise ValueError(f"names has {len(names)} entries but there are {len(gts)} videos")
     colours = label_colours(np.concatenate(preds + gts))
@@ -129,9 +146,13 @@ def plot_retrieval_strip(
     if q.ndim != 3 or q.shape[-1] != 3 or q.dtype != np.uint8:
         raise ValueError(f"query_frames: expected a uint8 (H, W, 3) image, got {q.dtype} {q.shape}")
     if r.ndim != 4 or r.shape[-1] != 3 or r.dtype != np.uint8 or len(r) == 0:
-        raise ValueError(f"retrieved: expected uint8 (k, H, W, 3) images with k >= 1, got {r.dtype} {r.shape}")
+        raise ValueError(
+            f"retrieved: expected uint8 (k, H, W, 3) images with k >= 1, got {r.dtype} {r.shape}"
+        )
     if retrieved_labels is not None and len(retrieved_labels) != len(r):
-        raise ValueError(f"retrieved_labels has {len(retrieved_labels)} entries but retrieved has {len(r)} frames")
+        raise ValueError(
+            f"retrieved_labels has {len(retrieved_labels)} entries but retrieved has {len(r)} frames"
+        )
     k = len(r)
     fig = Figure(figsize=(1.6 * (k + 1), 2.0))
     axes = fig.subplots(1, k + 1, squeeze=False)[0]
@@ -141,7 +162,9 @@ def plot_retrieval_strip(
         axes[i + 1].imshow(r[i])
         if retrieved_labels is not None:
             same = query_label is not None and int(retrieved_labels[i]) == int(query_label)
-            axes[i + 1].set_title(f"#{i + 1} ({retrieved_labels[i]})", fontsize=8, color="green" if same else "red")
+            axes[i + 1].set_title(
+                f"#{i + 1} ({retrieved_labels[i]})", fontsize=8, color="green" if same else "red"
+            )
         else:
             axes[i + 1].set_title(f"#{i + 1}", fontsize=8)
     for ax in axes:

@@ -26,7 +26,9 @@ from sklearn.cluster import KMeans
 from vasot_dist.eval._checks import as_embedding_array, check_same_lengths, label_list
 
 
-def keystep_video_scores(pred: np.ndarray, gt: np.ndarray, n_classes: int, n_clusters: int) -> dict[str, float]:
+def keystep_video_scores(
+    pred: np.ndarray, gt: np.ndarray, n_classes: int, n_clusters: int
+) -> dict[str, float]:
     """EgoProceL ``compute_align_MoF_UoI`` for one video: ``{"recall", "precision", "IoU"}`` as fractions.
 
     pred: (T,) cluster ids in [0, n_clusters); gt: (T,) key-step ids in [0, n_classes), 0 = background.
@@ -70,9 +72,13 @@ def keystep_metrics(
         n_clusters = int(max(p.max() for p in preds_l)) + 1
     for i, (p, g) in enumerate(zip(preds_l, gts_l)):
         if g.min() < 0 or g.max() >= n_classes:
-            raise ValueError(f"gts[{i}]: labels must lie in [0, n_classes={n_classes}), got [{g.min()}, {g.max()}]")
+            raise ValueError(
+                f"gts[{i}]: labels must lie in [0, n_classes={n_classes}), got [{g.min()}, {g.max()}]"
+            )
         if p.min() < 0 or p.max() >= n_clusters:
-            raise ValueError(f"preds[{i}]: ids must lie in [0, n_clusters={n_clusters}), got [{p.min()}, {p.max()}]")
+            raise ValueError(
+                f"preds[{i}]: ids must lie in [0, n_clusters={n_clusters}), got [{p.min()}, {p.max()}]"
+            )
     scores = [keystep_video_scores(p, g, n_classes, n_clusters) for p, g in zip(preds_l, gts_l)]
     recall = float(np.mean([s["recall"] for s in scores]))
     precision = float(np.mean([s["precision"] for s in scores]))

@@ -91,7 +91,9 @@ def write_report(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     clean = to_jsonable(dict(metrics))
-    atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(clean, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(
+        os.path.join(out_dir, "metrics.json"), json.dumps(clean, indent=2, sort_keys=False) + "\n"
+    )
 
     lines = [f"# {title}", "", "## Metrics", ""]
     flat = flatten_metrics(clean)

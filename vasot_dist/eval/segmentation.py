@@ -139,8 +139,13 @@ def segmentation_metrics(
         cat_g = np.concatenate([g for _, g in kept])
         mapping = hungarian_mapping(cat_p, cat_g)
         f1, prec, rec = sampled_f1(cat_p, cat_g, mapping, n_videos, rng)
-        out = {"MoF": mof(cat_p, cat_g, mapping), "F1": f1, "F1_precision": prec, "F1_recall": rec,
-               "mIoU": miou(cat_p, cat_g, mapping)}
+        out = {
+            "MoF": mof(cat_p, cat_g, mapping),
+            "F1": f1,
+            "F1_precision": prec,
+            "F1_recall": rec,
+            "mIoU": miou(cat_p, cat_g, mapping),
+        }
         mappings = [mapping] * len(kept)
     else:
         mappings = [hungarian_mapping(p, g) for p, g in kept]

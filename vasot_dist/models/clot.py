@@ -249,7 +249,9 @@ class CLOTHead(nn.Module):
         if num_actions + delta < 1:
             raise ValueError(f"n_seg = num_actions + delta must be >= 1, got {num_actions} + {delta}")
         self.dispatching = FeatureDispatching() if dispatch else None
-        self.decoder = ParallelDecoder(dim, num_actions + delta, num_layers, num_heads, dim_feedforward, dropout)
+        self.decoder = ParallelDecoder(
+            dim, num_actions + delta, num_layers, num_heads, dim_feedforward, dropout
+        )
         self.refinement = CrossAttentionRefinement(refine_temperature)
 
     def forward(

@@ -20,7 +20,9 @@ class MLPEncoder(nn.Module):
         super().__init__()
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
-            raise ValueError(f"layer_sizes must list >= 2 positive sizes [in, ..., out], got {list(layer_sizes)}")
+            raise ValueError(
+                f"layer_sizes must list >= 2 positive sizes [in, ..., out], got {list(layer_sizes)}"
+            )
         self.layer_sizes = sizes
         layers: list[nn.Module] = []
         for d_in, d_out in zip(sizes[:-2], sizes[1:-1]):

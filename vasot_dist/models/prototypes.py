@@ -44,7 +44,9 @@ class ActionPrototypes(nn.Module):
         self.weight.copy_(F.normalize(w, dim=-1).to(self.weight))
 
     @torch.no_grad()
-    def init_kmeans_(self, embeddings: torch.Tensor, seed: int, n_init: int = 4, max_iter: int = 100) -> float:
+    def init_kmeans_(
+        self, embeddings: torch.Tensor, seed: int, n_init: int = 4, max_iter: int = 100
+    ) -> float:
         """Set the prototypes to the spherical k-means centroids of ``embeddings`` (n, dim); returns the
         k-means objective Σ (1 − cos).
 

@@ -120,7 +120,9 @@ def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor
     backbone.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 
 
-def load_backbone_weights(model: nn.Module, path: str | None = None, allow_download: bool = False) -> str | None:
+def load_backbone_weights(
+    model: nn.Module, path: str | None = None, allow_download: bool = False
+) -> str | None:
     """Fill the conv4c backbone of ``model`` with ImageNet weights; returns where they came from, or None.
 
     model: a :class:`ResNet50Conv4c` or anything with a ``backbone`` attribute holding one.
@@ -134,7 +136,9 @@ def load_backbone_weights(model: nn.Module, path: str | None = None, allow_downl
     """
     backbone = getattr(model, "backbone", model)
     if not isinstance(backbone, ResNet50Conv4c):
-        raise ValueError(f"model must be a ResNet50Conv4c or hold one as .backbone, got {type(model).__name__}")
+        raise ValueError(
+            f"model must be a ResNet50Conv4c or hold one as .backbone, got {type(model).__name__}"
+        )
     tried: list[str] = []
     if path is not None:
         path = os.path.expanduser(str(path))

@@ -45,7 +45,8 @@ from ._common import (
     safe_exp,
 )
 from .objectives import fgw_objective_from_products
-from .priors import band_sum, band_width, temporal_prior as _temporal_prior
+from .priors import band_sum, band_width
+from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
 _LOG_T_CAP = 30.0  # overflow guard for the projection-free (both sides unbalanced) branch

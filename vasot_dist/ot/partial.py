@@ -1,11 +1,11 @@
-"""Batched entropic partial OT by log-domain Bregman (Dykstra) projections.
+"""Batched entropic partial OT by log-domain Bregman projections.
 
 Solves ``min <C, T> + eps sum T log T`` s.t. ``T 1 <= a``, ``T^T 1 <= b``, ``1^T T 1 = mass``
 (Benamou et al. 2015, prop. 5) -- the plan of ``ot.partial.entropic_partial_wasserstein(a, b, M,
-reg=eps, m=mass)``.  The iterate is ``log T = -C/eps + x_i + y_j + z``; each of the three KL
-projections changes one of ``x, y, z``, and Dykstra's corrections (needed because two of the sets
-are inequalities) are again a row vector, a column vector and a scalar.  O(N + M) state besides
-the cost, no ``exp`` of unscaled kernels, so any eps works.
+reg=eps, m=mass)``.  The iterate is ``log T = -C/eps + x_i + y_j + z``; the three KL projections
+(onto {T1 <= a}, {T^T 1 <= b}, {sum T = mass}) each reset one of ``x, y, z`` (see
+``partial_dual_ascent``).  O(N + M) state besides the cost, no ``exp`` of unscaled kernels, so
+any eps works.
 """
 
 from __future__ import annotations
@@ -34,49 +34,55 @@ from ._common import (
 _CHECK_EVERY = 10
 
 
-def _partial_dykstra(log_k: Tensor, log_a: Tensor, log_b: Tensor, log_mass: Tensor, n_iters: int, tol: float | None):
-    """Dykstra iterations on ``log_k: (B, N, M)`` (``-inf`` = no mass); returns ``(log_plan, iters, err)``.
+def partial_dual_ascent(
+    log_k: Tensor,
+    log_a: Tensor,
+    log_b: Tensor,
+    log_mass: Tensor,
+    n_iters: int,
+    tol: float | None,
+    init: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor], int, float | None]:
+    """Iterated KL projections for entropic partial OT on ``log_k: (B, N, M)`` (``-inf`` = no mass).
 
-    log_a: (B, N), log_b: (B, M) upper bounds on the marginals; log_mass: (B, 1) total mass.
-    Starts, as POT, from ``K * mass / sum(K)`` with unit corrections.
+    log_a: (B, N), log_b: (B, M) marginal upper bounds; log_mass: (B, 1) total mass.  Returns
+    ``(log_plan, (x, y), iters, err)``.
+
+    POT's Dykstra iteration (``entropic_partial_wasserstein``) multiplies each projection's
+    correction back in before the next projection onto the same set; since every projection only
+    rescales rows (or columns, or everything), undoing the previous row correction restores the
+    row scaling to 0, so Dykstra's iterates are exactly block coordinate ascent on the dual:
+    ``x = min(log a - LSE_j(log K + y) - z, 0)``, ``y = min(log b - LSE_i(log K + x) - z, 0)``,
+    ``z = log m - LSE(log K + x + y)``.  Started like POT (``x = y = 0``, ``z`` rescaling K to mass m)
+    the iterates equal POT's; any ``x, y <= 0`` is a valid warm start (``init``).
     """
     row_ok = torch.isfinite(log_a)
     col_ok = torch.isfinite(log_b)
-    x = torch.zeros_like(log_a)
-    y = torch.zeros_like(log_b)
-    total = torch.logsumexp(log_k.flatten(1), dim=1, keepdim=True)
+    if init is None:
+        x = torch.zeros_like(log_a)
+        y = torch.zeros_like(log_b)
+    else:
+        x, y = init
+    total = torch.logsumexp((log_k + x.unsqueeze(2) + y.unsqueeze(1)).flatten(1), dim=1, keepdim=True)
     z = finite_or_zero(log_mass - total)  # (B, 1)
-    cx, cy, cz = torch.zeros_like(x), torch.zeros_like(y), torch.zeros_like(z)
     err: float | None = None
     done = 0
     for it in range(n_iters):
-        x_prev, y_prev, z_prev = x, y, z
-        # {T 1 <= a}: scale down the rows that exceed a (Dykstra: undo the previous correction first)
-        x_t = x + cx
-        rows = torch.logsumexp(log_k + y.unsqueeze(1), dim=2) + x_t + z
-        step = torch.where(row_ok & torch.isfinite(rows), torch.clamp(log_a - rows, max=0.0), torch.zeros_like(rows))
-        x, cx = x_t + step, -step
-        # {T^T 1 <= b}
-        y_t = y + cy
-        cols = torch.logsumexp(log_k + x.unsqueeze(2), dim=1) + y_t + z
-        step = torch.where(col_ok & torch.isfinite(cols), torch.clamp(log_b - cols, max=0.0), torch.zeros_like(cols))
-        y, cy = y_t + step, -step
-        # {sum T = mass}: affine, the total is the log-sum of the projected column sums
-        z_t = z + cz
-        tot = torch.logsumexp(cols + step, dim=1, keepdim=True) - z + z_t
-        step = finite_or_zero(log_mass - tot)
-        z, cz = z_t + step, -step
+        x_prev, y_prev = x, y
+        rows = torch.logsumexp(log_k + y.unsqueeze(1), dim=2) + z  # row sums without x, log
+        x = torch.where(row_ok & torch.isfinite(rows), torch.clamp(log_a - rows, max=0.0), torch.zeros_like(rows))
+        cols = torch.logsumexp(log_k + x.unsqueeze(2), dim=1) + z
+        y = torch.where(col_ok & torch.isfinite(cols), torch.clamp(log_b - cols, max=0.0), torch.zeros_like(cols))
+        # the total mass is the log-sum of the column sums just computed
+        z = finite_or_zero(log_mass - torch.logsumexp(cols + y, dim=1, keepdim=True) + z)
         done = it + 1
         if tol is not None and done % _CHECK_EVERY == 0:
-            delta = torch.maximum(
-                torch.maximum((x - x_prev).abs().amax(dim=1), (y - y_prev).abs().amax(dim=1)),
-                (z - z_prev).abs().squeeze(1),
-            )
+            delta = torch.maximum((x - x_prev).abs().amax(dim=1), (y - y_prev).abs().amax(dim=1))
             err = float(delta.max())
             if err < tol:
                 break
     log_plan = log_k + x.unsqueeze(2) + y.unsqueeze(1) + z.unsqueeze(2)
-    return log_plan, done, err
+    return log_plan, (x, y), done, err
 
 
 def partial_wasserstein(
@@ -119,7 +125,7 @@ def partial_wasserstein(
         valid = torch.isfinite(log_a).unsqueeze(2) & torch.isfinite(log_b).unsqueeze(1)
         log_k = neg_inf_where(valid, -cost / eps)
         log_mass = torch.full((bsz, 1), math.log(mass), dtype=cost.dtype, device=cost.device)
-        log_plan, done, err = _partial_dykstra(log_k, log_a, log_b, log_mass, n_iters, tol)
+        log_plan, _, done, err = partial_dual_ascent(log_k, log_a, log_b, log_mass, n_iters, tol)
         plan = safe_exp(log_plan)
     if return_log:
         lin = torch.where(plan > 0, cost * plan, torch.zeros_like(plan)).sum(dim=(1, 2))

@@ -38,6 +38,8 @@ log = get_logger(__name__)
 
 # Called at every evaluation with (step, metrics, checkpoint path or None); Ray Tune reports through it.
 ReportFn = Callable[[int, dict[str, float], "Path | None"], None]
+# Called on every rank after every optimizer step with (step, model, loss output): hooks, tests.
+StepFn = Callable[[int, TrainModel, Any], None]
 
 
 class _Preemption:
@@ -182,17 +184,19 @@ def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, A
     return extra
 
 
-def run(cfg: RunConfig, resume: str = "none", *, report: ReportFn | None = None) -> dict[str, Any]:
+def run(cfg: RunConfig, resume: str = "none", *, report: ReportFn | None = None,
+        on_step: StepFn | None = None) -> dict[str, Any]:
     """Train ``cfg`` to ``train.max_steps``; returns a summary (run dir, final step, last metrics, status)."""
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        return _train(cfg, ctx, resume, report)
+        return _train(cfg, ctx, resume, report, on_step)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | None) -> dict[str, Any]:
+def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | None,
+           on_step: StepFn | None) -> dict[str, Any]:
     from vasot_dist.data import make_train_loader
 
     cfg = _prepare_config(cfg, ctx)
@@ -248,6 +252,8 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                 step = progress["step"]
                 if bar is not None:
                     bar.update(1)
+                if on_step is not None:
+                    on_step(step, engine.module, out)
 
                 if step % cfg.train.log_every == 0 or step == cfg.train.max_steps:
                     row = _reduce_window(window, frames_window, time.perf_counter() - t_window, ctx)

@@ -1,0 +1,242 @@
+"""Evaluation of a model or checkpoint: embeddings of whole videos (split across ranks, gathered on rank 0),
+the protocols of ``alignment`` / ``segmentation`` / ``procedure``, plots, ``metrics.json`` and a report.
+
+This module is the glue between torch and the pure-numpy metric functions; the metrics themselves stay free of
+torch and distributed code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasot_dist.config import RunConfig
+from vasot_dist.eval import alignment as A
+from vasot_dist.eval import plots
+from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
+from vasot_dist.eval.report import write_report
+from vasot_dist.eval.segmentation import segmentation_metrics
+from vasot_dist.train.distributed import DistContext, all_gather_objects
+from vasot_dist.train.ranklog import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class VideoEmbedding:
+    key: str
+    activity: str
+    emb: np.ndarray  # (T, D) float32
+    labels: np.ndarray  # (T,) int
+    progress: np.ndarray | None  # (T,) float, synthetic ground truth (-1 background)
+    segmentation: np.ndarray | None  # (T,) predicted cluster ids (segmentation methods)
+
+
+@torch.no_grad()
+def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> list[VideoEmbedding]:
+    """Embed every frame of every video of ``split`` (this rank's share), in chunks of ``eval.batch_frames``;
+    segmentation methods also decode their segmentation here (the OT runs on the device)."""
+    from vasot_dist.data import make_eval_loader
+
+    loader = make_eval_loader(cfg.data, split, rank=ctx.rank, world_size=ctx.world_size)
+    out: list[VideoEmbedding] = []
+    chunk = cfg.eval.batch_frames
+    for i, batch in enumerate(loader):
+        if cfg.eval.max_videos and i >= cfg.eval.max_videos:
+            break
+        batch = batch.to(ctx.device)
+        inputs = batch.frames if batch.frames is not None else batch.features
+        t = inputs.shape[1]
+        parts = [
+            model.embed(inputs[:, s : s + chunk], batch.mask[:, s : s + chunk]) for s in range(0, t, chunk)
+        ]
+        emb = torch.cat(parts, dim=1).float()
+        seg = model.loss.segment(emb, batch.mask)
+        valid = batch.mask[0]
+        progress = batch.progress[0][valid].cpu().numpy() if batch.progress is not None else None
+        if progress is not None:
+            progress = np.where(progress < 0, np.nan, progress)  # background frames have no counterpart
+            if np.isnan(progress).all():
+                progress = None
+        out.append(
+            VideoEmbedding(
+                key=batch.keys[0],
+                activity=batch.activities[0],
+                emb=emb[0][valid].cpu().numpy(),
+                labels=batch.labels[0][valid].cpu().numpy(),
+                progress=progress,
+                segmentation=None if seg is None else seg[0][valid].cpu().numpy(),
+            )
+        )
+    return out
+
+
+def _gather(ctx: DistContext, videos: list[VideoEmbedding]) -> list[VideoEmbedding]:
+    gathered = all_gather_objects(ctx, [dataclasses.asdict(v) for v in videos])
+    if not ctx.is_main:
+        return []
+    allv = [VideoEmbedding(**d) for part in gathered for d in part]
+    return sorted(allv, key=lambda v: v.key)  # sorted order: the SVM fractions take the first n videos
+
+
+def alignment_metrics(
+    cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding]
+) -> dict[str, float]:
+    """TCC/LAV protocol (phase classification at fractions, Kendall's tau, retrieval AP@K) and, where ground
+    truth progress is known, nearest-neighbour alignment accuracy over pairs of one activity."""
+    fit = test if cfg.eval.protocol == "lav" else train
+    m: dict[str, float] = {}
+    acc = A.phase_classification(
+        [v.emb for v in fit],
+        [v.labels for v in fit],
+        [v.emb for v in test],
+        [v.labels for v in test],
+        fractions=cfg.eval.fractions,
+    )
+    m.update({f"phase_acc@{f:g}": 100 * a for f, a in acc.items()})
+    if len(test) >= 2:
+        m["kendalls_tau"] = A.kendalls_tau([v.emb for v in test], stride=cfg.eval.kendall_stride)
+        ap = A.retrieval_ap([v.emb for v in test], [v.labels for v in test], ks=cfg.eval.retrieval_ks)
+        m.update({f"ap@{k}": 100 * a for k, a in ap.items()})
+    accs, errs = [], []
+    for x, y in _pairs_of_one_activity(test):
+        if x.progress is None or y.progress is None:
+            continue
+        d = ((x.emb[:, None, :] - y.emb[None, :, :]) ** 2).sum(-1)
+        pred = d.argmin(1)
+        accs.append(A.alignment_accuracy(pred, A.gt_match_from_progress(x.progress, y.progress), y.labels))
+        errs.append(A.alignment_progress_error(pred, x.progress, y.progress))
+    if accs:
+        m["align_acc"] = 100 * float(np.nanmean(accs))
+        m["align_progress_err"] = float(np.nanmean(errs))
+    return m
+
+
+def _pairs_of_one_activity(videos: list[VideoEmbedding]) -> list[tuple[VideoEmbedding, VideoEmbedding]]:
+    by_act: dict[str, list[VideoEmbedding]] = {}
+    for v in videos:
+        by_act.setdefault(v.activity, []).append(v)
+    return [
+        (vs[i], vs[j]) for vs in by_act.values() for i in range(len(vs)) for j in range(len(vs)) if i != j
+    ]
+
+
+def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None = None) -> dict[str, float]:
+    """Metrics of ``model`` (a ``TrainModel``) on ``data.eval_split``; rank 0 returns them, others ``{}``."""
+    was_training = model.training
+    model.eval()
+    test = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.eval_split))
+    train = []
+    if cfg.eval.protocol == "tcc":  # TCC fits the SVM on the train split; LAV on the test videos themselves
+        train = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.train_split))
+    model.train(was_training)
+    if not ctx.is_main:
+        return {}
+    metrics = score(cfg, train, test)
+    if out_dir is not None:
+        images = _plots(cfg, test, Path(out_dir))
+        write_report(
+            out_dir, metrics, images, title=f"{cfg.train.experiment}/{cfg.train.run_id} {cfg.method.name}"
+        )
+    log.info(
+        "eval on %d %s videos: %s",
+        len(test),
+        cfg.data.eval_split,
+        ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+    )
+    return metrics
+
+
+def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding]) -> dict[str, float]:
+    if not test:
+        raise ValueError(f"no videos in split '{cfg.data.eval_split}' of {cfg.data.shards}")
+    metrics: dict[str, float] = {}
+    if len({int(lab) for v in test for lab in np.unique(v.labels)}) > 1:
+        metrics.update(alignment_metrics(cfg, train or test, test))
+    segs = [v for v in test if v.segmentation is not None]
+    if segs:
+        seg = segmentation_metrics(
+            [v.segmentation for v in segs],
+            [v.labels for v in segs],
+            mode=cfg.eval.segmentation_mode,
+            exclude_cls=cfg.eval.exclude_cls,
+        )
+        metrics.update({f"seg/{k}": float(v) for k, v in seg.items()})
+    if cfg.method.name == "realign":
+        preds = [cluster_keysteps(v.emb, k=cfg.model.num_actions, seed=cfg.train.seed) for v in test]
+        metrics.update(
+            {f"keystep/{k}": float(v) for k, v in keystep_metrics(preds, [v.labels for v in test]).items()}
+        )
+    return metrics
+
+
+def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[str, str]:
+    """A transport plan of a pair, segmentation bars, all under ``out_dir``."""
+    from vasot_dist.ot import align_fgw
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images: dict[str, str] = {}
+    pairs = _pairs_of_one_activity(test)[:2]
+    for i, (x, y) in enumerate(pairs):
+        ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
+        cost = 1 - ex @ ey.transpose(1, 2)
+        plan = align_fgw(
+            cost,
+            eps=cfg.ot.eps,
+            alpha=cfg.ot.alpha,
+            radius=cfg.ot.align_radius,
+            lambda_x=0.0,
+            lambda_y=0.0,
+            temporal_prior=cfg.ot.align_temporal_prior,
+        )[0].numpy()
+        gt = (
+            A.gt_match_from_progress(x.progress, y.progress)
+            if x.progress is not None and y.progress is not None
+            else None
+        )
+        images[f"plan {x.key} vs {y.key}"] = plots.plot_transport_plan(
+            plan, out_dir / f"plan_{i}.png", title=f"{x.key} → {y.key}", gt_match=gt
+        )
+    segs = [v for v in test if v.segmentation is not None][:6]
+    if segs:
+        images["segmentation"] = plots.plot_segmentation_bars(
+            [v.segmentation for v in segs],
+            [v.labels for v in segs],
+            out_dir / "segmentation.png",
+            names=[v.key for v in segs],
+        )
+    return images
+
+
+def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
+    """``launchers/evaluate.py``: load a checkpoint (file or run dir), evaluate, write metrics.json + report."""
+    from vasot_dist.train import checkpoint as ckpt
+    from vasot_dist.train.distributed import init_distributed, shutdown
+    from vasot_dist.train.model import build_train_model
+    from vasot_dist.train.ranklog import setup_logging
+
+    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
+    setup_logging(ctx.rank)
+    try:
+        path = Path(checkpoint)
+        if path.is_dir() and (path / "checkpoints").is_dir():
+            found = ckpt.latest_loadable(path / "checkpoints")
+            if found is None:
+                raise FileNotFoundError(f"no loadable checkpoint under {path / 'checkpoints'}")
+            path = found[0]
+        if path.is_dir():
+            raise ValueError(f"{path} is a DeepSpeed folder; convert it with deepspeed's zero_to_fp32 first")
+        state = ckpt.load_file_checkpoint(path)
+        model = build_train_model(cfg).to(ctx.device)
+        model.load_state_dict(state["model"])
+        out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
+        metrics = evaluate_model(cfg, model, ctx, out_dir=out)
+        if ctx.is_main:
+            log.info("wrote %s", out / "report.md")
+        return metrics
+    finally:
+        shutdown(ctx)

@@ -1,0 +1,164 @@
+"""REALIGN: fused partial GW couplings with temporal priors as pseudo-labels, plus contrastive regularisers.
+
+The authors' code is not public (REFERENCE.md section 7); this is our formula, built from the paper's
+components (R-FPGWOT coupling, inter-sequence contrastive learning, LAV's contrastive-IDM against collapse)
+and the pseudo-label training the other OT methods here use.  Per pair (x, y), batch rows (2i, 2i+1):
+
+1. Coupling (stop-gradient, under no_grad):
+   ``T = align_partial_fgw(1 - X Y^T; mass m = ot.mass, Laplace structure scale r = ot.radius (fraction of the
+   video), rho = ot.align_temporal_prior, virtual frame zeta = method.virtual_cost, eps, alpha)``.
+   Rows of x are scaled so a fully transported real frame carries 1; the y -> x rows are the transpose
+   rescaled likewise (:func:`.common.pair_targets`).  ``w_i = sum_j T_ij`` is the mass frame i sends to real
+   frames of y (background frames and frames sent to the virtual sink get ``w_i ~ 0``).
+2. Alignment cross-entropy over the matched mass, both directions:
+   ``L_xy = sum_i w_i CE(T_i / w_i, softmax_j(<x_i, y_j> / tau)) / sum_i w_i``, rows with ``w_i < 1e-3``
+   dropped (``L_yx`` alike on columns).  Rows are renormalised by their transported mass and weighted by it, so
+   a partly matched frame counts partly and an unmatched frame not at all.
+3. Inter-sequence contrastive term (VAVA/OPEL Eq. 15 form, :func:`.common.plan_contrastive`): each frame's
+   best match ``argmax_j T_ij`` is pulled closer than its worst match ``argmin_j T_ij``,
+   ``C(X, Y) = softplus((d_best - d_worst) / temperature)`` with ``d`` the squared Euclidean distance and the
+   per-frame means weighted by the transported mass ``w`` (unmatched frames do not take part).
+4. LAV's contrastive-IDM on each video (:func:`.common.contrastive_idm`) against collapse.
+
+    L = L_xy + L_yx + w_c * (C(X, Y) + IDM(X) + IDM(Y)),       w_c = method.realign_contrastive_weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vasot_dist.ot import align_partial_fgw
+
+from .base import LossOutput, MethodLoss
+from .common import (
+    check_batch,
+    contrastive_idm,
+    cosine_cost,
+    float32_math,
+    pair_targets,
+    plan_contrastive,
+    plan_row_entropy,
+    split_pairs,
+    squared_distances,
+)
+from .vaot import alignment_cross_entropy
+
+MIN_ROW_MASS = 1e-3  # a frame that sends less than this share of itself to real frames is "unmatched"
+
+
+@dataclass(frozen=True)
+class PartialAlignSettings:
+    """Arguments of one ``align_partial_fgw`` solve."""
+
+    mass: float = 0.8
+    eps: float = 0.07
+    alpha: float = 0.3
+    radius: float = 0.04
+    temporal_prior: float = 0.35
+    virtual_cost: float | None = 0.5
+    n_iters: int = 20
+    inner_iters: int = 100
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> PartialAlignSettings:
+        ot = cfg.ot
+        return cls(
+            mass=ot.mass, eps=ot.eps, alpha=ot.alpha, radius=ot.radius, temporal_prior=ot.align_temporal_prior,
+            virtual_cost=cfg.method.virtual_cost, n_iters=getattr(ot, "partial_n_iters", 20),
+            inner_iters=getattr(ot, "partial_inner_iters", 100),
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def solve(self, cost: Tensor, mask_x: Tensor, mask_y: Tensor) -> Tensor:
+        """cost: (B, N, M) -> partial plan (B, N, M), virtual frame dropped, detached."""
+        return align_partial_fgw(cost.detach().float(), mask_x, mask_y, **dataclasses.asdict(self))
+
+
+def _matched_mass(target: Tensor, mask: Tensor) -> Tensor:
+    mass = target.sum(dim=-1)
+    return torch.where(mask & (mass >= MIN_ROW_MASS), mass, torch.zeros_like(mass))
+
+
+def _renormalised(target: Tensor, mass: Tensor) -> Tensor:
+    return target / mass.clamp(min=MIN_ROW_MASS).unsqueeze(-1)
+
+
+class REALIGNLoss(MethodLoss):
+    """REALIGN loss (module docstring); a pair method without learnable parts.
+
+    Args:
+        settings: ``align_partial_fgw`` arguments.
+        tau: softmax temperature of the cross-entropies (0.1).
+        contrastive_weight: w_c on the inter-sequence term and the contrastive-IDM.
+        temperature: temperature of the inter-sequence term (VAVA's 0.5).
+        idm_window, idm_margin: contrastive-IDM settings.
+    """
+
+    needs_pairs = True
+
+    def __init__(
+        self,
+        settings: PartialAlignSettings | None = None,
+        *,
+        tau: float = 0.1,
+        contrastive_weight: float = 1.0,
+        temperature: float = 0.5,
+        idm_window: float = 0.05,
+        idm_margin: float = 2.0,
+    ) -> None:
+        super().__init__()
+        if tau <= 0 or temperature <= 0:
+            raise ValueError(f"tau and temperature must be > 0, got {tau}, {temperature}")
+        if contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
+        self.settings = settings or PartialAlignSettings()
+        self.tau = tau
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.idm_window = idm_window
+        self.idm_margin = idm_margin
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> REALIGNLoss:
+        m = cfg.method
+        return cls(
+            PartialAlignSettings.from_config(cfg), tau=m.tau, contrastive_weight=m.realign_contrastive_weight,
+            temperature=m.vava_temperature, idm_window=getattr(m, "idm_window", 0.05),
+            idm_margin=getattr(m, "idm_margin", 2.0),
+        )  # fmt: skip
+
+    def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
+        check_batch(emb, mask)
+        with float32_math(emb.device):
+            emb = emb.float()
+            x, mx, y, my = split_pairs(emb, mask)
+            plan = self.settings.solve(cosine_cost(x.detach(), y.detach()), mx, my)
+            t_xy, t_yx = pair_targets(plan, mx, my, virtual=self.settings.virtual_cost is not None)
+            wx, wy = _matched_mass(t_xy, mx), _matched_mass(t_yx, my)
+            loss_xy, loss_yx = alignment_cross_entropy(
+                x, mx, y, my, _renormalised(t_xy, wx), _renormalised(t_yx, wy), self.tau, row_weights=(wx, wy)
+            )
+            loss = loss_xy + loss_yx
+            metrics = {
+                "realign/ce_xy": loss_xy.detach(),
+                "realign/ce_yx": loss_yx.detach(),
+                "realign/real_mass": (t_xy.sum(dim=(1, 2)) / mx.sum(dim=1)).mean(),
+                "realign/matched_frames": ((wx > 0.5).sum(dim=1) / mx.sum(dim=1)).float().mean(),
+                "realign/plan_entropy": plan_row_entropy(t_xy, mx & (wx > 0)),
+            }
+            if self.contrastive_weight > 0:
+                inter = plan_contrastive(
+                    squared_distances(x, y), t_xy, mx, my, temperature=self.temperature,
+                    row_weights=wx, col_weights=wy,
+                ).mean()  # fmt: skip
+                idm = contrastive_idm(emb, mask, window=self.idm_window, margin=self.idm_margin)
+                idm_pair = (idm[0::2] + idm[1::2]).mean()
+                metrics["realign/inter"] = inter.detach()
+                metrics["realign/idm"] = idm_pair.detach()
+                loss = loss + self.contrastive_weight * (inter + idm_pair)
+        return LossOutput(loss=loss, metrics=metrics, couplings={"align": plan[:1]})
