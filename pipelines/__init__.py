@@ -1,0 +1,1 @@
+"""Data writing for vasot_dist: shard format, sharding tool, synthetic benchmark, dataset adapters (README.md)."""

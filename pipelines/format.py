@@ -120,6 +120,8 @@ def sample_meta(
 
     Exactly one of (``height`` and ``width``) or ``feature_dim`` must be given (video vs feature mode).
     """
+    if (feature_dim is None) == (height is None or width is None):
+        raise ValueError(f"sample {key}: give height and width (video) or feature_dim (features), not both/neither")
     meta: dict[str, Any] = {
         "key": key,
         "dataset": dataset,

@@ -61,7 +61,7 @@ class ManifestEntry:
         if self.id is not None:
             return str(self.id)
         base = os.path.basename(os.path.normpath(self.path))
-        return base.split(".")[0] if not os.path.isdir(self.path) else base
+        return base if os.path.isdir(self.path) else os.path.splitext(base)[0]
 
     @property
     def key(self) -> str:

@@ -151,7 +151,7 @@ def encode_entry(entry: ManifestEntry, opts: ShardOptions, label_map: LabelMap) 
 
 def _describe(err: BaseException) -> str:
     msg = str(err).strip() or type(err).__name__
-    return msg if isinstance(err, ValueError) else f"{type(err).__name__}: {msg}"
+    return msg if type(err) is ValueError else f"{type(err).__name__}: {msg}"
 
 
 def process_entry(entry: ManifestEntry, opts: ShardOptions, label_map: LabelMap) -> Sample | Failure:

@@ -130,8 +130,8 @@ def validate_config(cfg: SyntheticConfig, *, index_overlay: bool = False) -> Non
     if cfg.num_activities * cfg.steps_per_activity > len(SHAPES) * len(TEXTURES) * len(MOTIONS):
         raise ValueError("too many steps for distinct motifs")
     if index_overlay:
-        if cfg.size < 30:
-            raise ValueError(f"synthetic.size={cfg.size}: the frame-index overlay needs size >= 30")
+        if cfg.size < 60:  # blocks of size / 10 px: >= 6 px survive H.264 reliably
+            raise ValueError(f"synthetic.size={cfg.size}: the frame-index overlay needs size >= 60")
         if cfg.frames_max > fmt.OVERLAY_MAX_INDEX + 1:
             raise ValueError(f"synthetic.frames_max={cfg.frames_max}: overlay encodes indices < "
                              f"{fmt.OVERLAY_MAX_INDEX + 1}")

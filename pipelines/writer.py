@@ -28,8 +28,16 @@ DEFAULT_MAX_SHARD_SAMPLES = 32
 _TAR_BLOCK = 512
 
 
+_TAR_RECORD = tarfile.RECORDSIZE  # tarfile pads the archive to a multiple of this on close
+
+
 def _tar_member_size(n: int) -> int:
     return _TAR_BLOCK + (n + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
+
+
+def _tar_file_size(content: int) -> int:
+    """Size on disk of an archive whose members + end blocks take ``content`` bytes."""
+    return (content + _TAR_RECORD - 1) // _TAR_RECORD * _TAR_RECORD
 
 
 @dataclass
@@ -59,13 +67,15 @@ class _OpenShard:
     num_frames: int = 0
     nbytes: int = 2 * _TAR_BLOCK  # the end-of-archive blocks
     activities: Counter = field(default_factory=Counter)
+    fps: set = field(default_factory=set)
 
 
 class DatasetWriter:
     """Write samples into capped shards of one dataset folder.
 
     ``settings`` (modality, label map, fps, ...) are stored in ``progress.json``; resuming with
-    different settings raises ValueError instead of mixing two datasets.
+    different settings raises ValueError instead of mixing two datasets, and so does a folder that
+    holds shards without a ``progress.json``. ``resume=False`` discards what the folder holds.
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, name: str, modality: str, label_map: Mapping[str, int],
@@ -112,7 +122,11 @@ class DatasetWriter:
                 if p.is_file() and p.stat().st_size == rec["bytes"]:
                     self.completed.append(rec)
                     kept.add(rec["path"])
-        # anything else of our naming scheme is a leftover of an interrupted or older run
+        elif resume and any(fmt.parse_shard_name(p.name) for p in self.out_dir.iterdir()):
+            # shards without a progress record: not ours to delete
+            raise ValueError(f"{self.out_dir} holds shards but no {PROGRESS_JSON}; write into an empty folder "
+                             "(or delete the old shards)")
+        # anything else of our naming scheme is a leftover of an interrupted run
         for p in self.out_dir.iterdir():
             n = p.name
             if (n.endswith(".tar.tmp") and fmt.parse_shard_name(n[:-4])) or (
@@ -141,7 +155,9 @@ class DatasetWriter:
         return _OpenShard(split, index, path, tarfile.open(path, "w", format=tarfile.GNU_FORMAT))
 
     def add(self, sample: Sample, split: str | None = None) -> None:
-        """Append one sample to the open shard of its split, closing the shard first if it would overflow."""
+        """Append one sample to the open shard of its split, closing the shard first if it would overflow.
+
+        A shard never exceeds ``max_shard_bytes`` on disk unless it holds a single larger sample."""
         meta = sample.meta
         fmt.validate_sample_meta(meta, self.modality)
         split = split or meta["split"]
@@ -152,7 +168,7 @@ class DatasetWriter:
         sh = self._open.get(split)
         size = sample.tar_bytes
         if sh is not None and sh.keys and (len(sh.keys) >= self.max_shard_samples
-                                           or sh.nbytes + size > self.max_shard_bytes):
+                                           or _tar_file_size(sh.nbytes + size) > self.max_shard_bytes):
             self._close(split)
             sh = None
         if sh is None:
@@ -166,6 +182,7 @@ class DatasetWriter:
         sh.num_frames += meta["num_frames"]
         sh.nbytes += size
         sh.activities[meta["activity"]] += 1
+        sh.fps.add(meta["fps"])
 
     def _close(self, split: str) -> dict[str, Any]:
         sh = self._open.pop(split)
@@ -175,7 +192,8 @@ class DatasetWriter:
             os.fsync(f.fileno())
         os.replace(sh.path, final)
         rec = {"path": final.name, "split": split, "num_samples": len(sh.keys), "num_frames": sh.num_frames,
-               "bytes": final.stat().st_size, "keys": sh.keys, "activities": dict(sorted(sh.activities.items()))}
+               "bytes": final.stat().st_size, "keys": sh.keys, "activities": dict(sorted(sh.activities.items())),
+               "fps": sorted(sh.fps, key=lambda v: (v is None, v or 0))}
         self.completed.append(rec)
         self._save_progress()
         return rec
@@ -201,9 +219,12 @@ class DatasetWriter:
             st["activities"].update(r["activities"])
         for st in splits.values():
             st["activities"] = dict(sorted(st["activities"].items()))
+        # without a fixed output rate, report the samples' common rate when they share one
+        rates = {v for r in shards for v in r.get("fps", [])}
+        fps = self.fps if self.fps is not None else (rates.pop() if len(rates) == 1 else None)
         return {
             "format_version": fmt.FORMAT_VERSION, "name": self.name, "modality": self.modality,
-            "label_map": self.label_map, "background_id": self.background_id, "fps": self.fps,
+            "label_map": self.label_map, "background_id": self.background_id, "fps": fps,
             "short_side": self.short_side,
             "shards": [{k: r[k] for k in ("path", "split", "num_samples", "num_frames")} for r in shards],
             "splits": dict(sorted(splits.items())),

@@ -51,7 +51,12 @@ def write_outputs(out_manifest: str | os.PathLike, entries: Iterable[ManifestEnt
     """Write the manifest and its label map (``<manifest>.labels.json``); returns the number of videos."""
     checked = []
     for i, e in enumerate(entries, 1):
-        checked.append(e if isinstance(e, ManifestEntry) else parse_entry(e, i))
+        e = e if isinstance(e, ManifestEntry) else parse_entry(e, i)
+        # absolute paths: the manifest resolves relative ones against its own folder, not the cwd
+        e.path = os.path.abspath(e.path)
+        if e.labels_file is not None:
+            e.labels_file = os.path.abspath(e.labels_file)
+        checked.append(e)
     n = write_manifest(checked, out_manifest)
     write_label_map(label_map, label_map_path(out_manifest))
     return n

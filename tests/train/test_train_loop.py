@@ -28,21 +28,22 @@ def _metrics(run: Path) -> dict[int, dict]:
 
 def test_two_process_gloo_trains_and_ranks_stay_identical(tmp_path):
     rec = tmp_path / "rec"
-    run_worker(rec, feature_overrides(tmp_path, **{"train.max_steps": 12, "train.ckpt_every": 0}), nproc=2)
+    run_worker(rec, feature_overrides(tmp_path, **{"train.max_steps": 24, "train.ckpt_every": 0}), nproc=2)
     r0, r1 = read_record(rec, 0), read_record(rec, 1)
-    assert [r["step"] for r in r0] == list(range(1, 13)) == [r["step"] for r in r1]
+    assert [r["step"] for r in r0] == list(range(1, 25)) == [r["step"] for r in r1]
     for a, b in zip(r0, r1):  # identical weights on both ranks after every step
         assert a["wsum"] == pytest.approx(b["wsum"], rel=1e-10, abs=1e-10)
         assert a["wsq"] == pytest.approx(b["wsq"], rel=1e-10)
         assert a["w0"] == pytest.approx(b["w0"], rel=1e-10, abs=1e-12)
     rows = _metrics(tmp_path / "runs" / "t" / "r")
-    first = sum(rows[s]["loss"] for s in (1, 2, 3)) / 3
-    last = sum(rows[s]["loss"] for s in (10, 11, 12)) / 3
+    # Pseudo-label losses are noisy step to step (the targets move): compare windows of 6 steps.
+    first = sum(rows[s]["loss"] for s in range(1, 7)) / 6
+    last = sum(rows[s]["loss"] for s in range(19, 25)) / 6
     assert last < first, f"loss did not fall: {first:.4f} -> {last:.4f}"
     assert all(math.isfinite(r["frames_per_s"]) and r["frames_per_s"] > 0 for r in rows.values())
     run_dir = tmp_path / "runs" / "t" / "r"
     assert (run_dir / "config.yaml").exists() and (run_dir / "versions.json").exists()
-    assert (run_dir / "eval" / "step_00000012" / "metrics.json").exists()
+    assert (run_dir / "eval" / "step_00000024" / "metrics.json").exists()
 
 
 def test_sigkill_then_resume_auto_equals_uninterrupted(tmp_path):

@@ -29,7 +29,7 @@ def feature_overrides(tmp: Path, **kw) -> list[str]:
 def run_worker(record: Path, overrides: list[str], *, nproc: int = 1, extra: list[str] = (), timeout: int = 300,
                check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    worker = [str(HERE / "_worker.py"), str(record), *extra, "--", *overrides]
+    worker = [str(HERE / "_worker.py"), *extra, str(record), *overrides]
     if nproc == 1:
         cmd = [sys.executable, *worker]
     else:

@@ -89,6 +89,16 @@ class MethodConfig:
     clot_decoder_layers: int = 2
     clot_decoder_dropout: float = 0.5
     realign_contrastive_weight: float = 1.0
+    realign_temperature: float = 0.5  # best-vs-worst match temperature of REALIGN's inter-sequence term
+    idm_window: float = 0.05  # contrastive-IDM positive window, fraction of the video (VAOT option, REALIGN)
+    idm_margin: float = 2.0
+    vava_lambda1: float = 1.0  # times (N + M)
+    vava_lambda2: float = 0.1  # times N·M/4
+    vava_virtual_distance: float = 5.0
+    vava_sinkhorn_iters: int = 20
+    sw_radius: float = 2.0  # CLOT circular projections g(x) = |x - radius·theta|
+    clot_refine_temperature: float = 0.1
+    clot_decode_level: str = "refined"  # refined | frames: which frames CLOT decodes at evaluation
 
 
 @dataclass
@@ -108,6 +118,9 @@ class OTConfig:
     align_radius: float = 0.02  # VAOT's r
     align_temporal_prior: float = 0.35  # VAOT's rho
     mass: float = 0.8  # REALIGN transported mass
+    partial_n_iters: int = 20  # REALIGN outer mirror-descent iterations
+    partial_inner_iters: int = 100  # Bregman projection passes per outer iteration
+    sinkhorn_iters: int = 200  # KOT baseline
     eval_eps: float = 0.04
     eval_alpha: float = 0.6
     eval_lambda_actions: float = 0.01
@@ -220,6 +233,13 @@ _RULES: dict[str, tuple] = {
     "method.tau": ("range", 0, None, True, False),
     "method.beta": ("range", 0, None, False, False),
     "method.gamma": ("range", 0, None, False, False),
+    "method.realign_temperature": ("range", 0, None, True, False),
+    "method.idm_window": ("range", 0, 1, True, False),
+    "method.vava_sinkhorn_iters": ("range", 1, None, False, False),
+    "method.clot_decode_level": _choice("refined", "frames"),
+    "ot.partial_n_iters": ("range", 1, None, False, False),
+    "ot.partial_inner_iters": ("range", 1, None, False, False),
+    "ot.sinkhorn_iters": ("range", 1, None, False, False),
     "ot.eps": ("range", 0, None, True, False),
     "ot.eval_eps": ("range", 0, None, True, False),
     "ot.alpha": ("range", 0, 1, False, False),

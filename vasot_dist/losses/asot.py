@@ -24,8 +24,15 @@ from torch import Tensor
 from vasot_dist.models import ActionPrototypes
 from vasot_dist.ot import segment_asot
 
-from .base import LossOutput
-from .common import PrototypeLoss, check_batch, cosine_cost, float32_math, masked_argmax_labels, plan_row_entropy, soft_cross_entropy
+from .base import LossOutput, MethodLoss
+from .common import (
+    check_batch,
+    cosine_cost,
+    float32_math,
+    masked_argmax_labels,
+    plan_row_entropy,
+    soft_cross_entropy,
+)
 
 
 @dataclass(frozen=True)
@@ -83,14 +90,17 @@ class ASOTSettings:
 
 def actions_used(plan: Tensor, mask: Tensor) -> Tensor:
     """Fraction of the K actions that are the argmax of at least one real frame of the batch (scalar)."""
-    labels = masked_argmax_labels(plan, mask)
-    hist = torch.zeros(plan.shape[-1], device=plan.device)
-    hist.index_add_(0, labels[mask], torch.ones_like(labels[mask], dtype=hist.dtype))
-    return (hist > 0).float().mean()
+    onehot = torch.nn.functional.one_hot(plan.argmax(dim=-1), plan.shape[-1]) * mask.unsqueeze(-1)
+    return (onehot.sum(dim=(0, 1)) > 0).float().mean()
 
 
 def asot_logits_and_plan(
-    emb: Tensor, mask: Tensor, prototypes: Tensor, settings: ASOTSettings, tau: float, cost_extra: Tensor | None = None
+    emb: Tensor,
+    mask: Tensor,
+    prototypes: Tensor,
+    settings: ASOTSettings,
+    tau: float,
+    cost_extra: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One ASOT level: ``(logits X A^T / tau, stop-gradient plan)`` for the pseudo-label cross-entropy.
 
@@ -105,7 +115,7 @@ def asot_logits_and_plan(
     return logits, settings.solve(cost, mask)
 
 
-class ASOTLoss(PrototypeLoss):
+class ASOTLoss(MethodLoss):
     """ASOT pseudo-label cross-entropy (module docstring). Owns ``prototypes`` (K, embed_dim).
 
     Args:
@@ -146,7 +156,9 @@ class ASOTLoss(PrototypeLoss):
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
         with float32_math(emb.device):
-            logits, plan = asot_logits_and_plan(emb.float(), mask, self.prototypes(), self.train_settings, self.tau)
+            logits, plan = asot_logits_and_plan(
+                emb.float(), mask, self.prototypes().float(), self.train_settings, self.tau
+            )
             loss = soft_cross_entropy(plan, logits, mask)
         metrics = {
             "asot/ce": loss.detach(),

@@ -29,7 +29,12 @@ class MethodLoss(nn.Module):
     """
 
     needs_pairs: bool = False
-    prototypes: nn.Module | None = None
+
+    @property
+    def prototypes(self) -> nn.Module | None:
+        # A property, not a class attribute: nn.Module registers an assigned submodule in _modules, and a
+        # class attribute ``prototypes = None`` would shadow it on lookup.
+        return self._modules.get("prototypes")
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor, *, step: int = 0) -> LossOutput:  # pragma: no cover
         """emb: (B, T, D) L2-normalised frame embeddings; mask: (B, T) bool, True for real frames."""

@@ -28,17 +28,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vasot_dist.models import ActionPrototypes, CLOTHead
+from vasot_dist.models import ActionPrototypes, CLOTHead, CLOTOutput
 from vasot_dist.ot import circular_sw_cost
 
 from .asot import ASOTSettings, actions_used, asot_logits_and_plan
-from .base import LossOutput
-from .common import PrototypeLoss, check_batch, cosine_cost, float32_math, masked_argmax_labels, plan_row_entropy, soft_cross_entropy
+from .base import LossOutput, MethodLoss
+from .common import (
+    check_batch,
+    cosine_cost,
+    float32_math,
+    masked_argmax_labels,
+    plan_row_entropy,
+    soft_cross_entropy,
+)
 
 DECODE_LEVELS = ("refined", "frames")
 
 
-class CLOTLoss(PrototypeLoss):
+class CLOTLoss(MethodLoss):
     """CLOT's three-level loss (module docstring). Owns ``prototypes`` and ``head`` (a :class:`CLOTHead`).
 
     Args:
@@ -101,10 +108,19 @@ class CLOTLoss(PrototypeLoss):
         return cls(
             cfg.model.num_actions, cfg.model.embed_dim, train_settings=ASOTSettings.train_from(cfg.ot),
             eval_settings=ASOTSettings.eval_from(cfg.ot), tau=m.tau, sw_weight=m.sw_weight,
-            sw_projections=m.sw_projections, sw_radius=getattr(m, "sw_radius", 2.0), delta=m.clot_queries_delta,
+            sw_projections=m.sw_projections, sw_radius=m.sw_radius, delta=m.clot_queries_delta,
             num_layers=m.clot_decoder_layers, dropout=m.clot_decoder_dropout,
-            refine_temperature=getattr(m, "clot_refine_temperature", 0.1), seed=cfg.train.seed,
-            decode_level=getattr(m, "clot_decode_level", "refined"),
+            refine_temperature=m.clot_refine_temperature, seed=cfg.train.seed,
+            decode_level=m.clot_decode_level,
+        )  # fmt: skip
+
+    def run_head(self, emb: Tensor, prototypes: Tensor, mask: Tensor) -> CLOTOutput:
+        """The head in its parameters' dtype (DeepSpeed's bf16 mode keeps the weights in bf16), outputs in float32."""
+        dtype = next(self.head.parameters()).dtype
+        out = self.head(emb.to(dtype), prototypes.to(dtype), mask)
+        return CLOTOutput(
+            frames=out.frames.float(), segments=out.segments.float(), refined=out.refined.float(),
+            attention=out.attention.float(),
         )  # fmt: skip
 
     @torch.no_grad()
@@ -122,11 +138,13 @@ class CLOTLoss(PrototypeLoss):
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
         with float32_math(emb.device):
-            protos = self.prototypes()
-            out = self.head(emb.float(), protos, mask)
+            protos = self.prototypes().float()
+            out = self.run_head(emb, protos, mask)
             s = self.train_settings
             seg_mask = torch.ones(out.segments.shape[:2], dtype=torch.bool, device=emb.device)
-            logits_f, plan_f = asot_logits_and_plan(out.frames, mask, protos, s, self.tau, self.sw_cost(out.frames, protos, step))
+            logits_f, plan_f = asot_logits_and_plan(
+                out.frames, mask, protos, s, self.tau, self.sw_cost(out.frames, protos, step)
+            )
             logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, s, self.tau)
             logits_r, plan_r = asot_logits_and_plan(out.refined, mask, protos, s, self.tau)
             ce_f = soft_cross_entropy(plan_f, logits_f, mask)
@@ -149,7 +167,7 @@ class CLOTLoss(PrototypeLoss):
         settings = self.eval_settings.with_overrides(decode)
         with float32_math(emb.device):
             protos = self.prototypes().float()
-            out = self.head(emb.float(), protos, mask)
+            out = self.run_head(emb, protos, mask)
             if self.decode_level == "refined":
                 cost = cosine_cost(out.refined, protos)
             else:

@@ -6,6 +6,7 @@
 * :func:`split_pairs`: the pair layout of the batch, rows ``(2i, 2i+1)`` = ``(x_i, y_i)``.
 * :func:`pair_targets`: the pseudo-label rows of an alignment plan in both directions.
 * :func:`contrastive_idm`: LAV's contrastive inverse difference moment (Haresh et al. 2021) against collapse.
+* :func:`plan_contrastive`: the OT-guided inter-video contrastive term (VAVA Eq. 15; REALIGN).
 * :func:`squared_distances`, :func:`frame_ranks`, :func:`plan_row_entropy`, :func:`float32_math`: plumbing.
 
 Masks are boolean, True for real frames.  Padding is assumed nowhere: positions are ranks among the real
@@ -18,9 +19,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from torch import Tensor, nn
-
-from .base import MethodLoss
+from torch import Tensor
 
 
 @contextlib.contextmanager
@@ -32,21 +31,27 @@ def float32_math(device: torch.device) -> Iterator[None]:
 
 
 def check_batch(emb: Tensor, mask: Tensor, name: str = "emb") -> None:
-    """Validate ``emb: (B, T, D)`` floating point and ``mask: (B, T)`` bool with a real frame per video."""
+    """Validate ``emb: (B, T, D)`` floating point and ``mask: (B, T)`` bool (True = real frame).
+
+    Shapes and dtypes only: every video must have a real frame, but checking values would synchronise the
+    host with the device at every step.
+    """
     if not isinstance(emb, Tensor) or emb.dim() != 3 or not emb.is_floating_point():
         shape = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
         raise ValueError(f"{name} must be a floating-point tensor of shape (B, T, D), got {shape}")
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != tuple(emb.shape[:2]):
         got = (mask.dtype, tuple(mask.shape)) if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(emb.shape[:2])} (True = real frame), got {got}")
-    if not bool(mask.any(dim=1).all()):
-        raise ValueError("mask: every video needs at least one real frame")
+        raise ValueError(
+            f"mask must be a bool tensor of shape {tuple(emb.shape[:2])} (True = real frame), got {got}"
+        )
 
 
 def split_pairs(emb: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Pairs at rows (2i, 2i+1): ``(x, mask_x, y, mask_y)``, each ``(B/2, T, D)`` / ``(B/2, T)``."""
     if emb.shape[0] % 2:
-        raise ValueError(f"a pair method needs an even batch of videos (pairs at rows 2i, 2i+1), got B={emb.shape[0]}")
+        raise ValueError(
+            f"a pair method needs an even batch of videos (pairs at rows 2i, 2i+1), got B={emb.shape[0]}"
+        )
     return emb[0::2], mask[0::2], emb[1::2], mask[1::2]
 
 
@@ -96,7 +101,9 @@ def soft_cross_entropy(
     the same value without padding).  ``log_softmax`` replaces the reference's ``log(P + 1e-11)``.
     """
     if target.shape != logits.shape:
-        raise ValueError(f"target and logits must have the same shape, got {tuple(target.shape)} and {tuple(logits.shape)}")
+        raise ValueError(
+            f"target and logits must have the same shape, got {tuple(target.shape)} and {tuple(logits.shape)}"
+        )
     logp = torch.log_softmax(_masked_logits(logits.float(), col_mask), dim=-1)
     target = target.detach().to(logp.dtype)
     if col_mask is not None:
@@ -125,14 +132,14 @@ def plan_row_entropy(target: Tensor, row_mask: Tensor) -> Tensor:
     """Mean over real rows of the entropy of each row renormalised to sum 1 (a sharpness metric), scalar."""
     mass = target.sum(dim=-1, keepdim=True)
     probs = target / mass.clamp(min=1e-12)
-    ent = -(torch.where(probs > 0, probs * torch.log(probs.clamp(min=1e-30)), torch.zeros_like(probs))).sum(dim=-1)
+    ent = -(torch.where(probs > 0, probs * torch.log(probs.clamp(min=1e-30)), torch.zeros_like(probs))).sum(
+        dim=-1
+    )
     live = row_mask & (mass.squeeze(-1) > 1e-12)
     return (ent * live).sum() / live.sum().clamp(min=1)
 
 
-def contrastive_idm(
-    emb: Tensor, mask: Tensor, *, window: float = 0.05, margin: float = 2.0
-) -> Tensor:
+def contrastive_idm(emb: Tensor, mask: Tensor, *, window: float = 0.05, margin: float = 2.0) -> Tensor:
     """LAV's contrastive inverse difference moment per video, averaged over frame pairs: (B,).
 
     With ``d_ij = ||x_i - x_j||^2`` and normalised positions ``t_i = rank_i / n`` (LAV: step / length):
@@ -144,10 +151,13 @@ def contrastive_idm(
     emb: (B, T, D); mask: (B, T).
     """
     d = squared_distances(emb, emb)
-    n = mask.sum(dim=1).to(d.dtype)
-    t = frame_ranks(mask).to(d.dtype) / n.view(-1, 1)
-    gap = (t.unsqueeze(2) - t.unsqueeze(1)).abs()
-    pos = gap <= window + 1e-9  # tolerance: window = k/n must include lag k despite float rounding
+    count = mask.sum(dim=1)
+    n = count.to(d.dtype)
+    r = frame_ranks(mask)
+    lag = (r.unsqueeze(2) - r.unsqueeze(1)).abs()  # integer frame lag
+    # the window test runs on integer lags in float64 so that window = k/n includes lag k exactly
+    pos = lag.to(torch.float64) <= (count.to(torch.float64) * window + 1e-9).view(-1, 1, 1)
+    gap = lag.to(d.dtype) / n.view(-1, 1, 1)
     neg_term = (1.0 + gap * gap) * torch.relu(margin - d)
     idm = torch.where(pos, d, neg_term)
     pair = (mask.unsqueeze(2) & mask.unsqueeze(1)).to(d.dtype)
@@ -204,14 +214,3 @@ def masked_argmax_labels(plan: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, labels, torch.full_like(labels, -1))
 
 
-class PrototypeLoss(MethodLoss):
-    """A :class:`MethodLoss` that owns ``ActionPrototypes``, registered as the submodule ``prototypes``.
-
-    ``MethodLoss`` declares the class attribute ``prototypes = None``; ``nn.Module`` registers an assigned
-    submodule in ``_modules`` but normal attribute lookup finds the class attribute first, so
-    ``loss.prototypes`` would read ``None``.  This property returns the registered module instead.
-    """
-
-    @property
-    def prototypes(self) -> nn.Module:  # type: ignore[override]
-        return self._modules["prototypes"]

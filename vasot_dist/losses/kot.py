@@ -31,7 +31,13 @@ class KOTLoss(MethodLoss):
     needs_pairs = True
 
     def __init__(
-        self, *, eps: float = 0.07, n_iters: int = 200, tol: float | None = 1e-6, tau: float = 0.1, symmetric: bool = False
+        self,
+        *,
+        eps: float = 0.07,
+        n_iters: int = 200,
+        tol: float | None = 1e-6,
+        tau: float = 0.1,
+        symmetric: bool = False,
     ) -> None:
         super().__init__()
         if tau <= 0:
@@ -45,7 +51,7 @@ class KOTLoss(MethodLoss):
     @classmethod
     def from_config(cls, cfg: Any) -> KOTLoss:
         return cls(
-            eps=cfg.ot.eps, n_iters=getattr(cfg.ot, "sinkhorn_iters", 200), tau=cfg.method.tau,
+            eps=cfg.ot.eps, n_iters=cfg.ot.sinkhorn_iters, tau=cfg.method.tau,
             symmetric=cfg.method.symmetric,
         )  # fmt: skip
 
@@ -62,7 +68,9 @@ class KOTLoss(MethodLoss):
             x, mx, y, my = split_pairs(emb.float(), mask)
             plan = self.plan(x, mx, y, my)
             t_xy, t_yx = pair_targets(plan, mx, my, virtual=False)
-            loss_xy, loss_yx = alignment_cross_entropy(x, mx, y, my, t_xy, t_yx if self.symmetric else None, self.tau)
+            loss_xy, loss_yx = alignment_cross_entropy(
+                x, mx, y, my, t_xy, t_yx if self.symmetric else None, self.tau
+            )
         metrics = {"align/ce_xy": loss_xy.detach(), "align/plan_entropy": plan_row_entropy(t_xy, mx)}
         loss = loss_xy
         if loss_yx is not None:

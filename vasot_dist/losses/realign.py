@@ -69,8 +69,8 @@ class PartialAlignSettings:
         ot = cfg.ot
         return cls(
             mass=ot.mass, eps=ot.eps, alpha=ot.alpha, radius=ot.radius, temporal_prior=ot.align_temporal_prior,
-            virtual_cost=cfg.method.virtual_cost, n_iters=getattr(ot, "partial_n_iters", 20),
-            inner_iters=getattr(ot, "partial_inner_iters", 100),
+            virtual_cost=cfg.method.virtual_cost, n_iters=ot.partial_n_iters,
+            inner_iters=ot.partial_inner_iters,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -128,8 +128,8 @@ class REALIGNLoss(MethodLoss):
         m = cfg.method
         return cls(
             PartialAlignSettings.from_config(cfg), tau=m.tau, contrastive_weight=m.realign_contrastive_weight,
-            temperature=m.vava_temperature, idm_window=getattr(m, "idm_window", 0.05),
-            idm_margin=getattr(m, "idm_margin", 2.0),
+            temperature=m.realign_temperature, idm_window=m.idm_window,
+            idm_margin=m.idm_margin,
         )  # fmt: skip
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

@@ -69,7 +69,13 @@ class AlignSettings:
 
 
 def alignment_cross_entropy(
-    x: Tensor, mask_x: Tensor, y: Tensor, mask_y: Tensor, t_xy: Tensor, t_yx: Tensor | None, tau: float,
+    x: Tensor,
+    mask_x: Tensor,
+    y: Tensor,
+    mask_y: Tensor,
+    t_xy: Tensor,
+    t_yx: Tensor | None,
+    tau: float,
     row_weights: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Soft CE of alignment pseudo-labels against softmax over the real frames of the other video.
@@ -127,8 +133,8 @@ class VAOTLoss(MethodLoss):
         m = cfg.method
         return cls(
             AlignSettings.from_config(cfg), tau=m.tau, symmetric=m.symmetric,
-            contrastive_weight=m.contrastive_weight, idm_window=getattr(m, "idm_window", 0.05),
-            idm_margin=getattr(m, "idm_margin", 2.0),
+            contrastive_weight=m.contrastive_weight, idm_window=m.idm_window,
+            idm_margin=m.idm_margin,
         )  # fmt: skip
 
     def alignment_terms(self, emb: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -136,7 +142,9 @@ class VAOTLoss(MethodLoss):
         x, mx, y, my = split_pairs(emb, mask)
         plan = self.settings.solve(cosine_cost(x.detach(), y.detach()), mx, my)
         t_xy, t_yx = pair_targets(plan, mx, my, virtual=self.settings.virtual_cost is not None)
-        loss_xy, loss_yx = alignment_cross_entropy(x, mx, y, my, t_xy, t_yx if self.symmetric else None, self.tau)
+        loss_xy, loss_yx = alignment_cross_entropy(
+            x, mx, y, my, t_xy, t_yx if self.symmetric else None, self.tau
+        )
         metrics = {
             "align/ce_xy": loss_xy.detach(),
             "align/plan_entropy": plan_row_entropy(t_xy, mx),

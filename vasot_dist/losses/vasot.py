@@ -26,12 +26,19 @@ from torch import Tensor
 from vasot_dist.models import ActionPrototypes
 
 from .asot import ASOTSettings, actions_used, asot_logits_and_plan
-from .base import LossOutput
-from .common import PrototypeLoss, check_batch, cosine_cost, float32_math, masked_argmax_labels, plan_row_entropy, soft_cross_entropy
+from .base import LossOutput, MethodLoss
+from .common import (
+    check_batch,
+    cosine_cost,
+    float32_math,
+    masked_argmax_labels,
+    plan_row_entropy,
+    soft_cross_entropy,
+)
 from .vaot import AlignSettings, VAOTLoss
 
 
-class VASOTLoss(PrototypeLoss):
+class VASOTLoss(MethodLoss):
     """VASOT loss (module docstring): a pair method that owns ``prototypes`` (K, embed_dim).
 
     Args:
@@ -65,8 +72,12 @@ class VASOTLoss(PrototypeLoss):
         self.prototypes = ActionPrototypes(num_actions, embed_dim)
         seg = seg_settings or ASOTSettings()
         self.seg_settings = dataclasses.replace(seg, unbalanced_frames=False, unbalanced_actions=True)
-        self.eval_settings = eval_settings or dataclasses.replace(seg, eps=0.04, alpha=0.6, lambda_actions=0.01)
-        self.align = VAOTLoss(align_settings, tau=tau, symmetric=symmetric, contrastive_weight=contrastive_weight)
+        self.eval_settings = eval_settings or dataclasses.replace(
+            seg, eps=0.04, alpha=0.6, lambda_actions=0.01
+        )
+        self.align = VAOTLoss(
+            align_settings, tau=tau, symmetric=symmetric, contrastive_weight=contrastive_weight
+        )
         self.beta = beta
         self.tau = tau
 
@@ -82,11 +93,15 @@ class VASOTLoss(PrototypeLoss):
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
         if emb.shape[0] % 2:
-            raise ValueError(f"VASOT needs an even batch of videos (pairs at rows 2i, 2i+1), got B={emb.shape[0]}")
+            raise ValueError(
+                f"VASOT needs an even batch of videos (pairs at rows 2i, 2i+1), got B={emb.shape[0]}"
+            )
         with float32_math(emb.device):
             emb = emb.float()
             # one solve for the x and the y videos together (rows 0::2 and 1::2 of the same padded batch)
-            logits, seg_plan = asot_logits_and_plan(emb, mask, self.prototypes(), self.seg_settings, self.tau)
+            logits, seg_plan = asot_logits_and_plan(
+                emb, mask, self.prototypes().float(), self.seg_settings, self.tau
+            )
             seg_x = soft_cross_entropy(seg_plan[0::2], logits[0::2], mask[0::2])
             seg_y = soft_cross_entropy(seg_plan[1::2], logits[1::2], mask[1::2])
             align, metrics, align_plan = self.align.alignment_terms(emb, mask)
@@ -99,7 +114,9 @@ class VASOTLoss(PrototypeLoss):
             "seg/actions_used": actions_used(seg_plan, mask),
             "align/loss": align.detach(),
         }
-        return LossOutput(loss=loss, metrics=metrics, couplings={"align": align_plan[:1], "seg": seg_plan[:1]})
+        return LossOutput(
+            loss=loss, metrics=metrics, couplings={"align": align_plan[:1], "seg": seg_plan[:1]}
+        )
 
     @torch.no_grad()
     def segment(self, emb: Tensor, mask: Tensor, *, decode: dict | None = None) -> Tensor:

@@ -104,7 +104,9 @@ def vava_prior(
     prior = torch.where(edge, _gauss(s_v / mid, sigma).expand_as(prior), prior)
     bonus = torch.where(edge, (lam1 / (s_v * s_v + 1.0)).expand_as(bonus), bonus)
     valid = mx.unsqueeze(2) & my.unsqueeze(1)
-    return torch.where(valid, prior, torch.ones_like(prior)), torch.where(valid, bonus, torch.zeros_like(bonus))
+    return torch.where(valid, prior, torch.ones_like(prior)), torch.where(
+        valid, bonus, torch.zeros_like(bonus)
+    )
 
 
 def vava_intra_contrastive(emb: Tensor, mask: Tensor, *, window: int = 15, margin: float = 2.0) -> Tensor:
@@ -174,13 +176,15 @@ class VAVALoss(MethodLoss):
     def from_config(cls, cfg: Any) -> VAVALoss:
         m = cfg.method
         return cls(
-            virtual_cost=m.virtual_cost, sigma=m.vava_sigma, lambda1=getattr(m, "vava_lambda1", 1.0),
-            lambda2=getattr(m, "vava_lambda2", 0.1), virtual_distance=getattr(m, "vava_virtual_distance", 5.0),
+            virtual_cost=m.virtual_cost, sigma=m.vava_sigma, lambda1=m.vava_lambda1,
+            lambda2=m.vava_lambda2, virtual_distance=m.vava_virtual_distance,
             gamma=m.gamma, window=m.vava_window, margin=m.vava_margin, temperature=m.vava_temperature,
-            sinkhorn_iters=getattr(m, "vava_sinkhorn_iters", 20),
+            sinkhorn_iters=m.vava_sinkhorn_iters,
         )  # fmt: skip
 
-    def augmented_cost(self, x: Tensor, mask_x: Tensor, y: Tensor, mask_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def augmented_cost(
+        self, x: Tensor, mask_x: Tensor, y: Tensor, mask_y: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``(D_aug (B, N+1, M+1), mask_x_aug, mask_y_aug)``: squared distances, virtual row/column zeta at 0."""
         d = squared_distances(x, y)
         d_aug = torch.nn.functional.pad(d, (1, 0, 1, 0), value=self.virtual_cost)
@@ -205,7 +209,9 @@ class VAVALoss(MethodLoss):
         cost = (d_aug - bonus) / lam2 - torch.log(prior)
         ones = torch.ones(d_aug.shape[0], 1, dtype=torch.bool, device=d_aug.device)
         mx, my = torch.cat([ones, mask_x], dim=1), torch.cat([ones, mask_y], dim=1)
-        return sinkhorn(cost, eps=1.0, n_iters=self.sinkhorn_iters, tol=self.sinkhorn_tol, mask_x=mx, mask_y=my)
+        return sinkhorn(
+            cost, eps=1.0, n_iters=self.sinkhorn_iters, tol=self.sinkhorn_tol, mask_x=mx, mask_y=my
+        )
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
@@ -229,7 +235,9 @@ class VAVALoss(MethodLoss):
             "vava/ot": ot_term.mean().detach(),
             "vava/intra": (intra[0::2] + intra[1::2]).mean().detach(),
             "vava/inter": inter.mean().detach(),
-            "vava/psi": torch.tensor(psi),
+            "vava/psi": torch.tensor(psi, device=emb.device),
             "vava/virtual_mass": (plan[:, 0, :].sum(dim=1) + plan[:, 1:, 0].sum(dim=1)).mean(),
         }
-        return LossOutput(loss=loss, metrics=metrics, couplings={"align": plan[:1, 1:, 1:] * (n[:1] + 1).view(-1, 1, 1)})
+        return LossOutput(
+            loss=loss, metrics=metrics, couplings={"align": plan[:1, 1:, 1:] * (n[:1] + 1).view(-1, 1, 1)}
+        )

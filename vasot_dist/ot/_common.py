@@ -24,9 +24,11 @@ def solve_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 @contextlib.contextmanager
-def full_precision(device: torch.device) -> Iterator[None]:
-    """Disable autocast for the solve: entropic OT in half precision under/overflows."""
-    dev_type = device.type if device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
+def full_precision(x: object, name: str = "cost") -> Iterator[None]:
+    """Disable autocast on ``x``'s device for the solve: entropic OT in half precision under/overflows."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    dev_type = x.device.type if x.device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
     with torch.autocast(device_type=dev_type, enabled=False):
         yield
 

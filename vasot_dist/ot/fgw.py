@@ -13,8 +13,9 @@ One shared core (``fgw_mirror_descent``) runs the reference iteration (METHODS.m
   the mirror step is discarded and ``T`` is ``inner_iters`` log-domain Sinkhorn passes on
   ``exp(-(alpha Cx T Cy + (1 - alpha) C_hat) / eps)`` (reference: 1 pass).
 
-Working on ``log T`` keeps the iteration finite for any eps and cost scale; the ``1e-12`` floors of
-the reference are kept (``logaddexp(log T, log 1e-12)``) so the iterates are the reference's.
+The mirror step and projections work on ``log T`` (the row/column rescaling is a log-sum-exp), so
+no row underflows to zero for any eps and cost scale; the gradient keeps the reference's ``1e-12``
+floors (``log(T + 1e-12)``), so the iterates are the reference's, and it stays bounded below.
 
 Deviations from the reference, all for degenerate inputs only: if ``max(grad) <= 0`` (the reference
 would take a negative step and ascend) the step uses ``max|grad|``; the denominator is floored at
@@ -30,7 +31,6 @@ import torch
 from torch import Tensor
 
 from ._common import (
-    LOG_FLOOR,
     check_alpha,
     check_cost,
     check_count,
@@ -45,7 +45,7 @@ from ._common import (
     safe_exp,
 )
 from .objectives import fgw_objective_from_products
-from .priors import band_sum, band_width
+from .priors import band_sum, band_width, compact_width
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
@@ -55,10 +55,9 @@ _STEP_DENOM_FLOOR = 1e-12
 GwProduct = Callable[[Tensor], Tensor]
 
 
-def _kl_grad(log_marg: Tensor, log_ref: Tensor, valid: Tensor) -> Tensor:
-    """``log(marg / ref + 1e-12) + 1`` (reference ``grad_kld`` without lambda); 0 where invalid."""
-    val = torch.logaddexp(log_marg - log_ref, torch.full_like(log_marg, LOG_FLOOR)) + 1.0
-    return torch.where(valid, val, torch.zeros_like(val))
+def _kl_grad(marg: Tensor, ref: Tensor) -> Tensor:
+    """``log(marg / ref + 1e-12) + 1`` (reference ``grad_kld`` without lambda); ``ref`` is 0 where masked."""
+    return torch.log(marg / ref.clamp(min=torch.finfo(ref.dtype).tiny) + 1e-12) + 1.0
 
 
 def _step_size(grad: Tensor, valid: Tensor) -> Tensor:
@@ -69,6 +68,20 @@ def _step_size(grad: Tensor, valid: Tensor) -> Tensor:
     denom = torch.where(gmax > 0, gmax, gabs)
     denom = torch.where(torch.isfinite(denom), denom, torch.ones_like(denom)).clamp(min=_STEP_DENOM_FLOOR)
     return 4.0 / denom
+
+
+def _normalise(z: Tensor, dim: int, log_w: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Rescale ``exp(z)`` so that its sums along ``dim`` equal ``w``; returns ``(T, log T)``.
+
+    One ``exp`` pass (the shifted exponentials are reused for T).  Empty slices (``z = -inf``
+    throughout, masked rows) give exact zeros without NaN.
+    """
+    shift = z.amax(dim=dim, keepdim=True).clamp(min=-1e30)
+    e = torch.exp(z - shift)
+    s = e.sum(dim=dim, keepdim=True).clamp(min=torch.finfo(e.dtype).tiny)
+    t = e * (w / s)
+    log_t = z - shift - torch.log(s) + log_w
+    return t, log_t
 
 
 def fgw_mirror_descent(
@@ -93,16 +106,20 @@ def fgw_mirror_descent(
     cost: (B, N, M) full cost ``C_hat`` (temporal prior included); mask_x: (B, N), mask_y: (B, M);
     gw_product: ``T -> Cx T Cy`` (B, N, M), structured (None or alpha = 0: no GW term).
     ``log['objective']`` is (B, n_iters): ``G(T_k)`` after each iteration k = 1..n_iters.
+    The loop has no host synchronisation (the step size stays a tensor).
     """
     dtype = cost.dtype
     valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
     cost = torch.where(valid, cost, torch.zeros_like(cost))
     log_p = log_uniform_marginal(mask_x, dtype)
     log_q = log_uniform_marginal(mask_y, dtype)
+    p, q = safe_exp(log_p), safe_exp(log_q)
     balanced = not unbalanced_x and not unbalanced_y
     use_gw = gw_product is not None and alpha > 0
+    lin_cost = (1.0 - alpha) * cost
+    neg_mask = neg_inf_where(valid, torch.zeros_like(cost))  # 0 valid, -inf masked
 
-    log_t = neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1))
+    log_t = neg_mask + log_p.unsqueeze(2) + log_q.unsqueeze(1)
     t = safe_exp(log_t)
     eta: Tensor | None = None
     if step_size is not None:
@@ -119,33 +136,33 @@ def fgw_mirror_descent(
         gw = gw_product(t) if use_gw else None
         if return_log and it > 0:
             objectives.append(objective(t, log_t, gw))
-        fgw = (1.0 - alpha) * cost if gw is None else alpha * gw + (1.0 - alpha) * cost
+        fgw = lin_cost if gw is None else torch.add(lin_cost, gw, alpha=alpha)
         if balanced:
-            log_k = neg_inf_where(valid, -fgw / eps)
+            log_k = neg_mask - fgw / eps
             log_b = torch.zeros_like(log_q)
             for _ in range(inner_iters):
                 log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
                 log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
-            log_t = neg_inf_where(valid, log_k + log_a.unsqueeze(2) + log_b.unsqueeze(1))
+            log_t = log_k + log_a.unsqueeze(2) + log_b.unsqueeze(1)
+            t = safe_exp(log_t)
+            continue
+        # masked entries: t = 0 and log_t = -inf, every gradient term is finite there, so
+        # log_t - eta * grad stays -inf without any masking inside the loop
+        grad = fgw + eps * torch.log(t + 1e-12)
+        if unbalanced_y:
+            grad = grad + lambda_y * _kl_grad(t.sum(dim=1), q).unsqueeze(1)
+        if unbalanced_x:
+            grad = grad + lambda_x * _kl_grad(t.sum(dim=2), p).unsqueeze(2)
+        if eta is None:
+            eta = _step_size(grad, valid)
+        z = log_t - eta * grad
+        if not unbalanced_x:  # rows hard-constrained to p
+            t, log_t = _normalise(z, 2, log_p.unsqueeze(2), p.unsqueeze(2))
+        elif not unbalanced_y:  # columns hard-constrained to q
+            t, log_t = _normalise(z, 1, log_q.unsqueeze(1), q.unsqueeze(1))
         else:
-            grad = fgw + eps * torch.logaddexp(log_t, torch.full_like(log_t, LOG_FLOOR))
-            if unbalanced_y:
-                log_col = torch.logsumexp(log_t, dim=1)
-                grad = grad + lambda_y * _kl_grad(log_col, log_q, mask_y).unsqueeze(1)
-            if unbalanced_x:
-                log_row = torch.logsumexp(log_t, dim=2)
-                grad = grad + lambda_x * _kl_grad(log_row, log_p, mask_x).unsqueeze(2)
-            if eta is None:
-                eta = _step_size(grad, valid)
-            log_t = log_t - eta * grad
-            if not unbalanced_x:  # rows hard-constrained to p
-                log_t = log_t - torch.logsumexp(log_t, dim=2, keepdim=True) + log_p.unsqueeze(2)
-            elif not unbalanced_y:  # columns hard-constrained to q
-                log_t = log_t - torch.logsumexp(log_t, dim=1, keepdim=True) + log_q.unsqueeze(1)
-            else:
-                log_t = log_t.clamp(max=_LOG_T_CAP)
-            log_t = neg_inf_where(valid, log_t)
-        t = safe_exp(log_t)
+            log_t = z.clamp(max=_LOG_T_CAP)
+            t = torch.exp(log_t)
     log: dict[str, Any] | None = None
     if return_log:
         gw = gw_product(t) if use_gw else None
@@ -167,7 +184,7 @@ def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_i
 
 def asot_gw_product(radius: float, mask: Tensor) -> GwProduct:
     """``T -> Cv (T Ca)`` for frames x actions with per-problem band widths (T zero at masked rows)."""
-    width = band_width(mask.sum(dim=1), radius)
+    width = compact_width(band_width(mask.sum(dim=1), radius))
 
     def product(t: Tensor) -> Tensor:
         return band_sum(t.sum(dim=2, keepdim=True) - t, width, dim=1) / radius
@@ -177,8 +194,8 @@ def asot_gw_product(radius: float, mask: Tensor) -> GwProduct:
 
 def vaot_gw_product(radius: float, mask_x: Tensor, mask_y: Tensor) -> GwProduct:
     """``T -> Cx (T Cy)`` with ``T Cy = rowsum(T) - band_y(T)`` (diagonal of Cy is 1)."""
-    width_x = band_width(mask_x.sum(dim=1), radius)
-    width_y = band_width(mask_y.sum(dim=1), radius)
+    width_x = compact_width(band_width(mask_x.sum(dim=1), radius))
+    width_y = compact_width(band_width(mask_y.sum(dim=1), radius))
 
     def product(t: Tensor) -> Tensor:
         t_cy = t.sum(dim=2, keepdim=True) - band_sum(t, width_y, dim=2)
@@ -223,7 +240,7 @@ def segment_asot(
     lambda_frames = check_nonnegative(lambda_frames, "lambda_frames")
     lambda_actions = check_nonnegative(lambda_actions, "lambda_actions")
     rho = check_finite(temporal_prior, "temporal_prior")
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, k = cost.shape
         mask = check_mask(mask, bsz, n, cost.device, "mask")
@@ -282,7 +299,7 @@ def align_fgw(
     rho = check_finite(temporal_prior, "temporal_prior")
     if virtual_cost is not None:
         virtual_cost = check_finite(virtual_cost, "virtual_cost")
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")

@@ -111,7 +111,7 @@ def partial_wasserstein(
     mass = check_unit_open_closed(mass, "mass")
     n_iters = check_count(n_iters, "n_iters")
     tol = check_tol(tol)
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")

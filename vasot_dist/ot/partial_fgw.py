@@ -46,20 +46,34 @@ from ._common import (
     safe_exp,
 )
 from .partial import partial_dual_ascent
-from .priors import laplace_kernel_apply
+from .priors import apply_spectrum, laplace_spectrum
 from .priors import temporal_prior as _temporal_prior
 
 
-def square_loss_product(t: Tensor, scale_x: Tensor, scale_y: Tensor) -> Tensor:
-    """``L(x) T`` for the square loss with Laplace kernels, t: (B, N, M) (zero at masked entries).
+class SquareLossProduct:
+    """``T -> L(x) T`` for the square loss with Laplace kernels, t: (B, N, M) (zero at masked entries).
 
-    scale_x, scale_y: (B,) kernel scales in index units (``n * radius``).  Returns (B, N, M):
-    ``(C1*C1)(T1) 1^T + 1 ((C2*C2)(T^T 1))^T - 2 C1 T C2``.
+    scale_x, scale_y: (B,) kernel scales in index units (``n * radius``).  The call returns
+    (B, N, M) ``(C1*C1)(T1) 1^T + 1 ((C2*C2)(T^T 1))^T - 2 C1 T C2``; the four kernel spectra
+    are computed once here, so an iteration costs two batched FFT convolutions of T.
     """
-    row = laplace_kernel_apply(t.sum(dim=2, keepdim=True), scale_x / 2, dim=1)
-    col = laplace_kernel_apply(t.sum(dim=1, keepdim=True), scale_y / 2, dim=2)
-    cross = laplace_kernel_apply(laplace_kernel_apply(t, scale_x, dim=1), scale_y, dim=2)
-    return row + col - 2.0 * cross
+
+    def __init__(self, scale_x: Tensor, scale_y: Tensor, n: int, m: int, dtype: torch.dtype):
+        self.c1 = laplace_spectrum(scale_x, n, dtype)
+        self.c1_sq = laplace_spectrum(scale_x / 2, n, dtype)  # C1 * C1 (elementwise) = half scale
+        self.c2 = laplace_spectrum(scale_y, m, dtype)
+        self.c2_sq = laplace_spectrum(scale_y / 2, m, dtype)
+
+    def __call__(self, t: Tensor) -> Tensor:
+        row = apply_spectrum(t.sum(dim=2, keepdim=True), self.c1_sq, dim=1)
+        col = apply_spectrum(t.sum(dim=1, keepdim=True), self.c2_sq, dim=2)
+        cross = apply_spectrum(apply_spectrum(t, self.c1, dim=1), self.c2, dim=2)
+        return row + col - 2.0 * cross
+
+
+def square_loss_product(t: Tensor, scale_x: Tensor, scale_y: Tensor) -> Tensor:
+    """One-shot ``L(x) T`` (see ``SquareLossProduct``); t: (B, N, M), scales (B,)."""
+    return SquareLossProduct(scale_x, scale_y, t.shape[1], t.shape[2], t.dtype)(t)
 
 
 def _scales(mask: Tensor, radius: float, dtype: torch.dtype) -> Tensor:
@@ -83,14 +97,13 @@ class _GwTerm:
     def __init__(self, mask_x: Tensor, mask_y: Tensor, radius: float, dtype: torch.dtype, virtual: bool):
         self.virtual = virtual
         off = 1 if virtual else 0
-        self.scale_x = _scales(mask_x[:, off:], radius, dtype)
-        self.scale_y = _scales(mask_y[:, off:], radius, dtype)
+        mx, my = mask_x[:, off:], mask_y[:, off:]
+        self.product = SquareLossProduct(_scales(mx, radius, dtype), _scales(my, radius, dtype), mx.shape[1], my.shape[1], dtype)
 
     def __call__(self, t: Tensor) -> Tensor:
         if not self.virtual:
-            return square_loss_product(t, self.scale_x, self.scale_y)
-        gw = square_loss_product(t[:, 1:, 1:], self.scale_x, self.scale_y)
-        return torch.nn.functional.pad(gw, (1, 0, 1, 0))
+            return self.product(t)
+        return torch.nn.functional.pad(self.product(t[:, 1:, 1:]), (1, 0, 1, 0))
 
 
 def partial_fgw_objective(
@@ -164,7 +177,7 @@ def align_partial_fgw(
     inner_tol = check_tol(inner_tol)
     if virtual_cost is not None:
         virtual_cost = check_finite(virtual_cost, "virtual_cost")
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")

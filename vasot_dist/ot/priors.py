@@ -34,17 +34,28 @@ def band_width(lengths: Tensor, radius: float) -> Tensor:
     return torch.floor(lengths.to(torch.float64) * float(radius)).to(torch.int64)
 
 
-def band_sum(x: Tensor, width: Tensor, dim: int) -> Tensor:
+def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
     """Sum over the band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of ``x: (B, N, M)``.
 
     Entries outside ``[0, L)`` count as zero (zero-padded box filter, as the reference conv1d).
-    Prefix-sum differences: O(B N M) for any width.  ``width: (B,)`` int64 (0 gives zeros).
+    Prefix-sum differences: O(B N M) for any width.  ``width``: a Python int shared by the batch
+    (fast path: contiguous slices, no index tensors) or a (B,) int64 tensor of per-problem widths
+    (gather).  Width 0 gives zeros.
     """
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
     length = x.shape[dim]
+    cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
+    if isinstance(width, int):
+        w = min(max(width, 0), length - 1)
+        if w == 0:
+            return torch.zeros_like(x)
+        # box_i = cs[min(i + w, L - 1)] - cs[i - w - 1] (second term only for i > w)
+        hi = torch.cat([cs.narrow(dim, w, length - w), cs.narrow(dim, length - 1, 1).expand_as(cs.narrow(dim, 0, w))], dim=dim)
+        lo = torch.cat([torch.zeros_like(cs.narrow(dim, 0, w + 1)), cs.narrow(dim, 0, length - w - 1)], dim=dim)
+        return hi - lo - x
     zero = torch.zeros_like(x.narrow(dim, 0, 1))
-    prefix = torch.cat([zero, torch.cumsum(x, dim=dim)], dim=dim)  # prefix[k] = sum_{<k}
+    prefix = torch.cat([zero, cs], dim=dim)  # prefix[k] = sum_{<k}
     pos = torch.arange(length, device=x.device)
     w = width.to(x.device).view(-1, 1)
     hi = torch.clamp(pos.view(1, -1) + w + 1, max=length)  # (B, L): exclusive upper end
@@ -57,6 +68,15 @@ def band_sum(x: Tensor, width: Tensor, dim: int) -> Tensor:
         hi_idx, lo_idx = hi.unsqueeze(1).expand(shape), lo.unsqueeze(1).expand(shape)
     box = torch.gather(prefix, dim, hi_idx) - torch.gather(prefix, dim, lo_idx)
     return box - x  # the band excludes the centre |i - k| = 0
+
+
+def compact_width(width: Tensor) -> Tensor | int:
+    """A Python int when every problem has the same band width (fast slicing path), else ``width``.
+
+    One host synchronisation; call it once before an iteration loop, not inside it.
+    """
+    values = width.unique()
+    return int(values[0]) if values.numel() == 1 else width
 
 
 def _zero_masked(x: Tensor, mask_x: Tensor | None, mask_y: Tensor | None) -> Tensor:
@@ -78,7 +98,7 @@ def mult_cv(t: Tensor, radius: float, mask: Tensor | None = None) -> Tensor:
 
     mask: (B, N) valid rows (None: all).  Masked rows of the input are ignored and of the output zeroed.
     """
-    width = band_width(_lengths(mask, t.shape[0], t.shape[1], t.device), radius)
+    width = compact_width(band_width(_lengths(mask, t.shape[0], t.shape[1], t.device), radius))
     t = _zero_masked(t, mask, None)
     return _zero_masked(band_sum(t, width, dim=1) / radius, mask, None)
 
@@ -94,7 +114,7 @@ def mult_cy(t: Tensor, radius: float, mask_y: Tensor | None = None) -> Tensor:
 
     ``t @ Cy = rowsum(t) - band(t)`` along the last axis; m = valid columns.  t: (B, N, M).
     """
-    width = band_width(_lengths(mask_y, t.shape[0], t.shape[2], t.device), radius)
+    width = compact_width(band_width(_lengths(mask_y, t.shape[0], t.shape[2], t.device), radius))
     t = _zero_masked(t, None, mask_y)
     return _zero_masked(t.sum(dim=2, keepdim=True) - band_sum(t, width, dim=2), None, mask_y)
 
@@ -135,6 +155,34 @@ def temporal_prior(
     return _zero_masked(r, mask_x, mask_y)
 
 
+def laplace_spectrum(scale: Tensor, length: int, dtype: torch.dtype) -> Tensor:
+    """rFFT of the zero-padded Laplace kernel ``exp(-|lag| / scale_b)``, ``|lag| < length``: (B, n_fft//2+1).
+
+    ``n_fft`` is the power of two >= 2 length - 1, so the circular convolution is the linear one.
+    """
+    n_fft = _fft_size(length)
+    d = torch.arange(n_fft, device=scale.device, dtype=dtype)
+    circ = torch.minimum(d, n_fft - d)  # circular lag: k and n_fft - k are lags +k and -k
+    kern = torch.exp(-circ.unsqueeze(0) / scale.to(dtype).view(-1, 1))  # (B, n_fft)
+    kern = torch.where(circ.unsqueeze(0) < length, kern, torch.zeros_like(kern))  # only |lag| < L
+    return torch.fft.rfft(kern, n=n_fft, dim=1)
+
+
+def _fft_size(length: int) -> int:
+    return 1 << math.ceil(math.log2(max(2 * length - 1, 1)))
+
+
+def apply_spectrum(x: Tensor, spectrum: Tensor, dim: int) -> Tensor:
+    """Convolve ``x: (B, N, M)`` along ``dim`` with a kernel given by ``laplace_spectrum`` for that length."""
+    length = x.shape[dim]
+    if length == 1:
+        return x.clone()
+    n_fft = _fft_size(length)
+    kf = spectrum.unsqueeze(2) if dim == 1 else spectrum.unsqueeze(1)
+    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft, dim=dim) * kf, n=n_fft, dim=dim)
+    return y.narrow(dim, 0, length)
+
+
 def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
     """``K @ x`` along ``dim`` (1 or 2) with ``K_ik = exp(-|i - k| / scale_b)``, x: (B, N, M).
 
@@ -144,16 +192,4 @@ def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
     """
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
-    length = x.shape[dim]
-    if length == 1:
-        return x.clone()
-    n_fft = 1 << math.ceil(math.log2(2 * length - 1))
-    d = torch.arange(n_fft, device=x.device, dtype=x.dtype)
-    circ = torch.minimum(d, n_fft - d)  # circular lag: k and n_fft - k are lags +k and -k
-    kern = torch.exp(-circ.unsqueeze(0) / scale.to(x.dtype).view(-1, 1))  # (B, n_fft)
-    kern = torch.where(circ.unsqueeze(0) < length, kern, torch.zeros_like(kern))  # only |lag| < L
-    kf = torch.fft.rfft(kern, n=n_fft, dim=1)
-    kf = kf.unsqueeze(2) if dim == 1 else kf.unsqueeze(1)
-    xf = torch.fft.rfft(x, n=n_fft, dim=dim)
-    y = torch.fft.irfft(xf * kf, n=n_fft, dim=dim)
-    return y.narrow(dim, 0, length)
+    return apply_spectrum(x, laplace_spectrum(scale, x.shape[dim], x.dtype), dim)

@@ -85,7 +85,7 @@ def sinkhorn(
     eps = check_positive(eps, "eps")
     n_iters = check_count(n_iters, "n_iters")
     tol = check_tol(tol)
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y)
         f = torch.zeros_like(log_a)
         g = torch.zeros_like(log_b)
@@ -159,7 +159,7 @@ def sinkhorn_unbalanced(
     tol = check_tol(tol)
     pow_x = 1.0 if math.isinf(reg_x) else reg_x / (reg_x + eps)
     pow_y = 1.0 if math.isinf(reg_y) else reg_y / (reg_y + eps)
-    with full_precision(cost.device):
+    with full_precision(cost):
         cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y)
         f = torch.zeros_like(log_a)
         g = torch.zeros_like(log_b)

@@ -64,7 +64,7 @@ def sliced_wasserstein(
     ``ot.sliced_wasserstein_distance(x_b, y_b, projections=projections, p=p)``.
     """
     check_positive(p, "p")
-    with full_precision(x.device):
+    with full_precision(x, "x"):
         x = _points(x, "x")
         y = _points(y, "y").to(x.dtype)
         if x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
@@ -112,7 +112,7 @@ def circular_sw_cost(
     ``cost_ij = || normalize(g(x_i)) - normalize(g(a_j)) ||`` with ``g`` the circular projections.
     """
     radius = check_positive(radius, "radius")
-    with full_precision(x.device):
+    with full_precision(x, "x"):
         x = _points(x, "x")
         if not isinstance(a, Tensor) or a.dim() not in (2, 3) or a.shape[-1] != x.shape[-1]:
             raise ValueError(f"a must have shape (K, D) or (B, K, D) with D={x.shape[-1]}")

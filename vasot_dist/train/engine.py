@@ -8,6 +8,7 @@ checkpoint. DeepSpeed checkpoints go through its own ``save_checkpoint`` / ``loa
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,10 @@ def lr_factor(step: int, cfg: RunConfig) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class _LrLambda:
-    """Picklable schedule (a closure would not be) — checkpoints store only the step count."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg = cfg
-
-    def __call__(self, step: int) -> float:
-        return lr_factor(step, self.cfg)
-
-
 def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _LrLambda(cfg))
+    # A partial, not a callable object: LambdaLR.state_dict() would pickle an object's __dict__ (the config),
+    # and checkpoints must hold only tensors and plain values.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg))
 
 
 class Engine:

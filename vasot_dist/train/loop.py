@@ -286,7 +286,9 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                 progress["batch_in_epoch"] = 0
 
     if status == "completed":
-        path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
+        path = run_dir.checkpoints / ckpt.checkpoint_name(progress["step"], folder=isinstance(engine, DeepSpeedEngine))
+        if not path.exists():  # not already written by the periodic checkpoint of this very step
+            path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
         last_eval = _evaluate(cfg, engine, ctx, run_dir, progress["step"], tracker)
         if report is not None:
             report(progress["step"], last_eval, path)

@@ -1,0 +1,48 @@
+"""Shared builders for the loss tests: synthetic segment videos, padded batches, a loop-based soft CE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def unit(*shape: int, gen: torch.Generator) -> torch.Tensor:
+    return F.normalize(torch.randn(*shape, generator=gen), dim=-1)
+
+
+def segment_video(
+    lengths: list[int], protos: torch.Tensor, noise: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Piecewise-constant segments: frame = normalize(protos[segment] + noise * N(0, I)), shape (sum(lengths), D)."""
+    labels = torch.cat([torch.full((n,), k) for k, n in enumerate(lengths)])
+    return F.normalize(
+        protos[labels] + noise * torch.randn(len(labels), protos.shape[1], generator=gen), dim=-1
+    )
+
+
+def pad_batch(videos: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos (n_b, D) into (B, T, D) with zero padding at the end and the (B, T) mask of real frames."""
+    length = length or max(v.shape[0] for v in videos)
+    emb = torch.zeros(len(videos), length, videos[0].shape[1])
+    mask = torch.zeros(len(videos), length, dtype=torch.bool)
+    for b, v in enumerate(videos):
+        emb[b, : v.shape[0]] = v
+        mask[b, : v.shape[0]] = True
+    return emb, mask
+
+
+def loop_soft_ce(
+    pairs: list[tuple[torch.Tensor, torch.Tensor]], weights: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """sum over videos and rows of w_i * (-sum_j T_ij log softmax(z_i)_j), divided by sum w (default w = 1).
+
+    pairs: (target (n, k) constant, logits (n, k)) per video, unpadded; written row by row on purpose.
+    """
+    total = torch.zeros(())
+    count = torch.zeros(())
+    for b, (target, logits) in enumerate(pairs):
+        for i in range(target.shape[0]):
+            w = torch.ones(()) if weights is None else weights[b][i]
+            total = total - w * (target[i] * torch.log_softmax(logits[i], dim=0)).sum()
+            count = count + w
+    return total / count

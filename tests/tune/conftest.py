@@ -1,0 +1,45 @@
+"""Shared pieces of the sweep tests: a tiny ASOT-on-synthetic-features base config, a sweep-file writer, and
+Ray shut down after every test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tune_helpers import DEMO, tiny_overrides
+
+from vasot_dist.config import RunConfig, load_config
+
+
+@pytest.fixture(scope="session")
+def features_dir(tmp_path_factory) -> Path:
+    """One set of synthetic features for the session (written by the first run that needs it)."""
+    return tmp_path_factory.mktemp("synthetic") / "features"
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(features_dir, tmp_path_factory) -> RunConfig:
+    """The tiny base config (shared: tests must not modify it; sweeps give each trial its own run dir)."""
+    return load_config(DEMO, tiny_overrides(features_dir, tmp_path_factory.mktemp("runs")))
+
+
+@pytest.fixture
+def write_sweep(tmp_path):
+    """``write_sweep(mapping, name=...)`` -> path of a sweep YAML holding ``mapping``."""
+
+    def _write(mapping: dict, name: str = "sweep") -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+        return path
+
+    return _write
+
+
+@pytest.fixture(autouse=True)
+def _ray_shut_down_after_test():
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

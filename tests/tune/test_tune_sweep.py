@@ -1,0 +1,149 @@
+"""Real sweeps on a local Ray instance (CPU): trials are Ray Train runs of the training loop on synthetic
+features. Each test starts its own Ray and the conftest fixture shuts it down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tune_helpers import DEMO, REPO, tiny_overrides
+
+from vasot_dist.config import load_config
+from vasot_dist.train.checkpoint import list_checkpoints
+from vasot_dist.tune.sweep import run_sweep
+from vasot_dist.tune.trial import FAIL_ONCE_ENV
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+
+
+@pytest.fixture(autouse=True)
+def _lean_ray_train(monkeypatch):
+    """Fewer helper actors per Train run (no preemption watcher, no metrics) and patience with a loaded
+    2-core machine, where a worker group can take more than Ray Train's default 60 s to start."""
+    monkeypatch.setenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+    monkeypatch.setenv("RAY_TRAIN_METRICS_ENABLED", "0")
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
+
+
+SPACE = {
+    "ot.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
+    "optim.lr": {"dist": "choice", "values": [1.0e-3, 3.0e-3]},
+}
+
+
+def _sweep(name: str, **extra) -> dict:
+    return {"name": name, "metric": "seg/MoF", "mode": "max", "num_samples": 2, "seed": 0, "space": SPACE, **extra}
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _reported_steps(exp: Path, trial_id: str) -> list[int]:
+    """The steps of every result Tune recorded for a trial (its own result.json, one line per report)."""
+    return [row["step"] for row in _jsonl(exp / f"trial_{trial_id}" / "result.json")]
+
+
+def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_sweep, tmp_path, capsys):
+    sweep = write_sweep(_sweep("e2e", scheduler={"name": "asha", "grace_period": 2, "reduction_factor": 2}))
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=4)
+    exp = tmp_path / "store" / "e2e"
+    assert result.experiment_path == str(exp)
+    assert len(result.rows) == 2 and all(r.status != "error" for r in result.rows)
+    values = [r.value for r in result.rows]
+    assert values == sorted(values, reverse=True) and result.best == result.rows[0]
+
+    for row in result.rows:
+        # what Tune recorded is what the training loop evaluated at that step (rank 0's metrics.jsonl)
+        run_dir = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / row.trial_id
+        logged = {r["step"]: r for r in _jsonl(run_dir / "metrics.jsonl") if "eval/seg/MoF" in r}
+        assert logged[row.step]["eval/seg/MoF"] == pytest.approx(row.value)
+        assert _reported_steps(exp, row.trial_id)[-1] == row.step
+        # the trial's config is the base with its sampled values
+        run_cfg = load_config(run_dir / "config.yaml")
+        assert run_cfg.ot.eps == pytest.approx(row.params["ot.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
+        assert run_cfg.train.run_id == row.trial_id and run_cfg.log.group == "e2e"
+
+    best = result.best
+    kept = list_checkpoints(Path(best.checkpoint))  # Ray Train's copy of the reported checkpoint
+    assert [step for step, _ in kept] == [best.step]
+
+    out = capsys.readouterr().out
+    assert "sweep 'e2e': 2 trials by seg/MoF (max)" in out and str(result.best_config_path) in out
+    assert result.best_config_path == exp / "best_config.yaml"
+    best_cfg = load_config(result.best_config_path)
+    assert best_cfg.train.run_id is None and best_cfg.ot.eps == pytest.approx(best.params["ot.eps"])
+    assert best_cfg.optim.lr == best.params["optim.lr"]
+
+    # ... and it trains as is, through the same loop launchers/train.py runs
+    from vasot_dist.train.loop import run
+
+    summary = run(load_config(result.best_config_path, ["train.max_steps=2", "train.eval_every=0",
+                                                         f"train.output_dir={tmp_path / 'final'}"]))
+    assert summary["status"] == "completed" and summary["step"] == 2 and "seg/MoF" in summary["metrics"]
+
+
+def test_a_failing_trial_is_retried_from_its_checkpoint(tiny_cfg, write_sweep, tmp_path, monkeypatch):
+    markers = tmp_path / "failures"
+    monkeypatch.setenv(FAIL_ONCE_ENV, str(markers))  # rank 0 raises once, right after its first report
+    sweep = write_sweep(_sweep("retry", num_samples=1, scheduler="fifo"))
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=3)
+    (row,) = result.rows
+    assert (markers / f"{row.trial_id}.failed").read_text().strip() == "2"  # it did fail after step 2
+    assert row.status == "completed" and row.step == 4
+    # the retry continued from the step-2 checkpoint: a restart from scratch would have reported 2, 2, 4
+    assert _reported_steps(tmp_path / "store" / "retry", row.trial_id) == [2, 4]
+
+
+def _trial_statuses(exp: Path) -> dict[str, str]:
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return {t.trial_id: t.status for t in ExperimentAnalysis(str(exp)).trials}
+    except Exception:  # no experiment state written yet
+        return {}
+
+
+def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, write_sweep, tmp_path):
+    sweep = write_sweep(_sweep("killed", max_concurrent=1, scheduler="fifo"))
+    store, exp = tmp_path / "store", tmp_path / "store" / "killed"
+    overrides = tiny_overrides(Path(tiny_cfg.data.shards), Path(tiny_cfg.train.output_dir))
+    script = ("import sys; from vasot_dist.config import load_config; from vasot_dist.tune.sweep import run_sweep; "
+              f"run_sweep(load_config({str(DEMO)!r}, {overrides!r}), {str(sweep)!r}, storage_path={str(store)!r}, "
+              "num_cpus=2)")
+    log = open(tmp_path / "first_attempt.log", "w")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # its own process group: Ray's processes die with it
+    try:
+        deadline = time.monotonic() + 300
+        while "TERMINATED" not in _trial_statuses(exp).values():
+            assert proc.poll() is None, (tmp_path / "first_attempt.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # killed midway: no chance to save anything
+        except ProcessLookupError:  # it ended by itself (the assertion above says why)
+            pass
+        proc.wait()
+        log.close()
+    statuses = _trial_statuses(exp)
+    (done,) = [t for t, s in statuses.items() if s == "TERMINATED"]
+    assert len(statuses) == 2
+    done_results = (exp / f"trial_{done}" / "result.json").read_text()
+    done_run = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / done
+    done_metrics = (done_run / "metrics.jsonl").read_text()
+
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(store), resume=True, num_cpus=3)
+    assert {r.trial_id for r in result.rows} == set(statuses)
+    assert all(r.status == "completed" and r.step == 4 for r in result.rows)
+    # the finished trial was not run again: neither Tune's results nor its run directory changed
+    assert (exp / f"trial_{done}" / "result.json").read_text() == done_results
+    assert (done_run / "metrics.jsonl").read_text() == done_metrics
