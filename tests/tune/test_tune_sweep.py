@@ -52,20 +52,25 @@ def _reported_steps(exp: Path, trial_id: str) -> list[int]:
 
 
 def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_sweep, tmp_path, capsys):
-    sweep = write_sweep(_sweep("e2e", scheduler={"name": "asha", "grace_period": 2, "reduction_factor": 2}))
-    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=4)
+    # ASHA's budget max_t = 2 steps stops both trials at their first report, of 6 steps: the stop must end
+    # each Train run cleanly and free its resources, since the 2 trials run one after the other (2 CPUs).
+    sweep = write_sweep(_sweep("e2e", scheduler={"name": "asha", "max_t": 2, "grace_period": 1},
+                               overrides=["train.max_steps=6"]))
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=2)
     exp = tmp_path / "store" / "e2e"
     assert result.experiment_path == str(exp)
-    assert len(result.rows) == 2 and all(r.status != "error" for r in result.rows)
+    assert [r.status for r in result.rows] == ["stopped", "stopped"] and [r.step for r in result.rows] == [2, 2]
     values = [r.value for r in result.rows]
     assert values == sorted(values, reverse=True) and result.best == result.rows[0]
 
     for row in result.rows:
         # what Tune recorded is what the training loop evaluated at that step (rank 0's metrics.jsonl)
         run_dir = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / row.trial_id
-        logged = {r["step"]: r for r in _jsonl(run_dir / "metrics.jsonl") if "eval/seg/MoF" in r}
-        assert logged[row.step]["eval/seg/MoF"] == pytest.approx(row.value)
-        assert _reported_steps(exp, row.trial_id)[-1] == row.step
+        logged = _jsonl(run_dir / "metrics.jsonl")
+        evals = {r["step"]: r for r in logged if "eval/seg/MoF" in r}
+        assert evals[2]["eval/seg/MoF"] == pytest.approx(row.value)
+        assert _reported_steps(exp, row.trial_id) == [2]
+        assert max(r["step"] for r in logged) < 6  # the workers left the loop before train.max_steps
         # the trial's config is the base with its sampled values
         run_cfg = load_config(run_dir / "config.yaml")
         assert run_cfg.ot.eps == pytest.approx(row.params["ot.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
@@ -73,14 +78,14 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
 
     best = result.best
     kept = list_checkpoints(Path(best.checkpoint))  # Ray Train's copy of the reported checkpoint
-    assert [step for step, _ in kept] == [best.step]
+    assert [step for step, _ in kept] == [2]
 
     out = capsys.readouterr().out
     assert "sweep 'e2e': 2 trials by seg/MoF (max)" in out and str(result.best_config_path) in out
     assert result.best_config_path == exp / "best_config.yaml"
     best_cfg = load_config(result.best_config_path)
     assert best_cfg.train.run_id is None and best_cfg.ot.eps == pytest.approx(best.params["ot.eps"])
-    assert best_cfg.optim.lr == best.params["optim.lr"]
+    assert best_cfg.optim.lr == best.params["optim.lr"] and best_cfg.train.max_steps == 6
 
     # ... and it trains as is, through the same loop launchers/train.py runs
     from vasot_dist.train.loop import run

@@ -15,6 +15,6 @@ def tiny_overrides(features: Path, output_dir: Path) -> list[str]:
         "data.context_frames=1", "data.num_workers=0", "data.synthetic.frames_min=24",
         "data.synthetic.frames_max=32", "model.encoder=mlp", "model.mlp_layers=[64,32,16]", "model.embed_dim=16",
         "optim.warmup_steps=0", f"train.output_dir={output_dir}", "train.max_steps=4", "train.eval_every=2",
-        "train.ckpt_every=0", "train.device=cpu", "train.experiment=tune_test", "eval.protocol=lav",
+        "train.ckpt_every=0", "train.log_every=1", "train.device=cpu", "train.experiment=tune_test", "eval.protocol=lav",
         "log.wandb=disabled", "tune.workers_per_trial=1", "tune.cpus_per_worker=1", "tune.max_failures=1",
     ]

@@ -64,6 +64,7 @@ class ModelConfig:
     freeze_stem: bool = False
     freeze_bn: bool = False
     dropout: float = 0.1
+    head_dim: int = 512  # width of the 3D-conv / FC head (512 in LAV/VAOT; the CPU demo uses less)
     mlp_layers: list[int] = field(default_factory=lambda: [64, 128, 40])  # in, hidden..., out
     num_actions: int = 4  # K prototypes (segmentation methods)
     prototype_init: str = "kmeans"  # kmeans | random
@@ -227,6 +228,7 @@ _RULES: dict[str, tuple] = {
     "model.encoder": _choice("resnet50", "mlp"),
     "model.embed_dim": ("range", 1, None, False, False),
     "model.dropout": ("range", 0, 1, False, True),
+    "model.head_dim": ("range", 1, None, False, False),
     "model.num_actions": ("range", 1, None, False, False),
     "model.prototype_init": _choice("kmeans", "random"),
     "method.name": _choice(*METHODS),

@@ -1,5 +1,6 @@
-"""Trained vs untrained: evaluate a run's newest checkpoint and the same architecture at initialisation
-(same seed, prototypes initialised the same way), print both and the difference. Used by ``make demo``.
+"""Trained vs untrained: the same architecture at initialisation (same seed, prototypes initialised the same
+way) against a run's newest checkpoint, whose metrics the run's final evaluation already wrote (evaluated
+here only when missing). Prints both and the difference. Used by ``make demo``.
 
     python -m vasot_dist.eval.compare --config configs/demo.yaml --run runs/demo/<run-id>
 """
@@ -34,9 +35,13 @@ def compare(config: str, run: str, overrides: list[str] | None = None) -> dict[s
         untrained = build_train_model(cfg).to(ctx.device)
         init_prototypes(cfg, untrained, ctx)
         before = evaluate_model(cfg, untrained, ctx, out_dir=run_dir / "eval" / "untrained")
-        trained = build_train_model(cfg).to(ctx.device)
-        trained.load_state_dict(found[1]["model"])
-        after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / found[0].stem)
+        done = run_dir / "eval" / found[0].stem / "metrics.json"
+        if done.exists():
+            after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
+        else:
+            trained = build_train_model(cfg).to(ctx.device)
+            trained.load_state_dict(found[1]["model"])
+            after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / found[0].stem)
     finally:
         shutdown(ctx)
     result = {"untrained": before, "trained": after}
@@ -46,7 +51,7 @@ def compare(config: str, run: str, overrides: list[str] | None = None) -> dict[s
     print(f"  report: {run_dir / 'eval' / found[0].stem / 'report.md'}\n  plots: {run_dir / 'plots'}\n")
     print(f"{'metric':<24}{'untrained':>12}{'trained':>12}{'change':>10}")
     for k in after:
-        b, a = before.get(k, float("nan")), after[k]
+        b, a = before.get(k, float("nan")), float("nan") if after[k] is None else after[k]
         print(f"{k:<24}{b:>12.3f}{a:>12.3f}{a - b:>+10.3f}")
     return result
 

@@ -34,6 +34,11 @@ class VideoEmbedding:
     labels: np.ndarray  # (T,) int
     progress: np.ndarray | None  # (T,) float, synthetic ground truth (-1 background)
     segmentation: np.ndarray | None  # (T,) predicted cluster ids (segmentation methods)
+    thumbs: np.ndarray | None = None  # (n, H, W, 3) uint8 frames kept for retrieval strips (first videos only)
+    thumb_idx: np.ndarray | None = None  # (n,) positions of the thumbs among the video's frames
+
+
+_THUMB_VIDEOS, _THUMBS_PER_VIDEO = 4, 48
 
 
 @torch.no_grad()
@@ -62,6 +67,11 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> l
             progress = np.where(progress < 0, np.nan, progress)  # background frames have no counterpart
             if np.isnan(progress).all():
                 progress = None
+        thumbs = thumb_idx = None
+        if batch.frames is not None and i < _THUMB_VIDEOS:
+            n = int(valid.sum())
+            thumb_idx = np.unique(np.linspace(0, n - 1, min(n, _THUMBS_PER_VIDEO)).round().astype(int))
+            thumbs = batch.frames[0, torch.as_tensor(thumb_idx, device=batch.frames.device), -1].cpu().numpy()
         out.append(
             VideoEmbedding(
                 key=batch.keys[0],
@@ -70,6 +80,8 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> l
                 labels=batch.labels[0][valid].cpu().numpy(),
                 progress=progress,
                 segmentation=None if seg is None else seg[0][valid].cpu().numpy(),
+                thumbs=thumbs,
+                thumb_idx=thumb_idx,
             )
         )
     return out
@@ -201,6 +213,7 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
         images[f"plan {x.key} vs {y.key}"] = plots.plot_transport_plan(
             plan, out_dir / f"plan_{i}.png", title=f"{x.key} → {y.key}", gt_match=gt
         )
+    images.update(_retrieval_strips([v for v in test if v.thumbs is not None], out_dir))
     segs = [v for v in test if v.segmentation is not None][:6]
     if segs:
         images["segmentation"] = plots.plot_segmentation_bars(
@@ -209,6 +222,24 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
             out_dir / "segmentation.png",
             names=[v.key for v in segs],
         )
+    return images
+
+
+def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, k: int = 5) -> dict[str, str]:
+    """For three frames of the first video: its k nearest frames (embedding distance) in the other videos."""
+    if len(videos) < 2:
+        return {}
+    query, others = videos[0], videos[1:]
+    cand_emb = np.concatenate([v.emb[v.thumb_idx] for v in others])
+    cand_img = np.concatenate([v.thumbs for v in others])
+    cand_lab = np.concatenate([v.labels[v.thumb_idx] for v in others])
+    images = {}
+    for j, q in enumerate(np.linspace(0, len(query.thumb_idx) - 1, 3).round().astype(int)):
+        t = query.thumb_idx[q]
+        near = np.argsort(((cand_emb - query.emb[t]) ** 2).sum(1))[:k]
+        images[f"retrieval {query.key} frame {t}"] = plots.plot_retrieval_strip(
+            query.thumbs[q], cand_img[near], out_dir / f"retrieval_{j}.png", query_label=int(query.labels[t]),
+            retrieved_labels=[int(x) for x in cand_lab[near]])
     return images
 
 
@@ -229,6 +260,8 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
                 raise FileNotFoundError(f"no loadable checkpoint under {path / 'checkpoints'}")
             path = found[0]
         if path.is_dir():
+            if not ckpt.is_checkpoint_name(path.name):
+                raise FileNotFoundError(f"{path} is neither a checkpoint file nor a run directory (no checkpoints/)")
             raise ValueError(f"{path} is a DeepSpeed folder; convert it with deepspeed's zero_to_fp32 first")
         state = ckpt.load_file_checkpoint(path)
         model = build_train_model(cfg).to(ctx.device)

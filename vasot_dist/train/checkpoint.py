@@ -26,6 +26,10 @@ def checkpoint_name(step: int, folder: bool = False) -> str:
     return f"step_{step:08d}" + ("" if folder else ".pt")
 
 
+def is_checkpoint_name(name: str) -> bool:
+    return _STEP_RE.match(name) is not None
+
+
 def save_file_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
     """Write ``state`` to ``step_XXXXXXXX.pt`` via a temporary file and rename; prune to ``keep_last``."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)

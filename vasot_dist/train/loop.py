@@ -229,7 +229,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                               enabled=cfg.train.bf16 and ctx.device.type == "cuda" and cfg.dist.engine == "ddp")
     bar = _progress_bar(cfg, progress["step"], ctx)
-    window: dict[str, float] = {}
+    window: dict[str, Any] = {}
     t_window, frames_window, status, last_eval = time.perf_counter(), 0.0, "completed", {}
     engine.train()
     with _Preemption() as preempt:
@@ -237,14 +237,15 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
             loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=progress["epoch"],
                                        seed=cfg.train.seed, start_batch=progress["batch_in_epoch"])
             for batch in loader:
+                frames_window += int(batch.mask.sum())  # on the host, before the copy: no device sync
                 batch = batch.to(ctx.device)
                 with autocast:
                     out = engine(_inputs(batch), batch.mask, progress["step"])
                 engine.backward(out.loss)
                 progress["batch_in_epoch"] += 1
-                frames_window += float(batch.mask.sum())
+                # Logged scalars stay on the device until a log step: a float() here would sync every step.
                 for k, v in {"loss": out.loss.detach(), **out.metrics}.items():
-                    window[k] = window.get(k, 0.0) + float(v)
+                    window[k] = window.get(k, 0.0) + torch.as_tensor(v).detach().float()
                 window["_n"] = window.get("_n", 0.0) + 1
                 if not engine.step():
                     continue
@@ -302,9 +303,9 @@ def _inputs(batch) -> torch.Tensor:
     return batch.frames if batch.frames is not None else batch.features
 
 
-def _reduce_window(window: dict[str, float], frames: float, seconds: float, ctx: DistContext) -> dict[str, float]:
+def _reduce_window(window: dict[str, Any], frames: float, seconds: float, ctx: DistContext) -> dict[str, float]:
     """Mean of each logged scalar over the window's micro-batches and all ranks; frames/s over all ranks."""
-    summed = sum_across_ranks(ctx, {**window, "_frames": frames})
+    summed = sum_across_ranks(ctx, {k: float(v) for k, v in {**window, "_frames": frames}.items()})
     n = max(summed.pop("_n", 1.0), 1.0)
     total_frames = summed.pop("_frames")
     row = {k: v / n for k, v in summed.items()}

@@ -33,6 +33,7 @@ from vasot_dist.tune.results import (
     write_best_config,
 )
 from vasot_dist.tune.space import SweepError, SweepSpec, load_sweep, sweep_from_dict
+from vasot_dist.tune.stopping import GracefulStop, start_registry
 from vasot_dist.tune.storage import check_multinode_storage, is_uri, read_json, resolve_storage, write_json
 from vasot_dist.tune.trial import DRIVER_CPUS, trial_driver
 
@@ -92,8 +93,9 @@ def _concurrency(resources: dict[str, float], base: RunConfig, *, joined: bool) 
         return 1
 
 
-def build_scheduler(spec: SweepSpec, base: RunConfig):
-    """ASHA over training steps (``step`` is reported at every evaluation), or FIFO."""
+def build_scheduler(spec: SweepSpec, base: RunConfig, registry: str):
+    """ASHA over training steps (``step`` is reported at every evaluation), its stops delivered to the
+    workers through the stop registry ``registry`` (:mod:`vasot_dist.tune.stopping`); or FIFO."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     sch = spec.scheduler
@@ -102,8 +104,8 @@ def build_scheduler(spec: SweepSpec, base: RunConfig):
     max_t = sch.max_t or base.train.max_steps
     every = base.train.eval_every
     grace = sch.grace_period or (min(every, max_t) if every else max_t)
-    return ASHAScheduler(time_attr="step", max_t=max_t, grace_period=grace,
-                         reduction_factor=sch.reduction_factor)
+    asha = ASHAScheduler(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=sch.reduction_factor)
+    return GracefulStop(asha, registry)
 
 
 def build_searcher(spec: SweepSpec, limit: int) -> tuple[Any, int | None]:
@@ -241,7 +243,10 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
         limit = spec.max_concurrent or _concurrency(ray.cluster_resources(), base, joined=address is not None)
         log.info("sweep %s: %d alive node(s), up to %d trial(s) at once, results in %s", spec.name, len(alive),
                  limit, exp_path)
-        settings = {"metric": spec.metric, "mode": spec.mode, "train_storage": f"{exp_path}/train_runs"}
+        registry = f"vasot_sweep_stops_{spec.name}"
+        registry_actor = start_registry(registry)  # noqa: F841 -- kept: the actor lives while a handle does
+        settings = {"metric": spec.metric, "mode": spec.mode, "train_storage": f"{exp_path}/train_runs",
+                    "stop_registry": registry}
         trainable = tune.with_resources(
             tune.with_parameters(trial_driver, base=config_to_dict(base), settings=settings), {"CPU": DRIVER_CPUS})
         if resume:
@@ -254,7 +259,7 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
                 param_space=spec.param_space(),
                 tune_config=tune.TuneConfig(
                     metric=spec.metric, mode=spec.mode, num_samples=spec.num_samples, search_alg=searcher,
-                    scheduler=build_scheduler(spec, base), max_concurrent_trials=tune_limit,
+                    scheduler=build_scheduler(spec, base, registry), max_concurrent_trials=tune_limit,
                     trial_dirname_creator=_trial_dirname),
                 run_config=tune.RunConfig(
                     name=spec.name, storage_path=storage,

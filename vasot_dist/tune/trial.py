@@ -3,7 +3,8 @@
 ``trial_driver`` is the Tune trainable: it builds a ``TorchTrainer`` for the trial's config and ``fit()``s it.
 ``train_worker`` runs on each Train worker and calls the same ``vasot_dist.train.loop.run`` as
 ``launchers/train.py``; at every evaluation :class:`RayReporter` hands the metrics, and rank 0's checkpoint,
-to ``ray.train.report``, and ``TuneReportCallback`` forwards rank 0's metrics to Tune (ASHA decides on them).
+to ``ray.train.report``, and ``TuneReportCallback`` forwards rank 0's metrics to Tune (ASHA decides on them;
+a stop reaches the workers through :mod:`vasot_dist.tune.stopping`).
 
 Restores: the Train run is named by the trial id (never by time) under the experiment folder, so a retried
 worker group, a restarted trial or a ``--resume``d sweep finds the run's reported checkpoints through
@@ -24,8 +25,12 @@ from typing import Any
 
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
 from vasot_dist.train.checkpoint import list_checkpoints
+from vasot_dist.train.ranklog import get_logger
 from vasot_dist.train.rundir import run_dir_for
 from vasot_dist.tune.space import apply_params
+from vasot_dist.tune.stopping import StopCheck, StopRequested
+
+log = get_logger(__name__)
 
 # Fault-injection switch for checking a deployment's fault tolerance (and the tests): a folder; each trial's
 # rank 0 raises once, right after its first report, leaving a marker file there so the retry runs through.
@@ -56,7 +61,8 @@ def trial_driver(params: dict[str, Any], *, base: dict[str, Any], settings: dict
     """Tune trainable: run one trial as a Ray Train job (``tune.with_parameters`` binds ``base``/``settings``).
 
     ``params``: the sampled ``{dotted key: value}``; ``base``: the sweep's base config as a dict;
-    ``settings``: ``metric``, ``mode`` and ``train_storage`` (folder or URI of the Train runs).
+    ``settings``: ``metric``, ``mode``, ``train_storage`` (folder or URI of the Train runs) and
+    ``stop_registry`` (name of the sweep's :class:`~vasot_dist.tune.stopping.StopRegistry`).
     """
     import ray.train
     import ray.tune
@@ -67,7 +73,8 @@ def trial_driver(params: dict[str, Any], *, base: dict[str, Any], settings: dict
     cfg = trial_config(config_from_dict(base), params, trial_id)
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"cfg": config_to_dict(cfg), "metric": settings["metric"], "trial_id": trial_id},
+        train_loop_config={"cfg": config_to_dict(cfg), "metric": settings["metric"], "trial_id": trial_id,
+                           "stop_registry": settings["stop_registry"]},
         scaling_config=scaling_config(cfg),
         run_config=ray.train.RunConfig(
             name=trial_id,
@@ -90,13 +97,18 @@ def train_worker(config: dict[str, Any]) -> None:
     from vasot_dist.train.loop import run
 
     cfg = config_from_dict(config["cfg"])
-    reporter = RayReporter(config["metric"], ray.train.get_context().get_world_rank(), config["trial_id"])
+    rank = ray.train.get_context().get_world_rank()
+    reporter = RayReporter(config["metric"], rank, config["trial_id"])
+    stop_check = StopCheck(config["stop_registry"], config["trial_id"], rank, cfg.train.log_every)
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        run(cfg, resume=choose_resume(cfg, None), report=reporter)
-        return
-    with checkpoint.as_directory() as ray_dir:
-        run(cfg, resume=choose_resume(cfg, Path(ray_dir)), report=reporter)
+    try:
+        if checkpoint is None:
+            run(cfg, resume=choose_resume(cfg, None), report=reporter, on_step=stop_check)
+        else:
+            with checkpoint.as_directory() as ray_dir:
+                run(cfg, resume=choose_resume(cfg, Path(ray_dir)), report=reporter, on_step=stop_check)
+    except StopRequested as stop:  # the scheduler stopped this trial: end the Train run normally
+        log.info("trial %s: %s", config["trial_id"], stop)
 
 
 def _all_ranks(value: Any) -> list[Any]:
