@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
 from trainutil import ROOT, run_worker
 
 pytestmark = pytest.mark.slow

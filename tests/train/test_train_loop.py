@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from trainutil import feature_overrides, read_record, run_worker
+
 from vasot_dist.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
