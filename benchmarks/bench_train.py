@@ -98,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=None, help="data.num_workers")
     ap.add_argument("--steps", type=int, default=20, help="measured steps per mode")
     ap.add_argument("--warmup", type=int, default=5, help="steps before measuring (worker start-up, cuDNN autotune)")
+    ap.add_argument("--loader-batches", type=int, default=100, help="measured batches of the loader-alone mode")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the main process")
     ap.add_argument("--modes", default="ceiling,e2e,loader", help="comma-separated subset of ceiling,e2e,loader")
     ap.add_argument("--shard-size", type=int, default=None,
@@ -129,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bad or not modes:
         raise ValueError(f"--modes: expected a comma-separated subset of ceiling,e2e,loader, got {args.modes!r}")
     args.modes = modes
-    for name in ("steps", "warmup", "profile_steps"):
+    for name in ("steps", "warmup", "profile_steps", "loader_batches"):
         if getattr(args, name) < (1 if name != "warmup" else 0):
             raise ValueError(f"--{name.replace('_', '-')} must be >= {1 if name != 'warmup' else 0}, "
                              f"got {getattr(args, name)}")
@@ -444,13 +445,17 @@ def run_training(mode: str, cfg: RunConfig, args: argparse.Namespace, device: to
         warm_s = time.perf_counter() - t_build
         steps = []
         with GpuUtilSampler(device) as util:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for i in range(args.warmup, total):
                 steps.append(stepper(batches, i))
             clock.sync()
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         ot_timer.active = False
     row = _summarise(steps, clock, wall, mode, cfg.data.context_frames)
+    # Frames per CPU second of this process (all its threads): on a shared CPU, the rate one core gives
+    # (with --threads 1), robust to other load; on CUDA mostly the host's launch cost.
+    row["cpu_s"] = cpu
+    row["frames_per_cpu_s"] = row["frames_per_step"] * len(steps) / cpu if cpu > 0 else None
     row["warmup_s"] = warm_s
     row["gpu_util_mean"] = util.mean
     row["gpu_util_samples"] = len(util.samples)
@@ -468,33 +473,49 @@ def run_loader(cfg: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
     """The loader alone (no device copy): frames/s after the warm-up batches."""
     from vasot_dist.data import make_train_loader
 
-    total = args.warmup + args.steps
-    loader = make_train_loader(cfg.data, rank=0, world_size=1, epoch=0, seed=1, batches_per_epoch=total)
+    warm = max(args.warmup, 1)  # at least the first batch: worker start-up is not throughput
+    n = args.loader_batches
+    loader = make_train_loader(cfg.data, rank=0, world_size=1, epoch=0, seed=1, batches_per_epoch=warm + n)
     it = iter(loader)
     t_build = time.perf_counter()
-    for _ in range(max(args.warmup, 1)):  # at least the first batch: worker start-up is not throughput
+    for _ in range(warm):
         next(it)
     warm_s = time.perf_counter() - t_build
-    frames, n, waits = 0, 0, []
+    pids = [w.pid for w in getattr(it, "_workers", [])]  # DataLoader worker processes (none in-process)
+    frames, waits = 0, []
+    cpu0 = time.process_time() + sum(_proc_cpu_s(p) or 0.0 for p in pids)
     t0 = time.perf_counter()
-    for _ in range(total - max(args.warmup, 1)):
+    for _ in range(n):
         h = time.perf_counter()
         batch = next(it)
         waits.append((time.perf_counter() - h) * 1e3)
         frames += int(batch.mask.sum())
-        n += 1
     wall = time.perf_counter() - t0
-    with contextlib.suppress(StopIteration):
-        next(it)
-    return {"mode": "loader", "steps": n, "frames_per_step": frames / max(n, 1), "frames_per_s": frames / wall,
-            "images_per_s": frames * cfg.data.context_frames / wall, "wall_s": wall,
-            "wall_step_ms": wall / max(n, 1) * 1e3, "host_data_wait_ms": statistics.fmean(waits) if waits else None,
-            "warmup_s": warm_s, "workers": cfg.data.num_workers}
+    worker_cpu = [_proc_cpu_s(p) for p in pids]
+    # CPU seconds of the workers and the main process over the measured batches: frames per CPU second is
+    # what one core of data path supplies, whatever else runs on the machine (Linux /proc; None elsewhere).
+    cpu = None if None in worker_cpu else time.process_time() + sum(worker_cpu) - cpu0
+    for _ in it:  # let the workers finish their epoch and exit
+        pass
+    return {"mode": "loader", "steps": n, "frames_per_step": frames / n,
+            "frames_per_s": frames / wall, "images_per_s": frames * cfg.data.context_frames / wall, "wall_s": wall,
+            "wall_step_ms": wall / n * 1e3, "host_data_wait_ms": statistics.fmean(waits),
+            "warmup_s": warm_s, "workers": cfg.data.num_workers, "cpu_s": cpu,
+            "frames_per_cpu_s": frames / cpu if cpu else None}
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """utime + stime of a live process from /proc/<pid>/stat, in seconds (None when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15 of stat(5)
 
 
 def run_profile(cfg: RunConfig, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """``--profile-steps`` end-to-end steps under torch.profiler; Chrome trace to ``args.profile``."""
-    from torch.profiler import ProfilerActivity, profile, schedule
+    from torch.profiler import ProfilerActivity, profile
 
     clock = Clock(device)
     ot_timer = OTTimer(clock)
@@ -507,11 +528,9 @@ def run_profile(cfg: RunConfig, args: argparse.Namespace, device: torch.device) 
         ot_timer.active = True
         for i in range(warm):
             stepper(batches, i)
-        with profile(activities=activities, schedule=schedule(wait=0, warmup=0, active=args.profile_steps),
-                     record_shapes=False) as prof:
+        with profile(activities=activities, record_shapes=False) as prof:
             for i in range(warm, warm + args.profile_steps):
                 stepper(batches, i)
-                prof.step()
             clock.sync()
         ot_timer.active = False
     with contextlib.suppress(StopIteration):
@@ -534,6 +553,26 @@ def run_profile(cfg: RunConfig, args: argparse.Namespace, device: torch.device) 
     return {"trace": str(path), "steps": args.profile_steps, "labels": labels}
 
 
+@contextlib.contextmanager
+def sync_sites() -> Iterator[dict[str, dict[str, Any]]]:
+    """Collect every warning raised inside, keyed by the innermost vasot_dist / bench_train frames that led
+    to it (``torch.cuda.set_sync_debug_mode('warn')`` warns once per synchronising call)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        stack = [f for f in traceback.extract_stack()[:-1]
+                 if ("vasot_dist" in f.filename or "bench_train" in f.filename) and f.name != "record"]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack[-4:]))
+        key = where or f"{filename}:{lineno}"
+        entry = found.setdefault(key, {"where": key, "count": 0, "message": str(message).splitlines()[0][:160]})
+        entry["count"] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record  # restored by catch_warnings
+        yield found
+
+
 def run_sync_debug(cfg: RunConfig, device: torch.device, steps: int = 2) -> list[dict[str, Any]]:
     """CUDA: where the host waits for the GPU in a step (``torch.cuda.set_sync_debug_mode('warn')``)."""
     clock = Clock(device)
@@ -543,26 +582,13 @@ def run_sync_debug(cfg: RunConfig, device: torch.device, steps: int = 2) -> list
     batches = memory_batches(cfg, device)
     stepper(batches, 0)  # lazy initialisation (cuDNN, optimizer state) is not what we look for
     torch.cuda.synchronize()
-    found: dict[str, dict[str, Any]] = {}
-
-    def record(message, category, filename, lineno, file=None, line=None):
-        frames = [f for f in traceback.extract_stack()[:-1] if "vasot_dist" in f.filename or "bench_train" in f.filename]
-        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-4:]))
-        key = where or f"{filename}:{lineno}"
-        entry = found.setdefault(key, {"where": key, "count": 0, "message": str(message).splitlines()[0][:160]})
-        entry["count"] += 1
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        old = warnings.showwarning
-        warnings.showwarning = record
+    with sync_sites() as found:
         torch.cuda.set_sync_debug_mode("warn")
         try:
             for i in range(1, 1 + steps):
                 stepper(batches, i)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-            warnings.showwarning = old
     for entry in found.values():
         entry["per_step"] = entry["count"] / steps
     return sorted(found.values(), key=lambda e: -e["count"])
@@ -576,12 +602,13 @@ def _f(v: float | None, fmt: str = ".0f") -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'mode':<8} {'frames/s':>9} {'images/s':>9} {'step ms':>8} {'data':>7} {'fwd':>7} {'loss':>7} "
-            f"{'(ot)':>7} {'bwd':>7} {'opt':>7} {'OT %':>6} {'GPU %':>6}")
+    head = (f"{'mode':<8} {'frames/s':>9} {'images/s':>9} {'fr/cpu-s':>9} {'step ms':>8} {'data':>7} {'fwd':>7} "
+            f"{'loss':>7} {'(ot)':>7} {'bwd':>7} {'opt':>7} {'OT %':>6} {'GPU %':>6}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         ph = r.get("phase_ms", {})
         print(f"{r['mode']:<8} {_f(r['frames_per_s'], '.1f'):>9} {_f(r['images_per_s'], '.1f'):>9} "
+              f"{_f(r.get('frames_per_cpu_s'), '.1f'):>9} "
               f"{_f(r.get('step_ms', r['wall_step_ms']), '.1f'):>8} "
               + " ".join(f"{_f(ph.get(p), '.1f'):>7}" for p in PHASES[:3])
               + f" {_f(r.get('ot_ms'), '.1f'):>7} "

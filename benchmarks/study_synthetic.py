@@ -21,8 +21,9 @@ What it does (issue 5, "benchmarks/study_synthetic.py"):
   alignment accuracy against the known correspondence, %), ``align_progress_err``, ``kendalls_tau`` and, for
   segmentation methods (asot, vasot, clot), MoF / F1 / mIoU (Hungarian over the activity, background frames
   included as a ground-truth class).
-- The untrained baseline: every configuration also runs 1 optimiser step (seed 0 by default), so the table
-  shows what training bought ("init" column).
+- The untrained baseline: every configuration is also evaluated as built, before any optimiser step (first
+  seed; prototypes by k-means on the untrained embeddings, as training starts), so the table shows what
+  training bought (values in parentheses).
 - REALIGN: on the trained embeddings of every ordered test pair the REALIGN coupling
   (``align_partial_fgw`` with the run's settings) is solved and the mass each frame sends to real frames of
   the other video is averaged over background frames (``steps == -1``: background and redundant segments,
@@ -127,8 +128,9 @@ def shared_overrides(work_dir: Path, variant: str, steps: int, seed: int, extra:
 
 
 def make_config(work_dir: Path, variant: str, label: str, steps: int, seed: int, extra: list[str]) -> RunConfig:
-    run_id = f"{variant}-{label.replace(' ', '_').replace('=', '')}-s{seed}-n{steps}"
-    return load_config(None, [*shared_overrides(work_dir, variant, steps, seed, extra), *CONFIGS[label],
+    """The run config of one cell; ``steps=0`` names the untrained baseline (its max_steps is never used)."""
+    run_id = f"{variant}-{label.replace(' ', '_').replace('=', '')}-s{seed}-{f'n{steps}' if steps else 'init'}"
+    return load_config(None, [*shared_overrides(work_dir, variant, max(steps, 1), seed, extra), *CONFIGS[label],
                               f"train.run_id={run_id}"])
 
 
@@ -148,6 +150,17 @@ def write_data(work_dir: Path, variants: list[str], steps: int, extra: list[str]
 
 
 # -------------------------------------------------------------------------------------- one run
+@contextlib.contextmanager
+def _quiet(log_path: Path, verbose: bool):
+    """Send stdout/stderr (the run's log handler and progress bar bind them when created) to ``log_path``."""
+    if verbose:
+        yield
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as f, contextlib.redirect_stderr(f), contextlib.redirect_stdout(f):
+        yield
+
+
 def train_and_evaluate(cfg: RunConfig, log_path: Path, verbose: bool) -> dict[str, Any]:
     """``loop.run`` with its log and progress bar sent to ``log_path`` unless ``verbose``."""
     from vasot_dist.train.loop import run
@@ -155,13 +168,8 @@ def train_and_evaluate(cfg: RunConfig, log_path: Path, verbose: bool) -> dict[st
     run_dir = Path(cfg.train.output_dir) / cfg.train.experiment / str(cfg.train.run_id)
     if run_dir.exists():  # a fresh run every time: never resume an older one
         shutil.rmtree(run_dir)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    with contextlib.ExitStack() as stack:
-        if not verbose:
-            f = stack.enter_context(open(log_path, "w"))
-            stack.enter_context(contextlib.redirect_stderr(f))
-            stack.enter_context(contextlib.redirect_stdout(f))
+    with _quiet(log_path, verbose):
         out = run(cfg, resume="none")
     if out["status"] != "completed":
         raise RuntimeError(f"run {run_dir} ended with status {out['status']!r}; log: {log_path}")
@@ -169,9 +177,49 @@ def train_and_evaluate(cfg: RunConfig, log_path: Path, verbose: bool) -> dict[st
             "wall_s": time.perf_counter() - t_wall, "cpu_s": time.process_time() - t_cpu}
 
 
+def load_trained(cfg: RunConfig, run_dir: Path):
+    """The ``TrainModel`` of ``run_dir``'s newest checkpoint file, in eval mode."""
+    from vasot_dist.train import checkpoint as ckpt
+    from vasot_dist.train.model import build_train_model
+
+    found = ckpt.latest_loadable(run_dir / "checkpoints")
+    if found is None or found[1] is None:
+        raise FileNotFoundError(f"no loadable checkpoint file under {run_dir / 'checkpoints'}")
+    model = build_train_model(cfg)
+    model.load_state_dict(found[1]["model"])
+    return model.eval()
+
+
+def evaluate_at_init(cfg: RunConfig) -> tuple[dict[str, Any], Any]:
+    """The untrained baseline: the model exactly as ``loop.run`` builds it before the first optimiser step
+    (same seed, so the same encoder weights; prototypes by k-means on the untrained embeddings), evaluated
+    with the same ``evaluate_model``. Returns (record fields, model).
+
+    Not ``train.max_steps=1``: one Adam step at lr 1e-3 already moves nearest-neighbour accuracy by points.
+    """
+    from vasot_dist.config import ALIGNMENT_METHODS
+    from vasot_dist.eval.runner import evaluate_model
+    from vasot_dist.train.distributed import init_distributed
+    from vasot_dist.train.loop import init_prototypes
+    from vasot_dist.train.model import build_train_model
+    from vasot_dist.train.seeding import seed_everything
+
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
+    # as loop.run: alignment methods read pairs (this decides the batches k-means sees)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS))
+    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
+    seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
+    model = build_train_model(cfg)
+    init_prototypes(cfg, model, ctx)
+    metrics = evaluate_model(cfg, model, ctx, out_dir=None)
+    return ({"run_dir": None, "step": 0, "metrics": metrics, "wall_s": time.perf_counter() - t_wall,
+             "cpu_s": time.process_time() - t_cpu}, model.eval())
+
+
 @torch.no_grad()
-def realign_mass(cfg: RunConfig, run_dir: Path) -> dict[str, float]:
-    """Mass the REALIGN coupling sends from background vs step frames, on the run's final embeddings.
+def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
+    """Mass the REALIGN coupling sends from background vs step frames, on ``model``'s embeddings.
 
     Every ordered pair (x, y) of test videos of one activity: ``T = align_partial_fgw(1 - X Y^T)`` with the
     run's settings (``PartialAlignSettings.from_config``, exactly what training solves), plan (P, N, M) whose
@@ -182,14 +230,7 @@ def realign_mass(cfg: RunConfig, run_dir: Path) -> dict[str, float]:
     from vasot_dist.data import make_eval_loader
     from vasot_dist.losses.common import cosine_cost
     from vasot_dist.losses.realign import PartialAlignSettings
-    from vasot_dist.train import checkpoint as ckpt
-    from vasot_dist.train.model import build_train_model
 
-    found = ckpt.latest_loadable(run_dir / "checkpoints")
-    if found is None or found[1] is None:
-        raise FileNotFoundError(f"no loadable checkpoint file under {run_dir / 'checkpoints'}")
-    model = build_train_model(cfg)
-    model.load_state_dict(found[1]["model"])
     model.eval()
     videos: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for batch in make_eval_loader(cfg.data, cfg.data.eval_split, rank=0, world_size=1):
@@ -231,7 +272,8 @@ class Eta:
     @staticmethod
     def static(label: str, steps: int) -> float:
         method = CONFIGS[label][0].split("=")[1]
-        return STEP_COST_S[method] * steps + EVAL_COST_S
+        realign_mass_s = 10.0 if method == "realign" else 0.0
+        return STEP_COST_S[method] * steps + EVAL_COST_S + realign_mass_s
 
     def record(self, label: str, steps: int, seconds: float) -> None:
         self.seen[(label, steps)] = seconds
@@ -255,7 +297,7 @@ def aggregate(records: list[dict[str, Any]], steps: int) -> dict[str, dict[str, 
         out[variant] = {}
         for label in CONFIGS:
             trained = [r for r in records if r["variant"] == variant and r["label"] == label and r["steps"] == steps]
-            init = [r for r in records if r["variant"] == variant and r["label"] == label and r["steps"] == 1]
+            init = [r for r in records if r["variant"] == variant and r["label"] == label and r["steps"] == 0]
             if not trained and not init:
                 continue
             row: dict[str, Any] = {}
@@ -294,7 +336,7 @@ def _cell(entry: dict[str, Any] | None, digits: int) -> str:
 def format_tables(agg: dict[str, Any], steps: int, seeds: list[int]) -> str:
     cols = [("align_acc", "align_acc %", 1), ("align_progress_err", "prog_err", 3), ("kendalls_tau", "tau", 3),
             ("seg/MoF", "MoF %", 1), ("seg/F1", "F1 %", 1), ("seg/mIoU", "mIoU %", 1)]
-    lines = [f"trained: {steps} steps, mean±sd over seeds {seeds}; (init) = after 1 step, seed {seeds[0]}"]
+    lines = [f"trained: {steps} steps, mean±sd over seeds {seeds}; (init) = untrained, seed {seeds[0]}"]
     for variant, rows in agg.items():
         lines.append("")
         lines.append(f"== {variant}")
@@ -371,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(CONFIGS), choices=list(CONFIGS), metavar="LABEL",
                     help=f"configurations to run (default all: {', '.join(CONFIGS)})")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--no-init", action="store_true", help="skip the 1-step (untrained) baseline runs")
+    ap.add_argument("--no-init", action="store_true", help="skip the untrained baseline evaluations")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "study_synthetic", help="data and runs")
     ap.add_argument("--out", type=Path, default=None,
@@ -384,32 +426,38 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or ([0] if args.quick else [0, 1])
     out_path = args.out or ROOT / "benchmarks" / "results" / (
         "study_synthetic_quick.json" if args.quick else "study_synthetic.json")
-    if steps < 2:
-        raise ValueError(f"--steps must be >= 2 (1 step is the untrained baseline), got {steps}")
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
     torch.set_num_threads(args.threads)
     work_dir = args.work_dir.resolve()
     variants = {v: VARIANTS[v] for v in args.variants}
 
     t0_wall, t0_cpu = time.perf_counter(), time.process_time()
     print(f"study_synthetic: {len(args.methods)} configurations x {len(variants)} variants x seeds {seeds}, "
-          f"{steps} steps each{'' if args.no_init else ' + 1-step baselines (seed ' + str(seeds[0]) + ')'}; "
+          f"{steps} steps each{'' if args.no_init else ' + untrained baselines (seed ' + str(seeds[0]) + ')'}; "
           f"work dir {work_dir}", flush=True)
     data_info = write_data(work_dir, list(variants), steps, args.set)
     print(f"data written in {time.perf_counter() - t0_wall:.1f} s", flush=True)
 
     jobs: list[tuple[str, str, int, int]] = []  # (variant, label, steps, seed)
     if not args.no_init:
-        jobs += [(v, lab, 1, seeds[0]) for v in variants for lab in args.methods]
+        jobs += [(v, lab, 0, seeds[0]) for v in variants for lab in args.methods]
     jobs += [(v, lab, steps, s) for s in seeds for v in variants for lab in args.methods]
     eta = Eta(jobs)
     records: list[dict[str, Any]] = []
     for i, (variant, label, n_steps, seed) in enumerate(jobs):
         cfg = make_config(work_dir, variant, label, n_steps, seed, args.set)
         t_job = time.perf_counter()
-        res = train_and_evaluate(cfg, work_dir / "logs" / f"{cfg.train.run_id}.log", args.verbose)
+        log_path = work_dir / "logs" / f"{cfg.train.run_id}.log"
+        if n_steps == 0:
+            with _quiet(log_path, args.verbose):
+                res, model = evaluate_at_init(cfg)
+        else:
+            res = train_and_evaluate(cfg, log_path, args.verbose)
+            model = load_trained(cfg, Path(res["run_dir"])) if cfg.method.name == "realign" else None
         rec = {"variant": variant, "label": label, "method": cfg.method.name, "steps": n_steps, "seed": seed, **res}
         if cfg.method.name == "realign":
-            rec["realign_mass"] = realign_mass(cfg, Path(res["run_dir"]))
+            rec["realign_mass"] = realign_mass(cfg, model)
         rec["job_wall_s"] = time.perf_counter() - t_job
         records.append(rec)
         eta.record(label, n_steps, rec["job_wall_s"])
@@ -428,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {_fmt_time(wall)} wall, {_fmt_time(cpu)} CPU (this process, {args.threads} thread(s))")
     write_json(out_path, {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "steps": steps, "seeds": seeds, "init_baseline_steps": None if args.no_init else 1,
+        "steps": steps, "seeds": seeds, "init_baseline": not args.no_init,
         "variants": data_info, "configs": {k: CONFIGS[k] for k in args.methods},
         "shared_overrides": [o for o in shared_overrides(work_dir, next(iter(variants)), steps, 0, args.set)
                              if not o.startswith(("data.synthetic.p_", "data.shards=", "train.seed="))],

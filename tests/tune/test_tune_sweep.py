@@ -16,6 +16,7 @@ from tune_helpers import DEMO, REPO, tiny_overrides
 
 from vasot_dist.config import load_config
 from vasot_dist.train.checkpoint import list_checkpoints
+from vasot_dist.tune.space import SweepError
 from vasot_dist.tune.sweep import run_sweep
 from vasot_dist.tune.trial import FAIL_ONCE_ENV
 
@@ -52,14 +53,15 @@ def _reported_steps(exp: Path, trial_id: str) -> list[int]:
 
 
 def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_sweep, tmp_path, capsys):
-    # ASHA's budget max_t = 2 steps stops both trials at their first report, of 6 steps: the stop must end
-    # each Train run cleanly and free its resources, since the 2 trials run one after the other (2 CPUs).
+    # ASHA's budget max_t = 2 steps stops both trials at their first report (of 10 steps). The stop reaches
+    # the workers a step or two later; it must end each Train run cleanly and free its resources, since the
+    # 2 trials run one after the other (2 CPUs).
     sweep = write_sweep(_sweep("e2e", scheduler={"name": "asha", "max_t": 2, "grace_period": 1},
-                               overrides=["train.max_steps=6"]))
+                               overrides=["train.max_steps=10"]))
     result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=2)
     exp = tmp_path / "store" / "e2e"
     assert result.experiment_path == str(exp)
-    assert [r.status for r in result.rows] == ["stopped", "stopped"] and [r.step for r in result.rows] == [2, 2]
+    assert [r.status for r in result.rows] == ["stopped", "stopped"]
     values = [r.value for r in result.rows]
     assert values == sorted(values, reverse=True) and result.best == result.rows[0]
 
@@ -68,9 +70,10 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
         run_dir = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / row.trial_id
         logged = _jsonl(run_dir / "metrics.jsonl")
         evals = {r["step"]: r for r in logged if "eval/seg/MoF" in r}
-        assert evals[2]["eval/seg/MoF"] == pytest.approx(row.value)
-        assert _reported_steps(exp, row.trial_id) == [2]
-        assert max(r["step"] for r in logged) < 6  # the workers left the loop before train.max_steps
+        assert evals[row.step]["eval/seg/MoF"] == pytest.approx(row.value)
+        reported = _reported_steps(exp, row.trial_id)
+        assert reported[0] == 2 and reported[-1] == row.step < 10
+        assert max(r["step"] for r in logged) < 10  # the workers left the loop before train.max_steps
         # the trial's config is the base with its sampled values
         run_cfg = load_config(run_dir / "config.yaml")
         assert run_cfg.ot.eps == pytest.approx(row.params["ot.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
@@ -78,14 +81,14 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
 
     best = result.best
     kept = list_checkpoints(Path(best.checkpoint))  # Ray Train's copy of the reported checkpoint
-    assert [step for step, _ in kept] == [2]
+    assert [step for step, _ in kept] == [best.step]
 
     out = capsys.readouterr().out
     assert "sweep 'e2e': 2 trials by seg/MoF (max)" in out and str(result.best_config_path) in out
     assert result.best_config_path == exp / "best_config.yaml"
     best_cfg = load_config(result.best_config_path)
     assert best_cfg.train.run_id is None and best_cfg.ot.eps == pytest.approx(best.params["ot.eps"])
-    assert best_cfg.optim.lr == best.params["optim.lr"] and best_cfg.train.max_steps == 6
+    assert best_cfg.optim.lr == best.params["optim.lr"] and best_cfg.train.max_steps == 10
 
     # ... and it trains as is, through the same loop launchers/train.py runs
     from vasot_dist.train.loop import run
@@ -152,3 +155,22 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, writ
     # the finished trial was not run again: neither Tune's results nor its run directory changed
     assert (exp / f"trial_{done}" / "result.json").read_text() == done_results
     assert (done_run / "metrics.jsonl").read_text() == done_metrics
+
+
+def test_a_local_storage_path_is_refused_on_a_multinode_cluster(tiny_cfg, write_sweep, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        with pytest.raises(SweepError) as err:
+            run_sweep(tiny_cfg, write_sweep(_sweep("two_nodes")), address=cluster.address,
+                      storage_path=str(tmp_path / "store"))
+        assert f"'{tmp_path / 'store'}'" in str(err.value) and "2 alive nodes" in str(err.value)
+        assert not (tmp_path / "store" / "two_nodes").exists()  # refused before any trial or state
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
