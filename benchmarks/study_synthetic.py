@@ -393,7 +393,7 @@ def format_orderings(checks: list[dict[str, Any]]) -> str:
         vals = ", ".join(f"{k} {v:.3f}" for k, v in c.items()
                          if k not in ("claim", "variant", "metric", "holds") and v is not None)
         verdict = {True: "holds", False: "DOES NOT HOLD", None: "n/a"}[c["holds"]]
-        lines.append(f"{c['claim']:<34} [{c['variant']}, {c['metric']}] {verdict}: {vals}")
+        lines.append(f"{c['claim']:<36} [{c['variant']}, {c['metric']}] {verdict}: {vals or 'not run'}")
     return "\n".join(lines)
 
 

@@ -74,7 +74,10 @@ def tune_main(argv: list[str] | None = None) -> int:
     cfg = _load(parser, args)
     from vasot_dist.tune.sweep import run_sweep
 
-    run_sweep(cfg, args.sweep, address=args.address, storage_path=args.storage_path, resume=args.resume)
+    try:
+        run_sweep(cfg, args.sweep, address=args.address, storage_path=args.storage_path, resume=args.resume)
+    except ConfigError as e:  # includes SweepError: a bad sweep file fails before Ray starts
+        parser.exit(2, f"error: {e}\n")
     return 0
 
 

@@ -3,6 +3,7 @@
 from .loader import (
     SCHEMA_KEYS,
     ConfigError,
+    YamlLoader,
     atomic_write_text,
     config_from_dict,
     config_to_dict,
@@ -18,6 +19,7 @@ __all__ = [
     "SCHEMA_KEYS",
     "ConfigError",
     "RunConfig",
+    "YamlLoader",
     "atomic_write_text",
     "config_from_dict",
     "config_to_dict",

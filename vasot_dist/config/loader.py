@@ -26,11 +26,11 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file and key."""
 
 
-class _Loader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """SafeLoader that reads ``3e-4`` as a float (YAML 1.1 wants ``3.0e-4``)."""
 
 
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -100,7 +100,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+        data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"cannot parse {path}: {e}") from None
     if not isinstance(data, dict):
@@ -131,7 +131,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if key not in SCHEMA_KEYS or _is_section(key):
         raise ConfigError(f"unknown key '{key}' in command-line override{_suggest(key)}")
-    value = yaml.load(raw, Loader=_Loader) if raw != "" else ""
+    value = yaml.load(raw, Loader=YamlLoader) if raw != "" else ""
     return key, value
 
 

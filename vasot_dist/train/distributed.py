@@ -45,8 +45,11 @@ def _pick_device(requested: str, local_rank: int) -> torch.device:
 def init_distributed(device: str = "auto", backend: str = "auto", timeout_s: float = 1800) -> DistContext:
     """Join (or create) the default process group and choose this rank's device."""
     if dist.is_available() and dist.is_initialized():
+        # A group made by Ray Train or DeepSpeed: they also chose this process's GPU, so keep theirs.
         rank, world = dist.get_rank(), dist.get_world_size()
-        local_rank = int(os.environ.get("LOCAL_RANK", rank % max(torch.cuda.device_count(), 1)))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device != "cpu" and torch.cuda.is_available():
+            return DistContext(rank, world, local_rank, torch.device("cuda", torch.cuda.current_device()), False)
         return DistContext(rank, world, local_rank, _pick_device(device, local_rank), owns_group=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

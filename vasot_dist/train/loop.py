@@ -267,7 +267,8 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                 if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
                     tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
 
-                stop = any_rank(ctx, preempt.requested)
+                # Agreeing on a preemption is a collective (a device sync under NCCL): do it at log steps only.
+                stop = step % cfg.train.log_every == 0 and any_rank(ctx, preempt.requested)
                 if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.train.max_steps:
                     path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
                     last_eval = _evaluate(cfg, engine, ctx, run_dir, step, tracker)

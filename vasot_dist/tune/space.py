@@ -51,7 +51,7 @@ from vasot_dist.config import (
     config_to_dict,
     load_config,
 )
-from vasot_dist.config.loader import _Loader  # the config files' YAML dialect (reads 3e-4 as a float)
+from vasot_dist.config.loader import YamlLoader  # the config files' YAML dialect (reads 3e-4 as a float)
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {  # name -> its arguments (all required)
     "uniform": ("lower", "upper"),
@@ -264,7 +264,7 @@ def parse_sweep(path: str | os.PathLike) -> SweepSpec:
     if not path.is_file():
         raise SweepError(f"sweep file not found: {src}")
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)
+        raw = yaml.load(path.read_text(), Loader=YamlLoader)
     except yaml.YAMLError as e:
         raise SweepError(f"cannot parse {src}: {e}") from None
     if not isinstance(raw, dict):

@@ -129,7 +129,13 @@ class StopCheck:
 
         if self._registry is None:
             self._registry = find_registry(self.registry_name)
-        return self._registry is not None and bool(ray.get(self._registry.requested.remote(self.trial_id)))
+        if self._registry is None:
+            return False
+        try:
+            return bool(ray.get(self._registry.requested.remote(self.trial_id)))
+        except ray.exceptions.RayActorError:  # the sweep's driver is gone: nobody can stop us any more
+            self._registry = None
+            return False
 
     def __call__(self, step: int, model: Any = None, out: Any = None) -> None:
         if step % self.every:
