@@ -397,10 +397,21 @@ def format_orderings(checks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _finite(obj: Any) -> Any:
+    """NaN / inf -> None, so the file is strict JSON (no background frames -> no background mass)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    tmp.write_text(json.dumps(_finite(payload), indent=2, default=float, allow_nan=False))
     os.replace(tmp, path)
 
 

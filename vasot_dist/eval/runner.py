@@ -171,18 +171,22 @@ def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding
         metrics.update(alignment_metrics(cfg, train or test, test))
     segs = [v for v in test if v.segmentation is not None]
     if segs:
-        seg = segmentation_metrics(
-            [v.segmentation for v in segs],
-            [v.labels for v in segs],
-            mode=cfg.eval.segmentation_mode,
-            exclude_cls=cfg.eval.exclude_cls,
-        )
-        metrics.update({f"seg/{k}": float(v) for k, v in seg.items()})
+        # Clusters are matched to classes within one activity (models are trained per activity, as in
+        # ASOT's protocol); with several activities, each metric is the mean over activities.
+        per_activity = []
+        for act in sorted({v.activity for v in segs}):
+            vs = [v for v in segs if v.activity == act]
+            per_activity.append(segmentation_metrics(
+                [v.segmentation for v in vs], [v.labels for v in vs], mode=cfg.eval.segmentation_mode,
+                exclude_cls=cfg.eval.exclude_cls))
+        for k in per_activity[0]:
+            metrics[f"seg/{k}"] = float(np.mean([m[k] for m in per_activity]))
     if cfg.method.name == "realign":
-        preds = [cluster_keysteps(v.emb, k=cfg.model.num_actions, seed=cfg.train.seed) for v in test]
-        metrics.update(
-            {f"keystep/{k}": float(v) for k, v in keystep_metrics(preds, [v.labels for v in test]).items()}
-        )
+        k = cfg.model.num_actions
+        preds = [cluster_keysteps(v.emb, k=k, seed=cfg.train.seed) for v in test]
+        n_classes = int(max(v.labels.max() for v in test)) + 1
+        ks = keystep_metrics(preds, [v.labels for v in test], n_classes=n_classes, n_clusters=k)
+        metrics.update({f"keystep/{name}": float(val) for name, val in ks.items()})
     return metrics
 
 
@@ -221,6 +225,7 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
             [v.labels for v in segs],
             out_dir / "segmentation.png",
             names=[v.key for v in segs],
+            match_clusters=True,
         )
     return images
 
