@@ -221,11 +221,17 @@ def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` via a temporary file in the same folder, fsync, then ``os.replace``: a reader sees the old
+    file or the new one, never a partial one."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; configs and reports are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -11,11 +11,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from vasot_dist.config.loader import atomic_write_text
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -47,23 +48,6 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
         else:
             out[key] = v
     return out
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _format(v: Any) -> str:
