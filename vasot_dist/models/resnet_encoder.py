@@ -16,6 +16,7 @@ The reference applies ``BatchNorm1d`` to the (N·S·h·w, C) flattening of the 5
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,12 @@ def context_frame_indices(steps: torch.Tensor, num_context: int = 2, stride: int
     return (steps.unsqueeze(-1) - offsets).clamp_min(0)
 
 
+@functools.lru_cache(maxsize=16)
+def _scaled_stats(mean: tuple, std: tuple, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """255·mean and 255·std on ``device``, built once: a per-call host→device copy would block the stream."""
+    return (torch.tensor(mean, device=device, dtype=dtype) * 255.0, torch.tensor(std, device=device, dtype=dtype) * 255.0)
+
+
 def normalize_frames(
     frames: torch.Tensor,
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -65,8 +72,7 @@ def normalize_frames(
         raise ValueError(f"frames must be uint8 (..., H, W, 3), got dtype {frames.dtype}")
     if frames.dim() < 3 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (..., H, W, 3), got {tuple(frames.shape)}")
-    m = torch.tensor(mean, device=frames.device, dtype=dtype) * 255.0
-    s = torch.tensor(std, device=frames.device, dtype=dtype) * 255.0
+    m, s = _scaled_stats(tuple(mean), tuple(std), frames.device, dtype)
     # (x/255 − mean)/std = (x − 255·mean)/(255·std): one fused pass.
     out = (frames.to(dtype) - m) / s
     return out.movedim(-1, -3)
