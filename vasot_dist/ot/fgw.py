@@ -45,7 +45,7 @@ from ._common import (
     safe_exp,
 )
 from .objectives import fgw_objective_from_products
-from .priors import band_sum, band_width, compact_width
+from .priors import band_sum, band_width, compact_width, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
@@ -304,13 +304,7 @@ def align_fgw(
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-        if rho != 0.0:
-            cost = cost + rho * _temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
-        if virtual_cost is not None:
-            cost = torch.nn.functional.pad(cost, (1, 0, 1, 0), value=virtual_cost)
-            ones = torch.ones(bsz, 1, dtype=torch.bool, device=cost.device)
-            mask_x = torch.cat([ones, mask_x], dim=1)
-            mask_y = torch.cat([ones, mask_y], dim=1)
+        cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         t, _, log = fgw_mirror_descent(
             cost, mask_x, mask_y, vaot_gw_product(radius, mask_x, mask_y),
             eps=eps, alpha=alpha, lambda_x=lambda_x, lambda_y=lambda_y,

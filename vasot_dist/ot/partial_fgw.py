@@ -46,7 +46,7 @@ from ._common import (
     safe_exp,
 )
 from .partial import partial_dual_ascent
-from .priors import apply_spectrum, laplace_spectrum
+from .priors import apply_spectrum, laplace_spectrum, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 
 
@@ -182,14 +182,8 @@ def align_partial_fgw(
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-        if rho != 0.0:
-            cost = cost + rho * _temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
         virtual = virtual_cost is not None
-        if virtual:
-            cost = torch.nn.functional.pad(cost, (1, 0, 1, 0), value=virtual_cost)
-            ones = torch.ones(bsz, 1, dtype=torch.bool, device=cost.device)
-            mask_x = torch.cat([ones, mask_x], dim=1)
-            mask_y = torch.cat([ones, mask_y], dim=1)
+        cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
         cost = torch.where(valid, cost, torch.zeros_like(cost))
         log_p = log_uniform_marginal(mask_x, cost.dtype)

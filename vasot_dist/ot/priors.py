@@ -193,3 +193,23 @@ def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
     return apply_spectrum(x, laplace_spectrum(scale, x.shape[dim], x.dtype), dim)
+
+
+def prepare_pair_cost(
+    cost: Tensor, mask_x: Tensor, mask_y: Tensor, *, rho: float, virtual_cost: float | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Frames-to-frames cost with the global prior and the optional virtual frame (VAOT, REALIGN).
+
+    cost: (B, N, M); masks (B, N), (B, M) → cost + ρR, and with ``virtual_cost`` a row and a column of that value
+    PREPENDED (index 0, same uniform mass as a real frame) with the masks extended to match:
+    shapes (B, N+1, M+1), (B, N+1), (B, M+1).
+    """
+    bsz, n, m = cost.shape
+    if rho != 0.0:
+        cost = cost + rho * temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
+    if virtual_cost is not None:
+        cost = torch.nn.functional.pad(cost, (1, 0, 1, 0), value=virtual_cost)
+        ones = torch.ones(bsz, 1, dtype=torch.bool, device=cost.device)
+        mask_x = torch.cat([ones, mask_x], dim=1)
+        mask_y = torch.cat([ones, mask_y], dim=1)
+    return cost, mask_x, mask_y
