@@ -317,8 +317,10 @@ def test_collate_pads_and_tally():
     assert batch.labels[0].tolist() == [0, 1, 2, IGNORE_LABEL, IGNORE_LABEL]
     assert batch.frame_idx[0, 3:].tolist() == [-1, -1] and torch.isnan(batch.progress[0, 3:]).all()
     assert (batch.frames[0, 3:] == 0).all()
+    assert batch.padded and not collate([_sample(4, "a__1"), _sample(4, "a__2")]).padded
     moved = batch.to("cpu")
     assert isinstance(moved, Batch) and torch.equal(moved.frames, batch.frames) and moved.keys == batch.keys
+    assert moved.padded  # host-side flag survives the copy
     tally = CorruptTally()
     for worker, count in [(0, 1), (1, 2), (0, 3)]:
         tally.update(collate([_sample(2, "a__1")], corrupt=count, worker=worker))

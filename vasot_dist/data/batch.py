@@ -32,6 +32,8 @@ class Batch:
     num_frames: int64 (B,) length of each source video.
     keys, activities: per video.
     paired: videos (2i, 2i+1) are two videos of one activity.
+    padded: some ``mask`` entry is False. Known on the host, so the trainer can choose the encoder's dense path
+        (no boolean indexing, which would make the host wait for the GPU) without reading the device mask.
     corrupt: corrupt samples and unreadable shards this loader worker had skipped when it built the batch
         (cumulative, for progress logs; :class:`CorruptTally` sums the latest value of each worker). The
         exact epoch count, including samples after a worker's last batch: ``vasot_dist.data.corrupt_count``.
@@ -49,6 +51,7 @@ class Batch:
     keys: list[str]
     activities: list[str]
     paired: bool = False
+    padded: bool = True
     corrupt: int = 0
     worker: int = 0
 
@@ -132,6 +135,7 @@ def collate(samples: Sequence[dict[str, Any]], *, paired: bool = False, corrupt:
         keys=[s["key"] for s in samples],
         activities=[s["activity"] for s in samples],
         paired=paired,
+        padded=not bool(mask.all()),
         corrupt=int(corrupt),
         worker=int(worker),
     )

@@ -45,7 +45,7 @@ from ._common import (
     safe_exp,
 )
 from .objectives import fgw_objective_from_products
-from .priors import band_sum, band_width, compact_width, prepare_pair_cost
+from .priors import band_sum, band_widths, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
@@ -182,9 +182,9 @@ def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_i
     return eps, alpha, radius, n_iters, inner_iters, step_size
 
 
-def asot_gw_product(radius: float, mask: Tensor) -> GwProduct:
-    """``T -> Cv (T Ca)`` for frames x actions with per-problem band widths (T zero at masked rows)."""
-    width = compact_width(band_width(mask.sum(dim=1), radius))
+def asot_gw_product(radius: float, mask: Tensor | None, length: int) -> GwProduct:
+    """``T -> Cv (T Ca)`` for frames x actions (T zero at masked rows); mask (B, length) or None (dense)."""
+    width = band_widths(mask, length, radius)
 
     def product(t: Tensor) -> Tensor:
         return band_sum(t.sum(dim=2, keepdim=True) - t, width, dim=1) / radius
@@ -192,10 +192,10 @@ def asot_gw_product(radius: float, mask: Tensor) -> GwProduct:
     return product
 
 
-def vaot_gw_product(radius: float, mask_x: Tensor, mask_y: Tensor) -> GwProduct:
-    """``T -> Cx (T Cy)`` with ``T Cy = rowsum(T) - band_y(T)`` (diagonal of Cy is 1)."""
-    width_x = compact_width(band_width(mask_x.sum(dim=1), radius))
-    width_y = compact_width(band_width(mask_y.sum(dim=1), radius))
+def vaot_gw_product(radius: float, mask_x: Tensor | None, mask_y: Tensor | None, n: int, m: int) -> GwProduct:
+    """``T -> Cx (T Cy)`` with ``T Cy = rowsum(T) - band_y(T)`` (diagonal of Cy is 1); masks or None (dense)."""
+    width_x = band_widths(mask_x, n, radius)
+    width_y = band_widths(mask_y, m, radius)
 
     def product(t: Tensor) -> Tensor:
         t_cy = t.sum(dim=2, keepdim=True) - band_sum(t, width_y, dim=2)
@@ -243,12 +243,14 @@ def segment_asot(
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, k = cost.shape
+        dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
+        gw_product = asot_gw_product(radius, None if dense else mask, n)
         mask_y = torch.ones(bsz, k, dtype=torch.bool, device=cost.device)
         if rho != 0.0:
             cost = cost + rho * _temporal_prior(bsz, n, k, mask, None, device=cost.device, dtype=cost.dtype)
         t, _, log = fgw_mirror_descent(
-            cost, mask, mask_y, asot_gw_product(radius, mask),
+            cost, mask, mask_y, gw_product,
             eps=eps, alpha=alpha, lambda_x=lambda_frames, lambda_y=lambda_actions,
             unbalanced_x=unbalanced_frames, unbalanced_y=unbalanced_actions,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,
@@ -302,11 +304,15 @@ def align_fgw(
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
+        dense_x, dense_y = mask_x is None, mask_y is None  # band widths known on the host (no device read)
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
+        gw_product = vaot_gw_product(
+            radius, None if dense_x else mask_x, None if dense_y else mask_y, cost.shape[1], cost.shape[2]
+        )
         t, _, log = fgw_mirror_descent(
-            cost, mask_x, mask_y, vaot_gw_product(radius, mask_x, mask_y),
+            cost, mask_x, mask_y, gw_product,
             eps=eps, alpha=alpha, lambda_x=lambda_x, lambda_y=lambda_y,
             unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,

@@ -70,13 +70,16 @@ def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
     return box - x  # the band excludes the centre |i - k| = 0
 
 
-def compact_width(width: Tensor) -> Tensor | int:
-    """A Python int when every problem has the same band width (fast slicing path), else ``width``.
+def band_widths(mask: Tensor | None, length: int, radius: float) -> Tensor | int:
+    """The band widths ``floor(n r)`` of a batch, in the form :func:`band_sum` takes.
 
-    One host synchronisation; call it once before an iteration loop, not inside it.
+    Without a mask every problem has ``n = length``: the width is a Python int known on the host (contiguous
+    slices).  With a mask it is the (B,) tensor of per-problem widths (gather path); the widths are never
+    read back, because on an accelerator that read makes the host wait for the device.
     """
-    values = width.unique()
-    return int(values[0]) if values.numel() == 1 else width
+    if mask is None:
+        return math.floor(float(length) * float(radius))  # float64, like band_width
+    return band_width(mask.sum(dim=1), radius)
 
 
 def _zero_masked(x: Tensor, mask_x: Tensor | None, mask_y: Tensor | None) -> Tensor:
@@ -87,18 +90,12 @@ def _zero_masked(x: Tensor, mask_x: Tensor | None, mask_y: Tensor | None) -> Ten
     return x
 
 
-def _lengths(mask: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
-    if mask is None:
-        return torch.full((batch,), length, dtype=torch.int64, device=device)
-    return mask.sum(dim=1)
-
-
 def mult_cv(t: Tensor, radius: float, mask: Tensor | None = None) -> Tensor:
     """``Cv @ t`` for ``t: (B, N, M)``, ``Cv_ik = 1/r`` on ``1 <= |i-k| <= floor(n r)``, n = valid rows.
 
     mask: (B, N) valid rows (None: all).  Masked rows of the input are ignored and of the output zeroed.
     """
-    width = compact_width(band_width(_lengths(mask, t.shape[0], t.shape[1], t.device), radius))
+    width = band_widths(mask, t.shape[1], radius)
     t = _zero_masked(t, mask, None)
     return _zero_masked(band_sum(t, width, dim=1) / radius, mask, None)
 
@@ -114,7 +111,7 @@ def mult_cy(t: Tensor, radius: float, mask_y: Tensor | None = None) -> Tensor:
 
     ``t @ Cy = rowsum(t) - band(t)`` along the last axis; m = valid columns.  t: (B, N, M).
     """
-    width = compact_width(band_width(_lengths(mask_y, t.shape[0], t.shape[2], t.device), radius))
+    width = band_widths(mask_y, t.shape[2], radius)
     t = _zero_masked(t, None, mask_y)
     return _zero_masked(t.sum(dim=2, keepdim=True) - band_sum(t, width, dim=2), None, mask_y)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from vasot_dist.train.distributed import (
     broadcast_object,
     init_distributed,
     shutdown,
-    sum_across_ranks,
 )
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
-from vasot_dist.train.model import TrainModel, build_train_model
+from vasot_dist.train.log_window import LogWindow
+from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
 from vasot_dist.train.ranklog import get_logger, setup_logging
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
 from vasot_dist.train.seeding import rng_state, seed_everything, set_rng_state
@@ -212,7 +211,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
     if resume_path is None:
         init_prototypes(cfg, model, ctx)
     if cfg.train.compile:
-        model.encoder = torch.compile(model.encoder)
+        compile_for_training(model)
     engine = build_engine(cfg, model, ctx)
 
     progress = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
@@ -229,24 +228,20 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                               enabled=cfg.train.bf16 and ctx.device.type == "cuda" and cfg.dist.engine == "ddp")
     bar = _progress_bar(cfg, progress["step"], ctx)
-    window: dict[str, Any] = {}
-    t_window, frames_window, status, last_eval = time.perf_counter(), 0.0, "completed", {}
+    window, status, last_eval = LogWindow(), "completed", {}
     engine.train()
     with _Preemption() as preempt:
         while progress["step"] < cfg.train.max_steps and status == "completed":
             loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=progress["epoch"],
                                        seed=cfg.train.seed, start_batch=progress["batch_in_epoch"])
             for batch in loader:
-                frames_window += int(batch.mask.sum())  # on the host, before the copy: no device sync
+                frames = int(batch.mask.sum())  # on the host, before the copy: no device sync
                 batch = batch.to(ctx.device)
                 with autocast:
-                    out = engine(_inputs(batch), batch.mask, progress["step"])
+                    out = engine(_inputs(batch), batch.mask if batch.padded else None, progress["step"])
                 engine.backward(out.loss)
                 progress["batch_in_epoch"] += 1
-                # Logged scalars stay on the device until a log step: a float() here would sync every step.
-                for k, v in {"loss": out.loss.detach(), **out.metrics}.items():
-                    window[k] = window.get(k, 0.0) + torch.as_tensor(v).detach().float()
-                window["_n"] = window.get("_n", 0.0) + 1
+                window.add({"loss": out.loss, **out.metrics}, frames)
                 if not engine.step():
                     continue
                 progress["step"] += 1
@@ -257,13 +252,13 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                     on_step(step, engine.module, out)
 
                 if step % cfg.train.log_every == 0 or step == cfg.train.max_steps:
-                    row = _reduce_window(window, frames_window, time.perf_counter() - t_window, ctx)
+                    row = window.reduce(ctx)
                     row["lr"] = engine.lr
                     row["epoch"] = progress["epoch"]
                     tracker.log(row, step)
                     if bar is not None:
                         bar.set_postfix(loss=f"{row['loss']:.4f}", fps=f"{row['frames_per_s']:.0f}")
-                    window, frames_window, t_window = {}, 0.0, time.perf_counter()
+                    window = LogWindow()
                 if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
                     tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
 
@@ -302,16 +297,6 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
 
 def _inputs(batch) -> torch.Tensor:
     return batch.frames if batch.frames is not None else batch.features
-
-
-def _reduce_window(window: dict[str, Any], frames: float, seconds: float, ctx: DistContext) -> dict[str, float]:
-    """Mean of each logged scalar over the window's micro-batches and all ranks; frames/s over all ranks."""
-    summed = sum_across_ranks(ctx, {k: float(v) for k, v in {**window, "_frames": frames}.items()})
-    n = max(summed.pop("_n", 1.0), 1.0)
-    total_frames = summed.pop("_frames")
-    row = {k: v / n for k, v in summed.items()}
-    row["frames_per_s"] = total_frames / max(seconds, 1e-9)
-    return row
 
 
 def _progress_bar(cfg: RunConfig, initial: int, ctx: DistContext):

@@ -29,7 +29,8 @@ class TrainModel(nn.Module):
     """``forward(inputs, mask, step) -> LossOutput``; ``embed(inputs, mask) -> (B, T, D)``.
 
     inputs: uint8 frames (B, T, S, H, W, 3) for the ResNet encoder (normalised here, on the device) or
-    float features (B, T, F) for the MLP encoder; mask: (B, T) bool.
+    float features (B, T, F) for the MLP encoder; mask: (B, T) bool, or None when every frame is real
+    (:attr:`Batch.padded` is False): the encoder then takes its dense path, which never waits on the device.
     """
 
     def __init__(self, encoder: nn.Module, loss: MethodLoss, *, video: bool) -> None:
@@ -38,19 +39,35 @@ class TrainModel(nn.Module):
         self.loss = loss
         self.video = video
 
-    def embed(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def embed(self, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # Match the parameters' dtype: DeepSpeed's bf16 mode keeps the weights themselves in bf16.
         dtype = next(self.encoder.parameters()).dtype
         if self.video:
             return self.encoder(normalize_frames(inputs, dtype=dtype), mask)
         emb = self.encoder(inputs.to(dtype))
-        return emb * mask.unsqueeze(-1).to(emb.dtype)
+        return emb if mask is None else emb * mask.unsqueeze(-1).to(emb.dtype)
 
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor, step: int = 0) -> LossOutput:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None, step: int = 0) -> LossOutput:
         emb = self.embed(inputs, mask)
+        if mask is None:
+            mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
         # OT solves and the loss run in float32 whatever autocast says (the solvers enforce it too).
         with torch.autocast(device_type=emb.device.type, enabled=False):
             return self.loss(emb.float(), mask, step=step)
+
+
+def compile_for_training(model: TrainModel, **compile_kwargs) -> None:
+    """``torch.compile`` the encoder and the loss in place (``train.compile``); kwargs go to ``torch.compile``.
+
+    In place (``nn.Module.compile``) keeps the state_dict keys, so checkpoints move between compiled and eager
+    runs.  Every method's loss, OT solves included, is captured as one graph (no host reads, no data-dependent
+    branches: tests/train/test_compile_loss.py), so inductor fuses each solver iteration's elementwise chain and
+    ``mode="reduce-overhead"`` can replay it as a CUDA graph.  Two calls run eagerly between two graphs: CLOT's
+    seeded projection draw (a torch.Generator cannot be traced) and REALIGN's 2,000-iteration solve (not worth
+    unrolling).  Shapes are static in training; the first step of each new shape pays the compilation.
+    """
+    model.encoder.compile(**compile_kwargs)
+    model.loss.compile(**compile_kwargs)
 
 
 def build_train_model(cfg: RunConfig) -> TrainModel:

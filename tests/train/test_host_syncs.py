@@ -1,0 +1,141 @@
+"""The training step queues its device work without reading anything back (checked on CPU by op type).
+
+On a GPU every value read (``.item()``, ``bool(t)``, ``float(t)``), data-dependent shape (``nonzero``,
+boolean indexing, ``unique``) makes the host wait until the queued kernels finish, so it cannot launch the
+next ones ahead: the step is then bounded by launch latency, not by the GPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vasot_dist.config import load_config
+from vasot_dist.losses import LOSSES
+from vasot_dist.ot import align_fgw, align_partial_fgw, circular_sw_cost, segment_asot, sinkhorn
+from vasot_dist.train.distributed import DistContext
+from vasot_dist.train.engine import build_engine
+from vasot_dist.train.host_syncs import HostSyncRecorder
+from vasot_dist.train.log_window import LogWindow
+from vasot_dist.train.model import build_train_model
+
+CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), owns_group=False)
+
+
+def test_recorder_flags_value_reads_and_data_dependent_shapes_with_their_call_site():
+    x = torch.randn(6)
+    mask = x > 0
+    with HostSyncRecorder() as rec:
+        y = (x * 2).exp().cumsum(0)  # pure device work: nothing
+        torch.where(mask, y, torch.zeros_like(y))
+        bool(mask.any())
+        float(x[0])
+        x.item() if x.numel() == 1 else x.sum().item()
+        x[mask]
+        x.nonzero()
+        torch.unique(x)
+        x.tolist()
+    ops = [e.op for e in rec.events]
+    assert ops == ["__bool__", "__float__", "item", "__getitem__[bool mask]", "nonzero", "unique", "tolist"]
+    assert all(e.site.startswith("test_host_syncs.py:") and "in test_recorder" in e.site for e in rec.events)
+    assert "7 host synchronisations" in rec.report()
+
+
+def test_recorder_ignores_reads_inside_torch_itself():
+    p = torch.nn.Parameter(torch.randn(3))
+    opt = torch.optim.Adam([p], lr=0.1)  # reads its host-side step counter with .item()
+    p.grad = torch.ones(3)
+    with HostSyncRecorder() as rec:
+        opt.step()
+    assert rec.events == []
+
+
+@pytest.fixture(scope="module")
+def tiny_video_cfg():
+    return ["model.head_dim=16", "model.embed_dim=16", "model.num_actions=4", "train.bf16=false"]
+
+
+@pytest.mark.parametrize("method", sorted(LOSSES))
+def test_training_step_of_every_method_reads_nothing_back(method, tiny_video_cfg):
+    """forward (encoder + OT solves + loss), backward and optimizer step on an unpadded batch."""
+    cfg = load_config("configs/demo.yaml", [f"method.name={method}", *tiny_video_cfg])
+    torch.manual_seed(0)
+    model = build_train_model(cfg)
+    engine = build_engine(cfg, model, CPU)
+    frames = torch.randint(0, 256, (2, 6, 1, 32, 32, 3), dtype=torch.uint8)
+    window = LogWindow()
+    engine(frames, None, 0)  # first step outside: lazy state (optimizer moments, prototype init checks)
+    for step in range(1, 3):
+        with HostSyncRecorder() as rec:
+            out = engine(frames, None, step)
+            engine.backward(out.loss)
+            engine.step()
+            window.add({"loss": out.loss, **out.metrics}, frames=12)
+        assert rec.events == [], f"{method}: {rec.report()}"
+        assert torch.isfinite(out.loss)
+
+
+def test_padded_batch_takes_the_masked_encoder_path_and_matches_dense_on_real_frames(tiny_video_cfg):
+    cfg = load_config("configs/demo.yaml", ["method.name=asot", *tiny_video_cfg])
+    torch.manual_seed(0)
+    model = build_train_model(cfg).eval()
+    frames = torch.randint(0, 256, (2, 5, 1, 32, 32, 3), dtype=torch.uint8)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    with torch.no_grad(), HostSyncRecorder() as rec:
+        padded = model.embed(frames, mask)
+    dense = model.embed(frames, None)
+    assert {e.op for e in rec.events} >= {"__getitem__[bool mask]"}  # reads back, by design, on padding only
+    assert torch.allclose(padded[mask], dense[mask], atol=1e-5)
+    assert padded[~mask].abs().max() == 0
+
+
+def test_log_window_reads_all_sums_back_in_one_transfer():
+    window = LogWindow()
+    for i in range(4):
+        window.add({"loss": torch.tensor(float(i)), "acc": torch.tensor(0.5), "lr_like": 2.0}, frames=10)
+    with HostSyncRecorder() as rec:
+        row = window.reduce(CPU)
+    assert [e.op for e in rec.events] == ["tolist"]
+    assert row["loss"] == pytest.approx(1.5) and row["acc"] == pytest.approx(0.5) and row["lr_like"] == 2.0
+    assert row["frames_per_s"] > 0
+
+
+def _masks(bsz: int, n: int, lengths: list[int]) -> torch.Tensor:
+    return torch.arange(n).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+
+
+@pytest.mark.parametrize("solver", ["segment_asot", "align_fgw", "align_partial_fgw", "sinkhorn", "circular_sw"])
+def test_solvers_with_masks_read_nothing_back(solver):
+    gen = torch.Generator().manual_seed(0)
+    cost = torch.rand(3, 12, 10, generator=gen)
+    mx, my = _masks(3, 12, [12, 9, 7]), _masks(3, 10, [10, 10, 6])
+    with HostSyncRecorder() as rec:
+        if solver == "segment_asot":
+            segment_asot(cost, mx, temporal_prior=0.5)
+        elif solver == "align_fgw":
+            align_fgw(cost, mx, my, virtual_cost=0.5, temporal_prior=0.3, unbalanced_y=True)
+        elif solver == "align_partial_fgw":
+            align_partial_fgw(cost, mx, my, mass=0.8, eps=0.05, alpha=0.3, radius=0.1, virtual_cost=0.5)
+        elif solver == "sinkhorn":
+            sinkhorn(cost, eps=0.1, n_iters=30, tol=None, mask_x=mx, mask_y=my)
+        else:
+            x = torch.nn.functional.normalize(torch.randn(3, 12, 8, generator=gen), dim=-1)
+            y = torch.nn.functional.normalize(torch.randn(4, 8, generator=gen), dim=-1)
+            circular_sw_cost(x, y, n_projections=16, generator=gen)
+    assert rec.events == [], rec.report()
+
+
+@pytest.mark.parametrize("virtual", [None, 0.4])
+def test_all_true_masks_solve_exactly_like_no_mask(virtual):
+    """The no-mask path slices with a host-known band width; an all-True mask gathers with device widths."""
+    gen = torch.Generator().manual_seed(1)
+    cost = torch.rand(2, 30, 19, generator=gen, dtype=torch.float64)
+    full_x = torch.ones(2, 30, dtype=torch.bool)
+    full_y = torch.ones(2, 19, dtype=torch.bool)
+    assert torch.equal(segment_asot(cost, None, radius=0.1), segment_asot(cost, full_x, radius=0.1))
+    pair = torch.rand(2, 30, 26, generator=gen, dtype=torch.float64)
+    kw = {"radius": 0.1, "virtual_cost": virtual, "unbalanced_x": True}
+    full_y = torch.ones(2, 26, dtype=torch.bool)
+    torch.testing.assert_close(align_fgw(pair, None, None, **kw), align_fgw(pair, full_x, full_y, **kw),
+                               rtol=1e-12, atol=1e-14)
