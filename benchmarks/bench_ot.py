@@ -6,11 +6,16 @@ Usage::
     python benchmarks/bench_ot.py --quick    # fewer repeats (CPU smoke run)
     python benchmarks/bench_ot.py --device cuda --out my.json
     python benchmarks/bench_ot.py --device cuda --compile   # torch.compile'd solvers
+    python benchmarks/bench_ot.py --device cuda --compile --compile-mode reduce-overhead --masked
 
 Cases (issue 3): ``segment_asot`` with its defaults (25 iterations, actions unbalanced) at (B, N, K) =
 (1, 1000, 19), (1, 16000, 19), (64, 256, 19), (32, 2000, 10); ``align_fgw`` on 64 pairs of 256 x 256
 frames with VAOT's training settings (balanced, 1 inner pass, virtual frame 0.5, rho 0.35).
 Targets on an H100: ASOT 1x16000x19 <= 1 ms, 64x256x19 <= 0.5 ms, align_fgw 64x256x256 <= 2 ms.
+
+``--masked`` passes all-True masks, as the losses do: the band widths then stay on the device (gather path, no
+host read) instead of being known on the host (contiguous slices).  ``--compile-mode reduce-overhead`` replays
+each compiled solve as a CUDA graph (one launch instead of hundreds of small kernels).
 
 CUDA timings use CUDA events after warm-up; peak memory is ``torch.cuda.max_memory_allocated``
 above the inputs.  CPU timings use ``perf_counter``; CPU peak memory is the growth of the process's
@@ -40,19 +45,29 @@ ASOT_SHAPES = [(1, 1000, 19), (1, 16000, 19), (64, 256, 19), (32, 2000, 10)]
 ALIGN_SHAPE = (64, 256, 256)
 
 
-def _cases(device: torch.device, compile_: bool) -> list[tuple[str, tuple[int, int, int], Callable[[], torch.Tensor]]]:
+def _cases(device: torch.device, compile_mode: str | None,
+           masked: bool) -> list[tuple[str, tuple[int, int, int], Callable[[], torch.Tensor]]]:
     asot, align = segment_asot, align_fgw
-    if compile_:
-        # opt-in: works on CPU (inductor C++ backend, ~2x faster eager-vs-compiled at 1x16000x19 on CPU)
-        # but compiling the unrolled 25 iterations takes minutes; excluded from the timings (warm-up)
-        asot, align = torch.compile(segment_asot, dynamic=False), torch.compile(align_fgw, dynamic=False)
+    if compile_mode is not None:
+        # Compiling the unrolled 25 iterations takes a minute or more per shape; it happens in the warm-up call.
+        kw = {} if compile_mode == "default" else {"mode": compile_mode}
+        asot = torch.compile(segment_asot, dynamic=False, fullgraph=True, **kw)
+        align = torch.compile(align_fgw, dynamic=False, fullgraph=True, **kw)
     g = torch.Generator().manual_seed(0)
+
+    def ones(b: int, n: int) -> torch.Tensor | None:
+        return torch.ones(b, n, dtype=torch.bool, device=device) if masked else None
+
     cases = []
     for shape in ASOT_SHAPES:
         cost = (1 - torch.rand(shape, generator=g)).to(device)
-        cases.append(("segment_asot", shape, lambda c=cost: asot(c, temporal_prior=0.15)))
+        mask = ones(*shape[:2])
+        cases.append(("segment_asot", shape, lambda c=cost, m=mask: asot(c, m, temporal_prior=0.15)))
+    b, n, m = ALIGN_SHAPE
     cost = (1 - torch.rand(ALIGN_SHAPE, generator=g)).to(device)
-    cases.append(("align_fgw", ALIGN_SHAPE, lambda c=cost: align(c, temporal_prior=0.35, virtual_cost=0.5)))
+    mx, my = ones(b, n), ones(b, m)
+    cases.append(("align_fgw", ALIGN_SHAPE, lambda c=cost, mx=mx, my=my:
+                  align(c, mx, my, temporal_prior=0.35, virtual_cost=0.5)))
     return cases
 
 
@@ -91,12 +106,13 @@ def _time_cuda(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[list[float
     return times, (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
-def run(device_name: str, quick: bool, threads: int | None, compile_: bool = False) -> dict:
+def run(device_name: str, quick: bool, threads: int | None, compile_mode: str | None = None,
+        masked: bool = False) -> dict:
     device = torch.device(device_name)
     if threads:
         torch.set_num_threads(threads)
     rows = []
-    for name, shape, fn in _cases(device, compile_):
+    for name, shape, fn in _cases(device, compile_mode, masked):
         if device.type == "cuda":
             times, mem = _time_cuda(fn, repeats=5 if quick else 50)
         else:
@@ -120,7 +136,9 @@ def run(device_name: str, quick: bool, threads: int | None, compile_: bool = Fal
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "quick": quick,
-        "compiled": compile_,
+        "compiled": compile_mode is not None,
+        "compile_mode": compile_mode,
+        "masked": masked,
         "results": rows,
     }
 
@@ -131,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="time torch.compile'd solvers (slow to compile)")
+    parser.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
+                        help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--masked", action="store_true", help="pass all-True masks (the losses' device-side path)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/bench_ot_<device>.json)")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -140,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         devices.remove("cuda")
     for dev in devices:
         print(f"== {dev} ==")
-        report = run(dev, args.quick, args.threads, args.compile)
+        report = run(dev, args.quick, args.threads, args.compile_mode if args.compile else None, args.masked)
         out = args.out
         if out is None:
             out = ROOT / "benchmarks" / "results" / f"bench_ot_{dev}.json"

@@ -93,7 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                     help="channels_last backbone (default: model.channels_last)")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                    help="torch.compile the encoder as the trainer does (default: train.compile)")
+                    help="torch.compile the encoder and the loss as the trainer does (default: train.compile); "
+                         "the per-solver OT split is then not measured (the solves are inside the loss graph)")
+    ap.add_argument("--compile-mode", default=None, choices=("default", "reduce-overhead", "max-autotune"),
+                    help="torch.compile mode with --compile (reduce-overhead: CUDA graphs; default: torch's)")
     ap.add_argument("--image-size", type=int, default=None, help="data.image_size")
     ap.add_argument("--frames", type=int, default=None, help="data.frames_per_video (T)")
     ap.add_argument("--batch", type=int, default=None, help="data.batch_size (videos per step; pairs count 2)")
@@ -115,7 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "cost on CUDA, i.e. what removing them bought)")
     ap.add_argument("--profile", default=None, metavar="PATH", help="write a torch.profiler Chrome trace here")
     ap.add_argument("--profile-steps", type=int, default=4)
-    ap.add_argument("--sync-debug", action="store_true", help="CUDA: list the host-device synchronisations of a step")
+    ap.add_argument("--sync-debug", action="store_true",
+                    help="list the host-device synchronisations of a step: the ops that synchronise on a GPU "
+                         "(vasot_dist.train.host_syncs, any device) and, on CUDA, torch.cuda.set_sync_debug_mode")
     ap.add_argument("--quick", action="store_true",
                     help=f"small CPU-friendly run: {QUICK} unless given explicitly")
     ap.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/bench_train_<device>.json)")
@@ -241,13 +246,15 @@ class OTTimer:
         return timed
 
     @contextlib.contextmanager
-    def patch(self) -> Iterator[OTTimer]:
+    def patch(self, enabled: bool = True) -> Iterator[OTTimer]:
+        """``enabled=False`` (compiled loss: the solves are inside its graph, a mark there would split it) times
+        nothing, and the OT columns of the report are empty."""
         import pkgutil
 
         import vasot_dist.losses as losses_pkg
         import vasot_dist.ot as ot_pkg
 
-        solvers = {getattr(ot_pkg, n) for n in ot_pkg.__all__}
+        solvers = {getattr(ot_pkg, n) for n in ot_pkg.__all__} if enabled else set()
         saved = []
         for info in pkgutil.iter_modules(losses_pkg.__path__):
             module = sys.modules.get(f"vasot_dist.losses.{info.name}")
@@ -310,7 +317,7 @@ class GpuUtilSampler:
 # --------------------------------------------------------------------------------------------- model
 
 
-def build_model(cfg: RunConfig, device: torch.device):
+def build_model(cfg: RunConfig, device: torch.device, compile_mode: str | None = None):
     """TrainModel (random prototypes: k-means init is not part of a step) + its optimizer."""
     from vasot_dist.train.engine import build_optimizer
     from vasot_dist.train.model import build_train_model
@@ -321,7 +328,9 @@ def build_model(cfg: RunConfig, device: torch.device):
     if protos is not None:
         protos.init_random_(cfg.train.seed)
     if cfg.train.compile:
-        model.encoder = torch.compile(model.encoder)
+        from vasot_dist.train.model import compile_for_training
+
+        compile_for_training(model, **({"mode": compile_mode} if compile_mode else {}))
     model.train()
     return model, build_optimizer(cfg, model)
 
@@ -346,10 +355,11 @@ class Stepper:
         host_wait = time.perf_counter() - h0
         m1 = self.clock.mark()
         with rf("forward"), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            emb = self.model.embed(frames, mask)
+            emb = self.model.embed(frames, mask)  # mask None: no padding, the encoder's dense path
         m2 = self.clock.mark()
         with rf("loss"), torch.autocast(device_type=self.device.type, enabled=False):
-            out = self.model.loss(emb.float(), mask, step=step)
+            loss_mask = mask if mask is not None else torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
+            out = self.model.loss(emb.float(), loss_mask, step=step)
         m3 = self.clock.mark()
         with rf("backward"):
             out.loss.backward()
@@ -361,7 +371,7 @@ class Stepper:
             self.optimizer.zero_grad(set_to_none=True)
         m5 = self.clock.mark()
         if self.loop_syncs:  # what loop.py did after every micro-batch before 0954961 (host syncs on CUDA)
-            float(mask.sum())
+            float(loss_mask.sum())
             for v in (out.loss.detach(), *out.metrics.values()):
                 float(v)
         return {"marks": (m0, m1, m2, m3, m4, m5), "ot": self.ot_timer.take(), "host_wait": host_wait,
@@ -369,15 +379,15 @@ class Stepper:
 
 
 def memory_batches(cfg: RunConfig, device: torch.device, count: int = 2) -> Iterator:
-    """Endless in-memory batches already on the device: (frames uint8 (B, T, S, H, W, 3), mask, frames)."""
+    """Endless in-memory batches already on the device: (frames uint8 (B, T, S, H, W, 3), None, frames);
+    the mask is None because nothing is padded (what the trainer passes for an unpadded batch)."""
     d = cfg.data
     gen = torch.Generator(device=device).manual_seed(0)
     shape = (d.batch_size, d.frames_per_video, d.context_frames, d.image_size, d.image_size, 3)
     pool = [torch.randint(0, 256, shape, dtype=torch.uint8, device=device, generator=gen) for _ in range(count)]
-    mask = torch.ones(shape[:2], dtype=torch.bool, device=device)
     i = 0
     while True:
-        yield pool[i % count], mask, shape[0] * shape[1]
+        yield pool[i % count], None, shape[0] * shape[1]
         i += 1
 
 
@@ -389,13 +399,14 @@ def loader_batches(cfg: RunConfig, device: torch.device, total: int, seed: int =
     for batch in loader:
         n = int(batch.mask.sum())
         batch = batch.to(device, non_blocking=True)
-        yield batch.frames, batch.mask, n
+        yield batch.frames, batch.mask if batch.padded else None, n
 
 
 # --------------------------------------------------------------------------------------------- modes
 
 
-def _summarise(steps: list[dict], clock: Clock, wall: float, mode: str, context: int) -> dict[str, Any]:
+def _summarise(steps: list[dict], clock: Clock, wall: float, mode: str, context: int,
+               ot_timed: bool = True) -> dict[str, Any]:
     phases = {p: [] for p in PHASES}
     ot, ot_by_solver, host_wait = [], {}, []
     for s in steps:
@@ -425,8 +436,8 @@ def _summarise(steps: list[dict], clock: Clock, wall: float, mode: str, context:
         "step_ms_median": statistics.median(step_ms),
         "phase_ms": {p: statistics.fmean(v) for p, v in phases.items()},
         "phase_share": {p: statistics.fmean(v) / mean_step for p, v in phases.items()},
-        "ot_ms": mean_ot,
-        "ot_share": mean_ot / mean_step,
+        "ot_ms": mean_ot if ot_timed else None,
+        "ot_share": mean_ot / mean_step if ot_timed else None,
         "ot_ms_by_solver": ot_by_solver,
         "ot_calls_per_step": len(steps[0]["ot"]) if steps else 0,
         "host_data_wait_ms": statistics.fmean(host_wait),
@@ -437,13 +448,13 @@ def _summarise(steps: list[dict], clock: Clock, wall: float, mode: str, context:
 def run_training(mode: str, cfg: RunConfig, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     clock = Clock(device)
     ot_timer = OTTimer(clock)
-    model, optimizer = build_model(cfg, device)
+    model, optimizer = build_model(cfg, device, args.compile_mode)
     stepper = Stepper(cfg, model, optimizer, device, clock, ot_timer)
     stepper.loop_syncs = args.loop_syncs
     total = args.warmup + args.steps
     batches = memory_batches(cfg, device) if mode == "ceiling" else loader_batches(cfg, device, total)
     t_build = time.perf_counter()
-    with ot_timer.patch():
+    with ot_timer.patch(enabled=not cfg.train.compile):
         ot_timer.active = True
         for i in range(args.warmup):
             stepper(batches, i)
@@ -460,7 +471,7 @@ def run_training(mode: str, cfg: RunConfig, args: argparse.Namespace, device: to
             clock.sync()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         ot_timer.active = False
-    row = _summarise(steps, clock, wall, mode, cfg.data.context_frames)
+    row = _summarise(steps, clock, wall, mode, cfg.data.context_frames, ot_timed=not cfg.train.compile)
     # Frames per CPU second of this process (all its threads): on a shared CPU, the rate one core gives
     # (with --threads 1), robust to other load; on CUDA mostly the host's launch cost.
     row["cpu_s"] = cpu
@@ -528,12 +539,12 @@ def run_profile(cfg: RunConfig, args: argparse.Namespace, device: torch.device) 
 
     clock = Clock(device)
     ot_timer = OTTimer(clock)
-    model, optimizer = build_model(cfg, device)
+    model, optimizer = build_model(cfg, device, args.compile_mode)
     stepper = Stepper(cfg, model, optimizer, device, clock, ot_timer)
     warm = max(args.warmup, 1)
     batches = loader_batches(cfg, device, warm + args.profile_steps)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with ot_timer.patch():
+    with ot_timer.patch(enabled=not cfg.train.compile):
         ot_timer.active = True
         for i in range(warm):
             stepper(batches, i)
@@ -584,25 +595,40 @@ def sync_sites() -> Iterator[dict[str, dict[str, Any]]]:
         yield found
 
 
-def run_sync_debug(cfg: RunConfig, device: torch.device, steps: int = 2) -> list[dict[str, Any]]:
-    """CUDA: where the host waits for the GPU in a step (``torch.cuda.set_sync_debug_mode('warn')``)."""
+def run_sync_debug(cfg: RunConfig, device: torch.device, compile_mode: str | None, steps: int = 2) -> dict[str, Any]:
+    """Where a step makes the host wait for the GPU.
+
+    ``ops``: the synchronising operations issued from Python (:class:`HostSyncRecorder`), on any device: what
+    would wait on a GPU. ``cuda`` (CUDA only): what ``torch.cuda.set_sync_debug_mode('warn')`` reports,
+    torch's own synchronisations included.
+    """
+    from vasot_dist.train.host_syncs import HostSyncRecorder
+
     clock = Clock(device)
     ot_timer = OTTimer(clock)
-    model, optimizer = build_model(cfg, device)
+    model, optimizer = build_model(cfg, device, compile_mode)
     stepper = Stepper(cfg, model, optimizer, device, clock, ot_timer)
     batches = memory_batches(cfg, device)
     stepper(batches, 0)  # lazy initialisation (cuDNN, optimizer state) is not what we look for
-    torch.cuda.synchronize()
-    with sync_sites() as found:
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            for i in range(1, 1 + steps):
-                stepper(batches, i)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    for entry in found.values():
-        entry["per_step"] = entry["count"] / steps
-    return sorted(found.values(), key=lambda e: -e["count"])
+    clock.sync()
+    with HostSyncRecorder() as rec:
+        for i in range(1, 1 + steps):
+            stepper(batches, i)
+    ops = [{"per_step": n / steps, "op": e.op, "where": e.site} for e, n in rec.counts().most_common()]
+    result: dict[str, Any] = {"ops": ops}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        with sync_sites() as found:
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                for i in range(1 + steps, 1 + 2 * steps):
+                    stepper(batches, i)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        for entry in found.values():
+            entry["per_step"] = entry["count"] / steps
+        result["cuda"] = sorted(found.values(), key=lambda e: -e["count"])
+    return result
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -624,7 +650,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               + " ".join(f"{_f(ph.get(p), '.1f'):>7}" for p in PHASES[:3])
               + f" {_f(r.get('ot_ms'), '.1f'):>7} "
               + " ".join(f"{_f(ph.get(p), '.1f'):>7}" for p in PHASES[3:])
-              + f" {_f(100 * r['ot_share'] if 'ot_share' in r else None, '.1f'):>6}"
+              + f" {_f(100 * r['ot_share'] if r.get('ot_share') is not None else None, '.1f'):>6}"
               + f" {_f(r.get('gpu_util_mean')):>6}")
 
 
@@ -688,7 +714,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "e2e" in by_mode:
             summary["target_e2e_frames_met"] = by_mode["e2e"]["frames_per_s"] >= TARGET_E2E_FPS
             summary["target_e2e_images_met"] = by_mode["e2e"]["images_per_s"] >= TARGET_E2E_FPS
-        if main_row is not None:
+        if main_row is not None and main_row["ot_share"] is not None:
             summary["target_ot_share_met"] = main_row["ot_share"] < TARGET_OT_SHARE
         if "loader_over_consumption" in summary:
             summary["target_loader_met"] = not summary["data_is_bottleneck"]
@@ -722,12 +748,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.profile:
         result["profile"] = run_profile(cfg, args, device)
     if args.sync_debug:
-        if device.type != "cuda":
-            print("--sync-debug needs CUDA; skipped")
-        else:
-            result["host_syncs"] = run_sync_debug(cfg, device)
-            print("\nhost-device synchronisations per step (torch.cuda.set_sync_debug_mode):")
-            for e in result["host_syncs"]:
+        result["host_syncs"] = syncs = run_sync_debug(cfg, device, args.compile_mode)
+        print(f"\nhost synchronisations per step, by op (would wait on a GPU): {len(syncs['ops']) or 'none'}")
+        for e in syncs["ops"]:
+            print(f"  {e['per_step']:>5.1f}  {e['op']:<24} {e['where']}")
+        if "cuda" in syncs:
+            print("host-device synchronisations per step (torch.cuda.set_sync_debug_mode):")
+            for e in syncs["cuda"]:
                 print(f"  {e['per_step']:>5.1f}  {e['where']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,11 +72,13 @@ def test_sw_term_enters_level_one_and_its_projections_follow_the_step():
     x = unit(2, 8, D, gen=gen)
     a = unit(K, D, gen=gen)
     loss_fn = _make()
-    c1, c1_again, c2 = loss_fn.sw_cost(x, a, 1), loss_fn.sw_cost(x, a, 1), loss_fn.sw_cost(x, a, 2)
+    theta = {step: loss_fn.projections(D, x.device, step) for step in (1, 2)}
+    c1, c1_again, c2 = (loss_fn.sw_cost(x, a, theta[1]), loss_fn.sw_cost(x, a, loss_fn.projections(D, x.device, 1)),
+                        loss_fn.sw_cost(x, a, theta[2]))
     assert torch.equal(c1, c1_again) and not torch.allclose(c1, c2)
     gen_ref = torch.Generator().manual_seed(5 * 1_000_003 + 1)
     assert torch.allclose(c1, circular_sw_cost(x, a, n_projections=20, radius=2.0, generator=gen_ref))
-    assert torch.equal(_make(sw_weight=0.0).sw_cost(x, a, 1), torch.zeros(2, 8, K))
+    assert torch.equal(_make(sw_weight=0.0).sw_cost(x, a, theta[1]), torch.zeros(2, 8, K))
 
 
 def test_padding_does_not_change_the_loss():

@@ -153,7 +153,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     plot_every: int = 0
     bf16: bool = True  # autocast on CUDA; OT solves stay float32
-    compile: bool = False
+    compile: bool = False  # torch.compile the encoder and the loss, OT solves included (compile_for_training)
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda
 

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from vasot_dist.models import ActionPrototypes, CLOTHead, CLOTOutput
 from vasot_dist.ot import circular_sw_cost
+from vasot_dist.ot.sliced import random_directions
 
 from .asot import ASOTSettings, actions_used, asot_logits_and_plan
 from .base import LossOutput, MethodLoss
@@ -124,26 +125,33 @@ class CLOTLoss(MethodLoss):
         )  # fmt: skip
 
     @torch.no_grad()
-    def sw_cost(self, frames: Tensor, prototypes: Tensor, step: int) -> Tensor:
-        """``w_sw * SW(F, A)`` (B, N, K), constant; projections drawn from a generator seeded by (seed, step)."""
+    def sw_cost(self, frames: Tensor, prototypes: Tensor, projections: Tensor) -> Tensor:
+        """``w_sw * SW(F, A)`` (B, N, K), constant; projections: (P, D) from :meth:`projections`."""
         if self.sw_weight == 0:
             return torch.zeros(frames.shape[0], frames.shape[1], prototypes.shape[0], device=frames.device)
-        gen = torch.Generator(device=frames.device).manual_seed(self.seed * 1_000_003 + step)
         sw = circular_sw_cost(
-            frames.detach().float(), prototypes.detach().float(), n_projections=self.sw_projections,
-            radius=self.sw_radius, generator=gen,
-        )  # fmt: skip
+            frames.detach().float(), prototypes.detach().float(), radius=self.sw_radius, projections=projections
+        )
         return self.sw_weight * sw
+
+    # torch.compile cannot trace a torch.Generator: the draw runs eagerly, outside any context manager, so the
+    # compiled loss splits into two graphs around it instead of falling back to eager.
+    @torch.compiler.disable
+    def projections(self, dim: int, device: torch.device, step: int) -> Tensor:
+        """(P, D) unit directions from a generator seeded by (seed, step): fresh every step, equal on every rank."""
+        gen = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + step)
+        return random_directions(dim, self.sw_projections, generator=gen, device=device).T
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
+        theta = self.projections(emb.shape[-1], emb.device, step)
         with float32_math(emb.device):
             protos = self.prototypes().float()
             out = self.run_head(emb, protos, mask)
             s = self.train_settings
             seg_mask = torch.ones(out.segments.shape[:2], dtype=torch.bool, device=emb.device)
             logits_f, plan_f = asot_logits_and_plan(
-                out.frames, mask, protos, s, self.tau, self.sw_cost(out.frames, protos, step)
+                out.frames, mask, protos, s, self.tau, self.sw_cost(out.frames, protos, theta)
             )
             logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, s, self.tau)
             logits_r, plan_r = asot_logits_and_plan(out.refined, mask, protos, s, self.tau)
@@ -165,12 +173,13 @@ class CLOTLoss(MethodLoss):
         """Labels (B, T) from ASOT at the evaluation settings (``decode`` overrides) on the decode level, -1 at padding."""
         check_batch(emb, mask)
         settings = self.eval_settings.with_overrides(decode)
+        theta = self.projections(emb.shape[-1], emb.device, step=0)
         with float32_math(emb.device):
             protos = self.prototypes().float()
             out = self.run_head(emb, protos, mask)
             if self.decode_level == "refined":
                 cost = cosine_cost(out.refined, protos)
             else:
-                cost = cosine_cost(out.frames, protos) + self.sw_cost(out.frames, protos, step=0)
+                cost = cosine_cost(out.frames, protos) + self.sw_cost(out.frames, protos, theta)
             plan = settings.solve(cost, mask)
         return masked_argmax_labels(plan, mask)

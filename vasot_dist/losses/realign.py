@@ -73,6 +73,9 @@ class PartialAlignSettings:
             inner_iters=ot.partial_inner_iters,
         )  # fmt: skip
 
+    # n_iters x inner_iters = 2,000 fixed iterations: torch.compile would unroll them all (minutes of tracing,
+    # far longer in inductor), so a compiled loss runs this solve eagerly and compiles the rest.
+    @torch.compiler.disable
     @torch.no_grad()
     def solve(self, cost: Tensor, mask_x: Tensor, mask_y: Tensor) -> Tensor:
         """cost: (B, N, M) -> partial plan (B, N, M), virtual frame dropped, detached."""
@@ -137,7 +140,10 @@ class REALIGNLoss(MethodLoss):
         with float32_math(emb.device):
             emb = emb.float()
             x, mx, y, my = split_pairs(emb, mask)
-            plan = self.settings.solve(cosine_cost(x.detach(), y.detach()), mx, my)
+            cost = cosine_cost(x.detach(), y.detach())
+        # Outside the context manager: a compiled loss can only leave its graph for the eager solve there.
+        plan = self.settings.solve(cost, mx, my)
+        with float32_math(emb.device):
             t_xy, t_yx = pair_targets(plan, mx, my, virtual=self.settings.virtual_cost is not None)
             wx, wy = _matched_mass(t_xy, mx), _matched_mass(t_yx, my)
             loss_xy, loss_yx = alignment_cross_entropy(
