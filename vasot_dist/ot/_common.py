@@ -106,7 +106,7 @@ def log_uniform_marginal(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """``log(1 / nnz)`` on valid entries and ``-inf`` on masked ones; ``mask: (B, L)``."""
     nnz = mask.sum(dim=1, keepdim=True).to(dtype)
     logp = -torch.log(nnz).expand_as(mask)
-    return torch.where(mask, logp, torch.full_like(logp, -math.inf))
+    return torch.where(mask, logp, -math.inf)
 
 
 def log_marginal(weights: Tensor | None, mask: Tensor, dtype: torch.dtype, name: str) -> Tensor:
@@ -123,32 +123,32 @@ def log_marginal(weights: Tensor | None, mask: Tensor, dtype: torch.dtype, name:
     weights = weights.to(device=mask.device, dtype=dtype)
     if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
         raise ValueError(f"{name} must hold finite non-negative weights")
-    weights = torch.where(mask, weights, torch.zeros_like(weights))
+    weights = torch.where(mask, weights, 0.0)
     return torch.log(weights)  # log(0) = -inf marks an entry that carries no mass
 
 
 def neg_inf_where(valid: Tensor, x: Tensor) -> Tensor:
     """``x`` where ``valid`` else ``-inf`` (log-domain zero)."""
-    return torch.where(valid, x, torch.full_like(x, -math.inf))
+    return torch.where(valid, x, -math.inf)
 
 
 def finite_or_zero(x: Tensor) -> Tensor:
     """Replace non-finite entries (from ``-inf - -inf`` on empty rows) by 0."""
-    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    return torch.where(torch.isfinite(x), x, 0.0)
 
 
 def safe_exp(log_x: Tensor) -> Tensor:
     """``exp`` that maps ``-inf``/NaN to exactly 0."""
-    return torch.where(torch.isnan(log_x), torch.zeros_like(log_x), torch.exp(log_x))
+    return torch.where(torch.isnan(log_x), 0.0, torch.exp(log_x))
 
 
 def plogp_minus_p(x: Tensor, log_x: Tensor) -> Tensor:
     """Elementwise ``x (log x - 1)`` with ``0 log 0 = 0`` (the negative entropy density)."""
-    return torch.where(x > 0, x * (log_x - 1.0), torch.zeros_like(x))
+    return torch.where(x > 0, x * (log_x - 1.0), 0.0)
 
 
 def kl_div(marg: Tensor, log_ref: Tensor, dim: int) -> Tensor:
     """``KL(marg || ref) = sum marg log(marg / ref)`` (no linear terms, as METHODS.md), summed over ``dim``."""
     log_marg = torch.log(marg)
-    val = torch.where(marg > 0, marg * (log_marg - log_ref), torch.zeros_like(marg))
+    val = torch.where(marg > 0, marg * (log_marg - log_ref), 0.0)
     return val.sum(dim=dim)

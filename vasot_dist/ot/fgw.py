@@ -45,7 +45,7 @@ from ._common import (
     safe_exp,
 )
 from .objectives import fgw_objective_from_products
-from .priors import band_sum, band_widths, prepare_pair_cost
+from .priors import BandSum, band_widths, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
@@ -64,7 +64,7 @@ def _step_size(grad: Tensor, valid: Tensor) -> Tensor:
     """``4 / max(grad)`` per problem over valid entries, shape (B, 1, 1) (see module docstring)."""
     neg = torch.full_like(grad, -torch.inf)
     gmax = torch.where(valid, grad, neg).amax(dim=(1, 2), keepdim=True)
-    gabs = torch.where(valid, grad.abs(), torch.zeros_like(grad)).amax(dim=(1, 2), keepdim=True)
+    gabs = torch.where(valid, grad.abs(), 0.0).amax(dim=(1, 2), keepdim=True)
     denom = torch.where(gmax > 0, gmax, gabs)
     denom = torch.where(torch.isfinite(denom), denom, torch.ones_like(denom)).clamp(min=_STEP_DENOM_FLOOR)
     return 4.0 / denom
@@ -110,7 +110,7 @@ def fgw_mirror_descent(
     """
     dtype = cost.dtype
     valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-    cost = torch.where(valid, cost, torch.zeros_like(cost))
+    cost = torch.where(valid, cost, 0.0)
     log_p = log_uniform_marginal(mask_x, dtype)
     log_q = log_uniform_marginal(mask_y, dtype)
     p, q = safe_exp(log_p), safe_exp(log_q)
@@ -182,24 +182,24 @@ def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_i
     return eps, alpha, radius, n_iters, inner_iters, step_size
 
 
-def asot_gw_product(radius: float, mask: Tensor | None, length: int) -> GwProduct:
+def asot_gw_product(radius: float, mask: Tensor | None, length: int, device: torch.device) -> GwProduct:
     """``T -> Cv (T Ca)`` for frames x actions (T zero at masked rows); mask (B, length) or None (dense)."""
-    width = band_widths(mask, length, radius)
+    band = BandSum(band_widths(mask, length, radius), length, 1, device)
 
     def product(t: Tensor) -> Tensor:
-        return band_sum(t.sum(dim=2, keepdim=True) - t, width, dim=1) / radius
+        return band(t.sum(dim=2, keepdim=True) - t) / radius
 
     return product
 
 
-def vaot_gw_product(radius: float, mask_x: Tensor | None, mask_y: Tensor | None, n: int, m: int) -> GwProduct:
+def vaot_gw_product(radius: float, mask_x: Tensor | None, mask_y: Tensor | None, n: int, m: int,
+                    device: torch.device) -> GwProduct:
     """``T -> Cx (T Cy)`` with ``T Cy = rowsum(T) - band_y(T)`` (diagonal of Cy is 1); masks or None (dense)."""
-    width_x = band_widths(mask_x, n, radius)
-    width_y = band_widths(mask_y, m, radius)
+    band_x = BandSum(band_widths(mask_x, n, radius), n, 1, device)
+    band_y = BandSum(band_widths(mask_y, m, radius), m, 2, device)
 
     def product(t: Tensor) -> Tensor:
-        t_cy = t.sum(dim=2, keepdim=True) - band_sum(t, width_y, dim=2)
-        return band_sum(t_cy, width_x, dim=1) / radius
+        return band_x(t.sum(dim=2, keepdim=True) - band_y(t)) / radius
 
     return product
 
@@ -245,7 +245,7 @@ def segment_asot(
         bsz, n, k = cost.shape
         dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
-        gw_product = asot_gw_product(radius, None if dense else mask, n)
+        gw_product = asot_gw_product(radius, None if dense else mask, n, cost.device)
         mask_y = torch.ones(bsz, k, dtype=torch.bool, device=cost.device)
         if rho != 0.0:
             cost = cost + rho * _temporal_prior(bsz, n, k, mask, None, device=cost.device, dtype=cost.dtype)
@@ -309,7 +309,7 @@ def align_fgw(
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         gw_product = vaot_gw_product(
-            radius, None if dense_x else mask_x, None if dense_y else mask_y, cost.shape[1], cost.shape[2]
+            radius, None if dense_x else mask_x, None if dense_y else mask_y, cost.shape[1], cost.shape[2], cost.device
         )
         t, _, log = fgw_mirror_descent(
             cost, mask_x, mask_y, gw_product,

@@ -70,9 +70,9 @@ def partial_dual_ascent(
     for it in range(n_iters):
         x_prev, y_prev = x, y
         rows = torch.logsumexp(log_k + y.unsqueeze(1), dim=2) + z  # row sums without x, log
-        x = torch.where(row_ok & torch.isfinite(rows), torch.clamp(log_a - rows, max=0.0), torch.zeros_like(rows))
+        x = torch.where(row_ok & torch.isfinite(rows), torch.clamp(log_a - rows, max=0.0), 0.0)
         cols = torch.logsumexp(log_k + x.unsqueeze(2), dim=1) + z
-        y = torch.where(col_ok & torch.isfinite(cols), torch.clamp(log_b - cols, max=0.0), torch.zeros_like(cols))
+        y = torch.where(col_ok & torch.isfinite(cols), torch.clamp(log_b - cols, max=0.0), 0.0)
         # the total mass is the log-sum of the column sums just computed
         z = finite_or_zero(log_mass - torch.logsumexp(cols + y, dim=1, keepdim=True) + z)
         done = it + 1
@@ -128,7 +128,7 @@ def partial_wasserstein(
         log_plan, _, done, err = partial_dual_ascent(log_k, log_a, log_b, log_mass, n_iters, tol)
         plan = safe_exp(log_plan)
     if return_log:
-        lin = torch.where(plan > 0, cost * plan, torch.zeros_like(plan)).sum(dim=(1, 2))
+        lin = torch.where(plan > 0, cost * plan, 0.0).sum(dim=(1, 2))
         obj = lin + eps * (plogp_minus_p(plan, log_plan) + plan).sum(dim=(1, 2))
         return plan, {"objective": obj.unsqueeze(1), "n_iters": done, "err": err}
     return plan

@@ -185,7 +185,7 @@ def align_partial_fgw(
         virtual = virtual_cost is not None
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-        cost = torch.where(valid, cost, torch.zeros_like(cost))
+        cost = torch.where(valid, cost, 0.0)
         log_p = log_uniform_marginal(mask_x, cost.dtype)
         log_q = log_uniform_marginal(mask_y, cost.dtype)
         log_mass = torch.full((bsz, 1), math.log(mass), dtype=cost.dtype, device=cost.device)

@@ -34,40 +34,50 @@ def band_width(lengths: Tensor, radius: float) -> Tensor:
     return torch.floor(lengths.to(torch.float64) * float(radius)).to(torch.int64)
 
 
-def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
-    """Sum over the band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of ``x: (B, N, M)``.
+class BandSum:
+    """``x -> `` sum over the band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of ``x: (B, N, M)``.
 
     Entries outside ``[0, L)`` count as zero (zero-padded box filter, as the reference conv1d).
     Prefix-sum differences: O(B N M) for any width.  ``width``: a Python int shared by the batch
-    (fast path: contiguous slices, no index tensors) or a (B,) int64 tensor of per-problem widths
-    (gather).  Width 0 gives zeros.
+    (contiguous slices) or a (B,) int64 tensor of per-problem widths (gathers); width 0 gives zeros.
+    Built once per solve, so the gather indices are computed once, not at every iteration: a call
+    is a cumsum, two gathers and three elementwise ops.
     """
-    if dim not in (1, 2):
-        raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
-    length = x.shape[dim]
-    cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
-    if isinstance(width, int):
-        w = min(max(width, 0), length - 1)
-        if w == 0:
-            return torch.zeros_like(x)
+
+    def __init__(self, width: Tensor | int, length: int, dim: int, device: torch.device | str | None = None):
+        if dim not in (1, 2):
+            raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
+        self.dim, self.length = dim, length
+        self.width: int | None = None
+        if isinstance(width, int):
+            self.width = min(max(width, 0), length - 1)
+            return
+        pos = torch.arange(length, device=device)
+        w = width.to(device).view(-1, 1)
         # box_i = cs[min(i + w, L - 1)] - cs[i - w - 1] (second term only for i > w)
-        hi = torch.cat([cs.narrow(dim, w, length - w), cs.narrow(dim, length - 1, 1).expand_as(cs.narrow(dim, 0, w))], dim=dim)
-        lo = torch.cat([torch.zeros_like(cs.narrow(dim, 0, w + 1)), cs.narrow(dim, 0, length - w - 1)], dim=dim)
-        return hi - lo - x
-    zero = torch.zeros_like(x.narrow(dim, 0, 1))
-    prefix = torch.cat([zero, cs], dim=dim)  # prefix[k] = sum_{<k}
-    pos = torch.arange(length, device=x.device)
-    w = width.to(x.device).view(-1, 1)
-    hi = torch.clamp(pos.view(1, -1) + w + 1, max=length)  # (B, L): exclusive upper end
-    lo = torch.clamp(pos.view(1, -1) - w, min=0)
-    if dim == 1:
-        shape = (x.shape[0], length, x.shape[2])
-        hi_idx, lo_idx = hi.unsqueeze(2).expand(shape), lo.unsqueeze(2).expand(shape)
-    else:
-        shape = (x.shape[0], x.shape[1], length)
-        hi_idx, lo_idx = hi.unsqueeze(1).expand(shape), lo.unsqueeze(1).expand(shape)
-    box = torch.gather(prefix, dim, hi_idx) - torch.gather(prefix, dim, lo_idx)
-    return box - x  # the band excludes the centre |i - k| = 0
+        hi = torch.clamp(pos + w, max=length - 1)
+        lo = pos - w - 1
+        shape = (-1, length, 1) if dim == 1 else (-1, 1, length)
+        self.hi, self.lo_ok, self.lo = hi.view(shape), (lo >= 0).view(shape), lo.clamp(min=0).view(shape)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        dim, length = self.dim, self.length
+        cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
+        if self.width is not None:
+            w = self.width
+            if w == 0:
+                return torch.zeros_like(x)
+            hi = torch.cat([cs.narrow(dim, w, length - w), cs.narrow(dim, length - 1, 1).expand_as(cs.narrow(dim, 0, w))], dim=dim)
+            lo = torch.cat([torch.zeros_like(cs.narrow(dim, 0, w + 1)), cs.narrow(dim, 0, length - w - 1)], dim=dim)
+            return hi - lo - x
+        hi = torch.gather(cs, dim, self.hi.expand_as(x))
+        lo = torch.gather(cs, dim, self.lo.expand_as(x))
+        return hi - torch.where(self.lo_ok, lo, 0.0) - x  # the band excludes the centre |i - k| = 0
+
+
+def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
+    """One-shot :class:`BandSum` of ``x: (B, N, M)`` along ``dim``."""
+    return BandSum(width, x.shape[dim] if dim in (1, 2) else 0, dim, x.device)(x)
 
 
 def band_widths(mask: Tensor | None, length: int, radius: float) -> Tensor | int:
@@ -127,7 +137,7 @@ def frame_positions(mask: Tensor | None, batch: int, length: int, device: torch.
     rank = torch.cumsum(mask.to(torch.int64), dim=1) - 1
     nnz = mask.sum(dim=1, keepdim=True).clamp(min=1)
     pos = rank.to(dtype) / nnz.to(dtype)
-    return torch.where(mask, pos, torch.zeros_like(pos))
+    return torch.where(mask, pos, 0.0)
 
 
 def temporal_prior(
@@ -161,7 +171,7 @@ def laplace_spectrum(scale: Tensor, length: int, dtype: torch.dtype) -> Tensor:
     d = torch.arange(n_fft, device=scale.device, dtype=dtype)
     circ = torch.minimum(d, n_fft - d)  # circular lag: k and n_fft - k are lags +k and -k
     kern = torch.exp(-circ.unsqueeze(0) / scale.to(dtype).view(-1, 1))  # (B, n_fft)
-    kern = torch.where(circ.unsqueeze(0) < length, kern, torch.zeros_like(kern))  # only |lag| < L
+    kern = torch.where(circ.unsqueeze(0) < length, kern, 0.0)  # only |lag| < L
     return torch.fft.rfft(kern, n=n_fft, dim=1)
 
 

@@ -49,15 +49,16 @@ def _setup(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, mask_x:
 
 def _scaling_update(log_w: Tensor, log_k: Tensor, other: Tensor, dim: int, power: float) -> Tensor:
     """``log u = power * (log w - LSE(log K + log v))`` with empty rows/columns kept at ``-inf``."""
-    lse = torch.logsumexp(log_k + other, dim=dim)
-    upd = power * (log_w - lse)
-    ok = torch.isfinite(log_w) & torch.isfinite(lse)
-    return neg_inf_where(ok, upd)
+    upd = log_w - torch.logsumexp(log_k + other, dim=dim)
+    if power != 1.0:
+        upd = power * upd
+    # finite exactly when both log w and the LSE are (-inf - x, x - -inf and -inf - -inf are not)
+    return neg_inf_where(torch.isfinite(upd), upd)
 
 
 def _entropic_primal(cost: Tensor, plan: Tensor, log_plan: Tensor, eps: float) -> Tensor:
     """``<C, T> + eps sum T (log T - 1)`` per problem (B,)."""
-    lin = torch.where(plan > 0, cost * plan, torch.zeros_like(plan)).sum(dim=(1, 2))
+    lin = torch.where(plan > 0, cost * plan, 0.0).sum(dim=(1, 2))
     return lin + eps * plogp_minus_p(plan, log_plan).sum(dim=(1, 2))
 
 

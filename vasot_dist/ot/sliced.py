@@ -82,12 +82,12 @@ def sliced_wasserstein(
         wx = mask_x.to(x.dtype) / mask_x.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
         wy = mask_y.to(x.dtype) / mask_y.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
         # masked points get weight 0 and a finite value (0) so they never enter a quantile
-        xp = torch.where(mask_x.unsqueeze(2), x, torch.zeros_like(x)) @ projections  # (B, N, P)
-        yp = torch.where(mask_y.unsqueeze(2), y, torch.zeros_like(y)) @ projections
+        xp = torch.where(mask_x.unsqueeze(2), x, 0.0) @ projections  # (B, N, P)
+        yp = torch.where(mask_y.unsqueeze(2), y, 0.0) @ projections
         wpp = _wasserstein_1d_pp(xp.transpose(1, 2), yp.transpose(1, 2), wx, wy, float(p))  # (B, P)
         sw = wpp.mean(dim=1).clamp(min=0).pow(1.0 / float(p))
         empty = (mask_x.sum(dim=1) == 0) | (mask_y.sum(dim=1) == 0)
-    return torch.where(empty, torch.zeros_like(sw), sw)
+    return torch.where(empty, 0.0, sw)
 
 
 def circular_projections(x: Tensor, theta: Tensor, radius: float) -> Tensor:
