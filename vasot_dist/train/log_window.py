@@ -39,7 +39,8 @@ class LogWindow:
         keys = sorted(self._sums)
         values: list[float] = []
         if keys:
-            device = self._sums[keys[0]].device
+            # Stack on the accelerator when any sum lives there (host floats go up, nothing comes down twice).
+            device = next((t.device for t in self._sums.values() if t.device.type != "cpu"), torch.device("cpu"))
             values = torch.stack([self._sums[k].to(device).reshape(()) for k in keys]).tolist()  # one read
         local = dict(zip(keys, values)) | {"_n": float(self._micro_batches), "_frames": float(self._frames)}
         summed = sum_across_ranks(ctx, local)
