@@ -25,8 +25,10 @@ Wall-clock frames/s is measured separately (one synchronisation at the end of th
 GPU utilisation is sampled every 0.2 s with ``torch.cuda.utilization()`` (needs pynvml; reported as
 unavailable without it). ``--profile PATH`` runs ``--profile-steps`` extra end-to-end steps under
 ``torch.profiler`` with the phases and every OT call labelled, writes a Chrome trace to PATH and prints
-the top operators. ``--sync-debug`` (CUDA) runs two extra steps with ``torch.cuda.set_sync_debug_mode``
-and lists every place that synchronises the host with the GPU.
+the top operators. ``--sync-debug`` runs extra steps under
+:class:`vasot_dist.train.host_syncs.HostSyncRecorder` (any device: the ops that would make the host wait for
+a GPU) and, on CUDA, under ``torch.cuda.set_sync_debug_mode``, and lists each place with its count per step.
+``--compile [--compile-mode reduce-overhead]`` compiles the encoder and the loss as ``train.compile`` does.
 
 Shards: when ``data.name`` is ``synthetic`` the benchmark writes its own synthetic shards, pre-resized
 the way ``vasot-shard`` stores videos (short side ``--shard-size``, default 256/224 x the image size) with
