@@ -39,7 +39,7 @@ import numpy as np
 
 TARGET_FPS_PER_CORE = 400.0
 CONTEXT_STRIDE = 15
-GOP = 8  # as vasot-shard writes (pipelines/video.py DEFAULT_GOP)
+GOP = 8  # as vasot-shard writes (vasot_pipelines.video.DEFAULT_GOP)
 
 
 def render(num_frames: int, height: int, width: int, seed: int) -> np.ndarray:

@@ -67,7 +67,7 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `pipelines` is a top-level package of the repository, not of the install
+if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
 from vasot_dist.config import ALIGNMENT_METHODS, RunConfig, config_to_dict, load_config  # noqa: E402
@@ -170,7 +170,7 @@ def ensure_bench_shards(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     """Synthetic data: write pre-resized shards sized for this run (reused when present); else as configured."""
     if cfg.data.name != "synthetic":
         return cfg
-    from pipelines.synthetic import generate_synthetic
+    from vasot_pipelines.synthetic import generate_synthetic
 
     size = args.shard_size or 2 * math.ceil(cfg.data.image_size * 256 / 224 / 2)
     if size < cfg.data.image_size:

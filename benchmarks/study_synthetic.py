@@ -8,7 +8,7 @@ Usage::
 
 What it does (issue 5, "benchmarks/study_synthetic.py"):
 
-- Two variants of ``pipelines.synthetic`` in feature mode, one activity of ``steps_per_activity`` steps,
+- Two variants of ``vasot_pipelines.synthetic`` in feature mode, one activity of ``steps_per_activity`` steps,
   ground-truth correspondence known from the canonical progress:
   ``monotonic`` (time warp only: no permutation, repeat, background or redundant step) and
   ``non_monotonic`` (time warp plus, each with probability 0.5 per video, permuted step order, a repeated
@@ -54,7 +54,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.synthetic import generate_synthetic  # noqa: E402
+from vasot_pipelines.synthetic import generate_synthetic  # noqa: E402
+
 from vasot_dist.config import RunConfig, load_config  # noqa: E402
 
 # name -> data.synthetic overrides; time warp on in both so the only difference is the non-monotonic structure

@@ -1,7 +1,7 @@
 """Tiny shards for the loader tests, written in the exact shard format (used by conftest.py).
 
 All shards come from :func:`build_dataset` (one function, so the fixtures can later be switched to
-``pipelines.synthetic``). Videos are real H.264 mp4s encoded in memory with PyAV; frame ``i`` of video
+``vasot_pipelines.synthetic``). Videos are real H.264 mp4s encoded in memory with PyAV; frame ``i`` of video
 ``v`` shows the two base-8 digits of ``i`` as grey levels in its first two quarters and ``video_level(v)``
 on its right half, so a test can read back which frame of which video it got.
 """

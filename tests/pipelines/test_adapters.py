@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pl_helpers import read_shards, smooth_frames, write_video
-
-from pipelines.adapters import ADAPTERS
-from pipelines.manifest import label_map_path, read_label_map, read_manifest
-from pipelines.shard import main as shard_main
+from vasot_pipelines.adapters import ADAPTERS
+from vasot_pipelines.manifest import label_map_path, read_label_map, read_manifest
+from vasot_pipelines.shard import main as shard_main
 
 
 def manifest_of(out: Path):

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 from pl_helpers import decode_all
-
-from pipelines import format as fmt
-from pipelines.video import encode_frames
+from vasot_pipelines import format as fmt
+from vasot_pipelines.video import encode_frames
 
 
 def test_keys_have_no_dots_and_keep_safe_characters():

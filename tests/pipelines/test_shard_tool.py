@@ -13,11 +13,10 @@ import decord
 import numpy as np
 import pytest
 from pl_helpers import REAL_VIDEOS, decode_all, read_shards, smooth_frames, write_video
-
-from pipelines import format as fmt
-from pipelines.manifest import read_label_map
-from pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
-from pipelines.video import encode_frames
+from vasot_pipelines import format as fmt
+from vasot_pipelines.manifest import read_label_map
+from vasot_pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
+from vasot_pipelines.video import encode_frames
 
 
 def write_jsonl(path: Path, lines) -> Path:
@@ -310,7 +309,7 @@ def test_encoded_synthetic_clip_copied_through_shard_tool_keeps_size(tmp_path):
 
 
 def test_writer_refuses_foreign_shards_duplicates_and_wrong_payloads(tmp_path):
-    from pipelines.writer import DatasetWriter, Sample
+    from vasot_pipelines.writer import DatasetWriter, Sample
 
     (tmp_path / "train-000000.tar").write_bytes(b"someone else's shard")
     kw = dict(name="n", modality="features", label_map={"a": 0}, background_id=None, fps=None, short_side=None)

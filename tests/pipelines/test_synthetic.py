@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 from pl_helpers import decode_all, read_shards
+from vasot_pipelines import synthetic as syn
+from vasot_pipelines.format import read_frame_index
 
-from pipelines import synthetic as syn
-from pipelines.format import read_frame_index
 from vasot_dist.config.schema import SyntheticConfig
 
 SMALL = SyntheticConfig(num_activities=2, steps_per_activity=3, videos_per_activity=2, test_videos_per_activity=1,

@@ -9,8 +9,7 @@ import decord
 import numpy as np
 import pytest
 from pl_helpers import smooth_frames, write_video
-
-from pipelines.video import VideoSource, encode_frames, output_size, resample_plan, transcode
+from vasot_pipelines.video import VideoSource, encode_frames, output_size, resample_plan, transcode
 
 
 def brute_force_plan(n_src: int, src_fps: float, dst_fps: float) -> list[int]:

@@ -15,7 +15,7 @@ ALIGNMENT_METHODS = ("vaot", "vasot", "vava", "realign", "kot")  # need pairs of
 
 @dataclass
 class SyntheticConfig:
-    """The built-in procedural benchmark (``pipelines/synthetic.py``), written when ``data.shards`` is missing."""
+    """The built-in procedural benchmark (``vasot_pipelines.synthetic``), written when ``data.shards`` is missing."""
 
     num_activities: int = 2
     steps_per_activity: int = 4

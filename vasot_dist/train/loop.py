@@ -79,7 +79,7 @@ def ensure_data(cfg: RunConfig, ctx: DistContext) -> None:
     index = Path(cfg.data.shards)
     index = index if index.suffix == ".json" else index / "dataset.json"
     if cfg.data.name == "synthetic" and not index.exists() and ctx.is_main:
-        from pipelines.synthetic import generate_synthetic
+        from vasot_pipelines.synthetic import generate_synthetic
 
         log.info("synthetic shards missing at %s; generating them (seed %d)", index.parent, cfg.data.synthetic.seed)
         generate_synthetic(index.parent, cfg.data.synthetic, modality=cfg.data.modality)

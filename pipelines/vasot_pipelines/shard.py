@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vasot-shard", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input (a manifest + label map, or an adapter + dataset root)")
-    src.add_argument("--manifest", help="JSONL manifest, one video per line (see pipelines/manifest.py)")
+    src.add_argument("--manifest", help="JSONL manifest, one video per line (see pipelines/README.md)")
     src.add_argument("--labels", help="label map: JSON {name: id} or 'id name' lines (mapping.txt)")
     src.add_argument("--adapter", help="write the manifest from a dataset's published layout first "
                                        "(see --list-adapters)")
