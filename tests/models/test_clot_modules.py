@@ -42,6 +42,9 @@ def dispatch_loop(x, a, alpha, beta, n_real):
     out = []
     for k in range(len(a)):
         members = [t for t in range(n_real) if winner[t] == k]
+        if not members:  # an empty cluster contributes nothing
+            out.append(torch.zeros_like(a[k]))
+            continue
         total = a[k].clone()
         for t in members:
             total = total + s[k][t] * x[t]
@@ -58,6 +61,26 @@ def test_dispatching_matches_loop_formula():
     out = fd(x, a)
     for b in range(2):
         torch.testing.assert_close(out[b], dispatch_loop(x[b], a, 2.0, -0.3, 7))
+
+
+def test_dispatching_empty_cluster_adds_nothing_and_output_is_not_renormalised():
+    fd = FeatureDispatching()
+    a = unit(3, D, seed=5)
+    near = torch.cat([a[0].expand(3, D), a[2].expand(3, D)]) + 0.3 * unit(6, D, seed=6)
+    x = F.normalize(near, dim=-1).unsqueeze(0)  # frames around prototypes 0 and 2: prototype 1 wins none
+    sim = torch.sigmoid(a @ x[0].T)
+    winners = sim.argmax(dim=0)
+    assert 1 not in winners.tolist()
+    with torch.no_grad():
+        out = fd(x, a)[0]
+    # hand computation with the empty cluster's term left out
+    expected = x[0].clone()
+    for k in set(winners.tolist()):
+        members = (winners == k).nonzero().flatten()
+        out_k = ((sim[k, members, None] * x[0, members]).sum(0) + a[k]) / (len(members) + 1)
+        expected += sim[k, :, None] * out_k
+    torch.testing.assert_close(out, expected)
+    assert (out.norm(dim=-1) - 1).abs().max() > 0.05  # X + update, as the released code returns it
 
 
 def test_dispatching_padding_exact():
@@ -218,7 +241,7 @@ def test_head_gradients_reach_everything():
 
 
 def test_head_without_dispatching_and_checks():
-    head = CLOTHead(D, num_actions=3, dispatch=False).eval()
+    head = CLOTHead(D, num_actions=3, dispatch="none").eval()
     x = unit(1, 5, D)
     with torch.no_grad():
         out = head(x, unit(3, D))
@@ -228,6 +251,27 @@ def test_head_without_dispatching_and_checks():
     with pytest.raises(ValueError, match="prototypes"):
         head.dispatching = FeatureDispatching()
         head(x, unit(3, 8))
+
+
+def test_head_dispatch_modes_route_the_dispatched_frames():
+    torch.manual_seed(5)
+    x, a = unit(1, 7, D, seed=6), unit(3, D, seed=7)
+    heads = {mode: CLOTHead(D, num_actions=3, dispatch=mode).eval() for mode in ("all", "memory", "none")}
+    heads["memory"].load_state_dict(heads["all"].state_dict())
+    heads["none"].load_state_dict({k: v for k, v in heads["all"].state_dict().items() if "dispatching" not in k})
+    with torch.no_grad():
+        dispatched = heads["all"].dispatching(x, a)
+        out = {mode: h(x, a) for mode, h in heads.items()}
+        segs_from = {m: heads["all"].decoder(src) for m, src in (("disp", dispatched), ("raw", x))}
+    torch.testing.assert_close(out["all"].frames, F.normalize(dispatched, dim=-1))
+    torch.testing.assert_close(out["all"].segments, segs_from["disp"])
+    torch.testing.assert_close(out["all"].refined, heads["all"].refinement(dispatched, segs_from["disp"])[0])
+    torch.testing.assert_close(out["memory"].frames, x)
+    torch.testing.assert_close(out["memory"].segments, segs_from["disp"])
+    torch.testing.assert_close(out["memory"].refined, heads["all"].refinement(x, segs_from["disp"])[0])
+    torch.testing.assert_close(out["none"].segments, segs_from["raw"])
+    with pytest.raises(ValueError, match="dispatch"):
+        CLOTHead(D, num_actions=3, dispatch="frames")
 
 
 def test_head_bf16_autocast_on_cpu():

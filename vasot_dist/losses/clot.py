@@ -10,7 +10,8 @@ the training eps/alpha/r/lambda/rho, :mod:`.asot`):
    projection vector normalised, NOT sorted along frames, :func:`vasot_dist.ot.circular_sw_cost`), with fresh
    projections every step from a generator seeded by ``(seed, step)``.  SW is used at this level only (paper
    supplement).
-2. S -> A: the decoder's segments, in query order, as a sequence of ``n_seg`` items with the same priors.
+2. S -> A: the decoder's segments, in query order, as a sequence of ``n_seg`` items, without rho R: queries
+   have no temporal order (the GW band floor(n_seg r) is empty for any K below 1/r, so only rho R mattered).
 3. F_R -> A with cost ``1 - F_R A^T``.
 
     L = CE(T_F, softmax(F A^T / tau)) + CE(T_S, softmax(S A^T / tau)) + CE(T_R, softmax(F_R A^T / tau))
@@ -57,6 +58,7 @@ class CLOTLoss(MethodLoss):
         delta, num_layers, num_heads, dropout, refine_temperature: the head (``n_seg = K + delta``).
         seed: seeds the SW projections (with the step).
         decode_level: embeddings :meth:`segment` decodes ("refined" or "frames").
+        dispatch: where feature dispatching applies (:class:`~vasot_dist.models.CLOTHead`).
     """
 
     needs_pairs = False
@@ -79,6 +81,7 @@ class CLOTLoss(MethodLoss):
         refine_temperature: float = 0.1,
         seed: int = 0,
         decode_level: str = "refined",
+        dispatch: str = "all",
     ) -> None:
         super().__init__()
         if tau <= 0:
@@ -90,9 +93,10 @@ class CLOTLoss(MethodLoss):
         self.prototypes = ActionPrototypes(num_actions, embed_dim)
         self.head = CLOTHead(
             embed_dim, num_actions, delta=delta, num_layers=num_layers, num_heads=num_heads, dropout=dropout,
-            refine_temperature=refine_temperature,
+            refine_temperature=refine_temperature, dispatch=dispatch,
         )  # fmt: skip
         self.train_settings = train_settings or ASOTSettings()
+        self.segment_settings = dataclasses.replace(self.train_settings, temporal_prior=0.0)
         self.eval_settings = eval_settings or dataclasses.replace(
             self.train_settings, eps=0.04, alpha=0.6, lambda_actions=0.01
         )
@@ -112,7 +116,7 @@ class CLOTLoss(MethodLoss):
             sw_projections=m.sw_projections, sw_radius=m.sw_radius, delta=m.clot_queries_delta,
             num_layers=m.clot_decoder_layers, dropout=m.clot_decoder_dropout,
             refine_temperature=m.clot_refine_temperature, seed=cfg.train.seed,
-            decode_level=m.clot_decode_level,
+            decode_level=m.clot_decode_level, dispatch=m.clot_dispatch,
         )  # fmt: skip
 
     def run_head(self, emb: Tensor, prototypes: Tensor, mask: Tensor) -> CLOTOutput:
@@ -153,7 +157,7 @@ class CLOTLoss(MethodLoss):
             logits_f, plan_f = asot_logits_and_plan(
                 out.frames, mask, protos, s, self.tau, self.sw_cost(out.frames, protos, theta)
             )
-            logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, s, self.tau)
+            logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, self.segment_settings, self.tau)
             logits_r, plan_r = asot_logits_and_plan(out.refined, mask, protos, s, self.tau)
             ce_f = soft_cross_entropy(plan_f, logits_f, mask)
             ce_s = soft_cross_entropy(plan_s, logits_s, seg_mask)

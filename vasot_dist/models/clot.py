@@ -8,7 +8,11 @@ Masks are boolean (B, N), True for real frames. Every module here is *padding ex
 real positions equal those of the unpadded video processed alone.
 
 Choices where the released code (elenabbbuenob/CLOT @ 0a43eb9) and the paper leave a gap:
-* the dispatched frames are re-normalised in :class:`CLOTHead` (costs are cosines of unit vectors);
+* dispatching returns ``x + update`` unnormalised, as the released ``feature_dispatching.py``; a cluster that no
+  frame picked contributes nothing (its ``out_k`` would otherwise be the whole prototype, added to every frame);
+* where the dispatched frames go is not public: :class:`CLOTHead`'s ``dispatch`` says ("all": every level, the
+  frame level on their normalised copy; "memory": the decoder's memory only; "none": the "w/o FD" ablation),
+  chosen by measurement (docs/benchmark.md);
 * the decoder follows FUTR/DETR: zero targets plus learnable query embeddings added to queries and keys at
   every layer; sinusoidal positions added to the memory for keys *and values* (as the released
   ``transformer.py`` does); final LayerNorm; FFN width 4·D (FUTR's instantiation); no positional dropout;
@@ -42,8 +46,14 @@ class FeatureDispatching(nn.Module):
     """Frames dispatched to their most similar prototype and redistributed (CLOT §3.1, ``FeatureDispatcher``).
 
     S = σ(β + α·A Xᵀ) (B, K, N), learnable scalars α (init 1), β (init 0); M = one-hot argmax_k S per frame;
-    out_k = (Σ_t M_kt S_kt x_t + a_k) / (Σ_t M_kt + 1); x_t ← x_t + Σ_k S_kt out_k (soft S redistributes).
+    out_k = (Σ_t M_kt S_kt x_t + a_k) / (Σ_t M_kt + 1) for a cluster with members, 0 for an empty one;
+    x_t ← x_t + Σ_k S_kt out_k (soft S redistributes), not re-normalised (as the released code).
     Padded frames are excluded from every cluster sum and returned unchanged.
+
+    Why an empty cluster gives 0: with the reference formula its out_k = a_k, the whole unit prototype, and
+    since S is soft every frame receives about S·a_k of it: the same shift for all frames, which (once the
+    frames are normalised) pulls every frame towards one direction (measured: all test frames on one action
+    after 10 steps).
     """
 
     def __init__(self, alpha_init: float = 1.0, beta_init: float = 0.0, learnable: bool = True) -> None:
@@ -62,7 +72,8 @@ class FeatureDispatching(nn.Module):
         hard = F.one_hot(sim.argmax(dim=1), a.shape[1]).transpose(1, 2).to(sim.dtype)  # (B, K, N)
         if mask is not None:
             hard = hard * mask.unsqueeze(1).to(sim.dtype)
-        out = ((hard * sim) @ x + a) / (hard.sum(dim=2, keepdim=True) + 1.0)  # (B, K, D)
+        count = hard.sum(dim=2, keepdim=True)  # (B, K, 1)
+        out = ((hard * sim) @ x + a) / (count + 1.0) * (count > 0).to(x.dtype)  # (B, K, D)
         update = sim.transpose(1, 2) @ out  # (B, N, D)
         if mask is not None:
             update = update * mask.unsqueeze(-1).to(update.dtype)
@@ -211,9 +222,12 @@ class CrossAttentionRefinement(nn.Module):
         return refined, attn
 
 
+DISPATCH_MODES = ("all", "memory", "none")
+
+
 @dataclass
 class CLOTOutput:
-    frames: torch.Tensor  # F (B, N, D): dispatched encoder embeddings, unit norm (level 1 → actions)
+    frames: torch.Tensor  # F (B, N, D): frames of level 1 (→ actions), unit norm
     segments: torch.Tensor  # S (B, n_seg, D): decoder outputs, unit norm (level 2 → actions)
     refined: torch.Tensor  # F_R (B, N, D): refined frames, unit norm (level 3 → actions)
     attention: torch.Tensor  # (B, N, n_seg) frame → segment attention of the refinement
@@ -228,7 +242,10 @@ class CLOTHead(nn.Module):
         delta: δ (BF 0, YTI −6, 50S-Mid 2, 50S-Eval −6, DA 0 — labels unverified, REFERENCE.md §6.4).
         num_layers, num_heads, dim_feedforward, dropout: decoder settings (:class:`ParallelDecoder`).
         refine_temperature: temperature of :class:`CrossAttentionRefinement`.
-        dispatch: apply :class:`FeatureDispatching` (False = the "w/o FD" ablation).
+        dispatch: where the :class:`FeatureDispatching` output X' = X + update (unnormalised) goes:
+            "all": the decoder's memory, the refinement's frames, and (normalised) level 1;
+            "memory": the decoder's memory only (levels 1 and 3 refine the encoder's frames);
+            "none": nowhere (the "w/o FD" ablation, no dispatching module).
     """
 
     def __init__(
@@ -241,14 +258,17 @@ class CLOTHead(nn.Module):
         dim_feedforward: int | None = None,
         dropout: float = 0.1,
         refine_temperature: float = 0.1,
-        dispatch: bool = True,
+        dispatch: str = "all",
     ) -> None:
         super().__init__()
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}")
         if num_actions + delta < 1:
             raise ValueError(f"n_seg = num_actions + delta must be >= 1, got {num_actions} + {delta}")
-        self.dispatching = FeatureDispatching() if dispatch else None
+        if dispatch not in DISPATCH_MODES:
+            raise ValueError(f"dispatch must be one of {DISPATCH_MODES}, got {dispatch!r}")
+        self.dispatch = dispatch
+        self.dispatching = FeatureDispatching() if dispatch != "none" else None
         self.decoder = ParallelDecoder(
             dim, num_actions + delta, num_layers, num_heads, dim_feedforward, dropout
         )
@@ -257,11 +277,17 @@ class CLOTHead(nn.Module):
     def forward(
         self, frames: torch.Tensor, prototypes: torch.Tensor, mask: torch.Tensor | None = None
     ) -> CLOTOutput:
-        """frames: encoder embeddings (B, N, D); prototypes: (K, D) unit norm; mask: (B, N) True = real."""
-        if self.dispatching is not None:
-            frames = F.normalize(self.dispatching(frames, prototypes, mask).float(), dim=-1)
+        """frames: encoder embeddings (B, N, D) unit norm; prototypes: (K, D) unit norm; mask: (B, N) True = real."""
         if mask is not None:
             frames = frames * mask.unsqueeze(-1).to(frames.dtype)
-        segments = self.decoder(frames, mask)
-        refined, attn = self.refinement(frames, segments, mask)
-        return CLOTOutput(frames=frames, segments=segments, refined=refined, attention=attn)
+        dispatched = frames
+        if self.dispatching is not None:
+            dispatched = self.dispatching(frames, prototypes, mask)
+        level1 = frames
+        if self.dispatch == "all":
+            level1 = F.normalize(dispatched.float(), dim=-1).to(frames.dtype)
+            if mask is not None:
+                level1 = level1 * mask.unsqueeze(-1).to(level1.dtype)
+        segments = self.decoder(dispatched, mask)
+        refined, attn = self.refinement(dispatched if self.dispatch == "all" else frames, segments, mask)
+        return CLOTOutput(frames=level1, segments=segments, refined=refined, attention=attn)
