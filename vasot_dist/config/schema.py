@@ -100,6 +100,7 @@ class MethodConfig:
     sw_radius: float = 2.0  # CLOT circular projections g(x) = |x - radius·theta|
     clot_refine_temperature: float = 0.1
     clot_decode_level: str = "refined"  # refined | frames: which frames CLOT decodes at evaluation
+    clot_dispatch: str = "all"  # all | memory | none: where CLOT's feature dispatching applies (CLOTHead)
 
 
 @dataclass
@@ -239,6 +240,7 @@ _RULES: dict[str, tuple] = {
     "method.idm_window": ("range", 0, 1, True, False),
     "method.vava_sinkhorn_iters": ("range", 1, None, False, False),
     "method.clot_decode_level": _choice("refined", "frames"),
+    "method.clot_dispatch": _choice("all", "memory", "none"),
     "ot.partial_n_iters": ("range", 1, None, False, False),
     "ot.partial_inner_iters": ("range", 1, None, False, False),
     "ot.sinkhorn_iters": ("range", 1, None, False, False),
