@@ -51,6 +51,7 @@ class DataConfig:
     shuffle_buffer: int = 64
     resampled: bool = False  # draw shards with replacement (infinite stream); allows shards < ranks*workers
     augment: bool = True  # colour jitter + flip, identical over the frames of a video
+    standardize: bool = False  # features: per-video zero mean, unit variance per dimension, / sqrt(D) (ASOT's -s)
     timeout_s: float = 300.0  # DataLoader timeout: a hung decoder becomes an error
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

@@ -110,6 +110,7 @@ def _decode_spec(cfg: DataConfig, sampler, *, augment: bool, decoder: str) -> De
         size=cfg.image_size,
         augment=VideoAugment() if (augment and cfg.modality == "video") else None,
         backend=decoder,
+        standardize=cfg.standardize,
     )
 
 

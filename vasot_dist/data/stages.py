@@ -372,6 +372,7 @@ class DecodeSpec:
     size: int | tuple[int, int] | None = 224
     augment: VideoAugment | None = None
     backend: str = "decord"
+    standardize: bool = False  # features: per-video standardisation (:func:`standardize_features`)
 
 
 def load_features(rec: Record) -> np.ndarray:
@@ -385,6 +386,22 @@ def load_features(rec: Record) -> np.ndarray:
         raise CorruptSample(f"{rec.key}.npy is {arr.dtype} {arr.shape}, expected float (num_frames={rec.num_frames}, D)",
                             key=rec.key, shard=rec.shard)
     return arr.astype(np.float32, copy=False)
+
+
+def standardize_features(x: np.ndarray) -> np.ndarray:
+    """ASOT's ``-s``: zero mean and unit variance per dimension over the video's non-zero frames, then / sqrt(D).
+
+    x: (N, D) float32. All-zero frames (missing features) stay zero; constant dimensions become 0. Over all
+    frames of the video, where the reference standardises the frames it sampled: the same transform at
+    training and evaluation, and no sampling noise in the statistics.
+    """
+    keep = np.any(x != 0, axis=1)
+    out = np.zeros_like(x)
+    if keep.any():
+        z = x[keep] - x[keep].mean(axis=0)
+        std = z.std(axis=0)
+        out[keep] = np.divide(z, std, out=np.zeros_like(z), where=std > 0)
+    return out / np.float32(np.sqrt(x.shape[1]))
 
 
 def load_sample(rec: Record, spec: DecodeSpec, rng: np.random.Generator | None) -> dict[str, Any]:
@@ -409,7 +426,8 @@ def load_sample(rec: Record, spec: DecodeSpec, rng: np.random.Generator | None) 
             frames = spec.augment(frames, rng)
         out["frames"] = frames
     else:
-        out["features"] = load_features(rec)[idx]
+        feats = load_features(rec)
+        out["features"] = (standardize_features(feats) if spec.standardize else feats)[idx]
     labels = rec.labels[idx].copy()
     labels[~valid] = IGNORE_LABEL
     progress = rec.progress[idx].copy() if rec.progress is not None else np.full(idx.shape, np.nan, np.float32)
