@@ -187,6 +187,7 @@ class EvalConfig:
     exclude_cls: int | None = None
     max_videos: int = 0  # 0: all
     batch_frames: int = 64  # frames per encoder forward when extracting embeddings
+    alignment_metrics: bool = True  # phase classification, tau, AP@K, align_acc (slow on long videos; off for segmentation)
 
 
 @dataclass

@@ -167,7 +167,7 @@ def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding
     if not test:
         raise ValueError(f"no videos in split '{cfg.data.eval_split}' of {cfg.data.shards}")
     metrics: dict[str, float] = {}
-    if len({int(lab) for v in test for lab in np.unique(v.labels)}) > 1:
+    if cfg.eval.alignment_metrics and len({int(lab) for v in test for lab in np.unique(v.labels)}) > 1:
         metrics.update(alignment_metrics(cfg, train or test, test))
     segs = [v for v in test if v.segmentation is not None]
     if segs:
