@@ -88,8 +88,10 @@ def ensure_data(cfg: RunConfig, ctx: DistContext) -> None:
 
 @torch.no_grad()
 def init_prototypes(cfg: RunConfig, model: TrainModel, ctx: DistContext) -> None:
-    """k-means on the untrained encoder's embeddings of the first batches (ASOT); rank 0's result is what
-    DDP / DeepSpeed broadcast when they wrap the model."""
+    """k-means on the untrained encoder's embeddings of every training video (ASOT ``fit_clusters`` clusters
+    the sampled frames of all of them): one epoch of the training stream (each rank embeds its share, all
+    but at most world_size x batch_size - 1 videos), gathered on every rank, clustered with the same seed;
+    DDP / DeepSpeed then broadcast rank 0's prototypes when they wrap the model."""
     from vasot_dist.data import make_train_loader
 
     protos = model.loss.prototypes
@@ -102,15 +104,14 @@ def init_prototypes(cfg: RunConfig, model: TrainModel, ctx: DistContext) -> None
     was_training = model.training
     model.eval()
     embs = []
-    for i, batch in enumerate(loader):
+    for batch in loader:
         batch = batch.to(ctx.device)
         emb = model.embed(_inputs(batch), batch.mask)
-        embs.append(emb[batch.mask].float())
-        if i + 1 >= 4:
-            break
+        embs.append(emb[batch.mask].float().cpu())
     model.train(was_training)
-    inertia = protos.init_kmeans_(torch.cat(embs), seed=cfg.train.seed)
-    log.info("prototypes initialised by k-means on %d embeddings (inertia %.4f)", sum(len(e) for e in embs), inertia)
+    gathered = torch.cat([e for part in all_gather_objects(ctx, embs) for e in part])
+    inertia = protos.init_kmeans_(gathered.to(ctx.device), seed=cfg.train.seed)
+    log.info("prototypes initialised by k-means on %d embeddings (inertia %.4f)", len(gathered), inertia)
 
 
 def _checkpoint_state(engine: Engine, ctx: DistContext, progress: dict[str, int], tracker: Tracker,
@@ -244,6 +245,8 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                 window.add({"loss": out.loss, **out.metrics}, frames)
                 if not engine.step():
                     continue
+                if engine.module.loss.prototypes is not None:
+                    engine.module.loss.prototypes.renormalize_()  # back on the sphere after every step, as ASOT does
                 progress["step"] += 1
                 step = progress["step"]
                 if bar is not None:
