@@ -1,28 +1,37 @@
 """``vasot-synthetic``: the built-in procedural benchmark (videos or features with known alignment).
 
-Each activity is a canonical sequence of K steps. A step is a visual motif: a **shape** with a
-**texture** moving with a **motion** (left-right, up-down, orbit, spin, grow, diagonal); motion is
-driven by the frame's progress within the step, so the pose also says *where* in the step a frame
-is. The motif's colours are drawn per video, so colour never identifies a step; the scene has a
-random textured background with static clutter, drifting distractor blobs, camera jitter, brightness
-flicker and pixel noise. Each video draws, with the configured probabilities:
+Each activity is a canonical sequence of K steps (K drawn per activity in ``[min_steps,
+steps_per_activity]`` when ``min_steps`` > 0) with long-tailed canonical durations
+(``duration_sigma``); a share ``optional_steps`` of the steps are optional, each missing from 20-40 % of
+the videos. A step is a visual motif: a **shape** with a **texture** moving with a **motion**
+(left-right, up-down, orbit, spin, grow, diagonal); motion is driven by the frame's progress within the
+step, so the pose also says *where* in the step a frame is. The motif's colours are drawn per video, so
+colour never identifies a step; the scene has a random textured background with static clutter, drifting
+distractor blobs, camera jitter, brightness flicker and pixel noise. Each video draws, with the
+configured probabilities:
 
 - ``p_time_warp``: speed changes: step durations scaled by random factors and a non-linear pace
   inside each step (otherwise durations are proportional to the activity's canonical durations);
-- ``p_background``: one or two background/distractor segments (no step motif);
+- ``p_background``: background segments (no step motif) covering about ``background_share`` of the
+  video, between any steps (``background_placement: anywhere``) or before the first and after the last
+  step (``ends``, like Breakfast's SIL);
 - ``p_redundant``: a redundant step: a motif of no step of the activity, present in this video only
   (labelled background: it matches nothing in another video);
 - ``p_repeat``: a step done again later, after at least one other step;
+- ``p_swap``: per adjacent pair of steps, the two done in the other order (local order variations);
 - ``p_permute``: the step order shuffled (non-monotonic).
 
-Per frame the sample JSON stores ``labels`` (global step id ``a * K + k``, background ``A * K``),
-``steps`` (k, -1 on background) and ``progress``: the frame's canonical position in [0, 1] along the
-activity (canonical step durations; -1 on background), so two frames of two videos of one activity
-correspond when their progress is equal.
+Labels are global over the activities: background is 0, then the steps of activity 0, 1, ... are numbered
+consecutively from 1. Per frame the sample JSON stores
+``labels``, ``steps`` (k, -1 on background) and ``progress``: the frame's canonical position in [0, 1]
+along the activity (canonical step durations; -1 on background), so two frames of two videos of one
+activity correspond when their progress is equal.
 
-Feature mode writes ``(N, D)`` arrays with the same timelines: step means + a within-step progress
-direction + per-video nuisance offsets (in a few fixed directions) + noise. Everything is a pure
-function of (seed, activity, split, video index): same seed, same bytes of every array.
+Feature mode writes ``(N, D)`` arrays with the same timelines (:func:`synth_features`): step means + a
+within-step progress direction, plus nuisance an encoder must learn to ignore: a per-video offset, a slow
+per-video drift and fast per-frame distractors, each in a fixed low-dimensional subspace, and
+isotropic noise. Everything is a pure function of (seed, activity, split, video index): same seed,
+same bytes of every array. The presets that mimic real datasets are configs (``configs/synthetic/``).
 """
 
 from __future__ import annotations
@@ -49,7 +58,9 @@ SHAPES = ("circle", "ring", "square", "diamond", "triangle", "cross", "bar", "fr
 TEXTURES = ("solid", "stripes", "checker", "dots")
 MOTIONS = ("left_right", "up_down", "orbit", "spin", "grow", "diagonal")
 BACKGROUND_NAME = "background"
-_MAX_EXTRA_SEGMENTS = 4  # 1 repeat + 1 redundant + 2 background
+SKIP_RANGE = (0.2, 0.4)  # an optional step is missing from this share of the videos (drawn per step)
+PLACEMENTS = ("anywhere", "ends")
+_OFFSET_DIMS, _DRIFT_DIMS, _DISTRACTOR_DIMS = 4, 4, 8
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -62,10 +73,17 @@ class Motif:
 
 @dataclass
 class ActivityPlan:
-    """The canonical step sequence of one activity: motifs (K,) and durations (K,) summing to 1."""
+    """The canonical step sequence of one activity: motifs (K,), durations (K,) summing to 1, the
+    probability (K,) that each step is missing from a video (0: mandatory), and the label id of step 0."""
 
     motifs: list[Motif]
     durations: np.ndarray
+    skip: np.ndarray
+    first_label: int
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.motifs)
 
     @property
     def starts(self) -> np.ndarray:
@@ -100,35 +118,84 @@ def activity_name(a: int) -> str:
     return f"activity{a}"
 
 
+def num_steps(cfg: SyntheticConfig, a: int) -> int:
+    """K of activity ``a``: ``steps_per_activity``, or drawn in ``[min_steps, steps_per_activity]``."""
+    if cfg.min_steps <= 0:
+        return cfg.steps_per_activity
+    return int(np.random.default_rng([cfg.seed, 5, a]).integers(cfg.min_steps, cfg.steps_per_activity + 1))
+
+
+def background_id(cfg: SyntheticConfig) -> int:
+    """The label id of background frames: 0, whatever the activities (Breakfast's SIL and EgoProceL's
+    background are 0 too), so a config can name it (``eval.exclude_cls: 0``) for any seed."""
+    return 0
+
+
+def total_steps(cfg: SyntheticConfig) -> int:
+    """The number of step classes over all activities."""
+    return sum(num_steps(cfg, a) for a in range(cfg.num_activities))
+
+
 def label_map(cfg: SyntheticConfig) -> dict[str, int]:
-    """``activity{a}_step{k}`` -> a * K + k, and ``background`` -> A * K."""
-    k = cfg.steps_per_activity
-    m = {f"{activity_name(a)}_step{s}": a * k + s for a in range(cfg.num_activities) for s in range(k)}
-    m[BACKGROUND_NAME] = cfg.num_activities * k
+    """``background`` -> 0 and ``activity{a}_step{k}`` -> 1, 2, ... consecutively over the activities."""
+    m, nxt = {BACKGROUND_NAME: background_id(cfg)}, 1
+    for a in range(cfg.num_activities):
+        for s in range(num_steps(cfg, a)):
+            m[f"{activity_name(a)}_step{s}"] = nxt
+            nxt += 1
     return m
+
+
+def selected_activities(cfg: SyntheticConfig) -> list[int]:
+    """``cfg.activities`` (checked), or every activity."""
+    return list(cfg.activities) if cfg.activities else list(range(cfg.num_activities))
+
+
+def _max_background_segments(n_other: int, placement: str) -> int:
+    return 2 if placement == "ends" else max(2, (n_other + 1) // 2)
+
+
+def _max_segments(cfg: SyntheticConfig) -> int:
+    """An upper bound on the segments of one video (each needs a frame)."""
+    n_other = cfg.steps_per_activity + 2  # every step, a repeat, a redundant step
+    return n_other + _max_background_segments(n_other, cfg.background_placement)
 
 
 def validate_config(cfg: SyntheticConfig, *, index_overlay: bool = False) -> None:
     """ValueError naming the SyntheticConfig field that cannot work."""
     if cfg.num_activities < 1 or cfg.steps_per_activity < 1:
         raise ValueError("synthetic.num_activities and synthetic.steps_per_activity must be >= 1")
+    if not 0 <= cfg.min_steps <= cfg.steps_per_activity:
+        raise ValueError(f"synthetic.min_steps={cfg.min_steps} must be in [0, steps_per_activity="
+                         f"{cfg.steps_per_activity}]")
+    bad = [a for a in cfg.activities if not 0 <= a < cfg.num_activities]
+    if bad:
+        raise ValueError(f"synthetic.activities {bad} not in [0, num_activities={cfg.num_activities})")
     if cfg.videos_per_activity < 0 or cfg.test_videos_per_activity < 0:
         raise ValueError("synthetic.videos_per_activity / test_videos_per_activity must be >= 0")
-    need = cfg.steps_per_activity + _MAX_EXTRA_SEGMENTS
+    need = _max_segments(cfg)
     if cfg.frames_min < need:
-        raise ValueError(f"synthetic.frames_min={cfg.frames_min} must be >= steps_per_activity + 4 = {need} "
-                         "(one frame per segment at least)")
+        raise ValueError(f"synthetic.frames_min={cfg.frames_min} must be >= {need}, the most segments a video "
+                         f"can have with steps_per_activity={cfg.steps_per_activity} (one frame per segment)")
     if cfg.frames_max < cfg.frames_min:
         raise ValueError(f"synthetic.frames_max={cfg.frames_max} < frames_min={cfg.frames_min}")
     if cfg.size < 16 or cfg.size % 2:
         raise ValueError(f"synthetic.size={cfg.size} must be even and >= 16 (H.264 yuv420p)")
     if cfg.feature_dim < 1:
         raise ValueError("synthetic.feature_dim must be >= 1")
-    for name in ("p_time_warp", "p_background", "p_redundant", "p_repeat", "p_permute"):
+    for name in ("p_time_warp", "p_background", "p_redundant", "p_repeat", "p_swap", "p_permute"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"synthetic.{name}={getattr(cfg, name)} must be in [0, 1]")
-    if cfg.num_activities * cfg.steps_per_activity > len(SHAPES) * len(TEXTURES) * len(MOTIONS):
-        raise ValueError("too many steps for distinct motifs")
+    for name in ("optional_steps", "background_share"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ValueError(f"synthetic.{name}={getattr(cfg, name)} must be in [0, 1)")
+    if cfg.background_placement not in PLACEMENTS:
+        raise ValueError(f"synthetic.background_placement={cfg.background_placement!r} must be one of {PLACEMENTS}")
+    for name in ("duration_sigma", "step_scale", "noise_scale", "offset_scale", "drift_scale", "distractor_scale"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"synthetic.{name}={getattr(cfg, name)} must be >= 0")
+    if total_steps(cfg) > len(SHAPES) * len(TEXTURES) * len(MOTIONS):
+        raise ValueError("too many steps over all activities for distinct motifs")
     if index_overlay:
         if cfg.size < 60:  # blocks of size / 10 px: >= 6 px survive H.264 reliably
             raise ValueError(f"synthetic.size={cfg.size}: the frame-index overlay needs size >= 60")
@@ -142,12 +209,13 @@ def _split_code(split: str) -> int:
 
 
 def activity_plan(cfg: SyntheticConfig, a: int) -> ActivityPlan:
-    """Motifs and canonical durations of activity ``a``; motifs are distinct over all activities."""
+    """Motifs, canonical durations and optional steps of activity ``a``; motifs are distinct over all activities."""
     taken: set[Motif] = set()
     plan = None
+    first = 1  # label 0 is background
     for b in range(a + 1):  # earlier activities first, so motifs never repeat across activities
         rng = np.random.default_rng([cfg.seed, 0, b])
-        k = cfg.steps_per_activity
+        k = num_steps(cfg, b)
         # permutations: shapes, textures and motions differ between the steps of one activity as far
         # as their counts allow, so no single attribute is constant over an activity
         shapes = [SHAPES[i] for i in rng.permutation(len(SHAPES))]
@@ -161,8 +229,14 @@ def activity_plan(cfg: SyntheticConfig, a: int) -> ActivityPlan:
                           MOTIONS[rng.integers(len(MOTIONS))])
             taken.add(m)
             motifs.append(m)
-        w = rng.uniform(0.6, 1.4, size=k)
-        plan = ActivityPlan(motifs, w / w.sum())
+        w = np.exp(cfg.duration_sigma * rng.standard_normal(k))
+        skip = np.zeros(k)
+        n_opt = int(round(cfg.optional_steps * k))
+        if n_opt:
+            skip[rng.choice(k, size=min(n_opt, k - 1), replace=False)] = rng.uniform(*SKIP_RANGE, size=min(n_opt, k - 1))
+        if b < a:
+            first += k
+        plan = ActivityPlan(motifs, w / w.sum(), skip, first)
     assert plan is not None
     return plan
 
@@ -178,22 +252,55 @@ def _allocate(n: int, weights: np.ndarray) -> np.ndarray:
     return base + 1
 
 
+def _insert_background(cfg: SyntheticConfig, rng: np.random.Generator, segs: list[Segment],
+                       weights: list[float]) -> None:
+    """Background segments (in place) whose weights total about ``background_share`` of the video."""
+    share = float(np.clip(cfg.background_share * rng.uniform(0.75, 1.25), 0.02, 0.95))
+    total = sum(weights) * share / (1.0 - share)
+    if cfg.background_placement == "ends":
+        split = rng.uniform(0.3, 0.7)
+        segs.insert(0, Segment("background", -1, 0))
+        weights.insert(0, total * split)
+        segs.append(Segment("background", -1, 0))
+        weights.append(total * (1.0 - split))
+        return
+    count = int(rng.integers(1, _max_background_segments(len(segs), "anywhere") + 1))
+    gaps = np.sort(rng.choice(len(segs) + 1, size=min(count, len(segs) + 1), replace=False))[::-1]
+    parts = rng.dirichlet(np.ones(len(gaps)))
+    for g, part in zip(gaps, parts):  # right to left: earlier gap indices stay valid
+        segs.insert(int(g), Segment("background", -1, 0))
+        weights.insert(int(g), total * float(part))
+
+
 def video_timeline(cfg: SyntheticConfig, a: int, split: str, v: int) -> Timeline:
     """The segment structure and per-frame ground truth of video ``v`` of activity ``a`` in ``split``."""
     plan = activity_plan(cfg, a)
-    k = cfg.steps_per_activity
+    k = plan.num_steps
     rng = np.random.default_rng([cfg.seed, 1, a, _split_code(split), v])
     flags = {name: bool(rng.random() < getattr(cfg, f"p_{name}"))
              for name in ("permute", "repeat", "redundant", "background", "time_warp")}
-    order = list(range(k))
-    if flags["permute"] and k > 1:
-        while order == sorted(order):
-            order = [int(i) for i in rng.permutation(k)]
+    order = [s for s in range(k) if rng.random() >= plan.skip[s]]
+    if not order:  # every optional step missed: keep the most common one
+        order = [int(np.argmin(plan.skip))]
+    flags["missing"] = len(order) < k
+    if flags["permute"] and len(order) > 1:
+        canonical = list(order)
+        while order == canonical:
+            order = [canonical[i] for i in rng.permutation(len(canonical))]
     else:
         flags["permute"] = False
+    flags["swap"] = False
+    i = 0
+    while i + 1 < len(order):
+        if rng.random() < cfg.p_swap:
+            order[i], order[i + 1] = order[i + 1], order[i]
+            flags["swap"] = True
+            i += 2
+        else:
+            i += 1
     segs = [Segment("step", s, 0) for s in order]
-    weights = [plan.durations[s] for s in order]
-    if flags["repeat"] and k > 1:
+    weights = [float(plan.durations[s]) for s in order]
+    if flags["repeat"] and len(segs) > 1:
         p = int(rng.integers(0, len(segs) - 1))
         q = int(rng.integers(p + 2, len(segs) + 1))
         segs.insert(q, Segment("step", segs[p].step, 0))
@@ -205,26 +312,25 @@ def video_timeline(cfg: SyntheticConfig, a: int, split: str, v: int) -> Timeline
         q = int(rng.integers(0, len(segs) + 1))
         segs.insert(q, Segment("redundant", -1, 0))
         weights.insert(q, mean_w * rng.uniform(0.5, 1.0))
-    if flags["background"]:
-        for _ in range(int(rng.integers(1, 3))):
-            q = int(rng.integers(0, len(segs) + 1))
-            segs.insert(q, Segment("background", -1, 0))
-            weights.insert(q, mean_w * rng.uniform(0.4, 1.0))
-    weights = np.asarray(weights)
+    if flags["background"] and cfg.background_share > 0:
+        _insert_background(cfg, rng, segs, weights)
+    else:
+        flags["background"] = False
+    weights_arr = np.asarray(weights)
     if flags["time_warp"]:
-        weights = weights * np.exp(rng.uniform(-0.7, 0.7, size=len(weights)))
+        weights_arr = weights_arr * np.exp(rng.uniform(-0.7, 0.7, size=len(weights_arr)))
         for s in segs:
             s.gamma = float(np.exp(rng.uniform(-0.6, 0.6)))
     n = int(rng.integers(cfg.frames_min, cfg.frames_max + 1))
-    lengths = _allocate(n, weights)
-    bg = cfg.num_activities * k
+    lengths = _allocate(n, weights_arr)
+    bg = background_id(cfg)
     labels, steps, progress, within = [], [], [], []
     for s, length in zip(segs, lengths):
         s.length = int(length)
         u = ((np.arange(length) + 0.5) / length) ** s.gamma
         within.append(u)
         if s.kind == "step":
-            labels.append(np.full(length, a * k + s.step))
+            labels.append(np.full(length, plan.first_label + s.step))
             steps.append(np.full(length, s.step))
             progress.append(plan.starts[s.step] + u * plan.durations[s.step])
         else:
@@ -406,37 +512,74 @@ def render_video(cfg: SyntheticConfig, a: int, split: str, v: int, *, index_over
     return out, tl
 
 
+def _orthonormal_rows(rng: np.random.Generator, rows: int, d: int) -> np.ndarray:
+    """(min(rows, d), d) orthonormal directions."""
+    q, _ = np.linalg.qr(rng.standard_normal((d, min(rows, d))))
+    return q.T
+
+
+def _slow_drift(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
+    """(n, dims) smooth curves of unit RMS over the video: three sinusoids of 0.3-2 cycles per video each."""
+    s = (np.arange(n) + 0.5) / n
+    freq = rng.uniform(0.3, 2.0, size=(3, dims))
+    phase = rng.uniform(0, 2 * np.pi, size=(3, dims))
+    amp = rng.standard_normal((3, dims))
+    w = (amp[None] * np.sin(2 * np.pi * freq[None] * s[:, None, None] + phase[None])).sum(axis=1)
+    return w / np.sqrt((w * w).mean(axis=0, keepdims=True) + 1e-12)
+
+
+def _ar1(rng: np.random.Generator, n: int, dims: int, rho: float = 0.9) -> np.ndarray:
+    """(n, dims) stationary AR(1) processes of unit variance (correlation ``rho`` between frames)."""
+    e = rng.standard_normal((n, dims))
+    out = np.empty_like(e)
+    out[0] = e[0]
+    c = np.sqrt(1.0 - rho * rho)
+    for t in range(1, n):
+        out[t] = rho * out[t - 1] + c * e[t]
+    return out
+
+
 def synth_features(cfg: SyntheticConfig, a: int, split: str, v: int) -> tuple[np.ndarray, Timeline]:
     """Features float32 (N, D) with the same timeline as :func:`render_video` for the same arguments.
 
-    x_t = mu_step + (u_t - 1/2) * delta_step + o_video + 0.5 * noise, where mu/delta are fixed per
-    (activity, step), o_video lies in a 4-dim nuisance subspace; background frames are a shared mean
-    with twice the noise, redundant frames a per-video mean.
+    ``x_t = s mu_{a,k} + (s / 2)(u_t - 1/2) delta_{a,k} + o + drift(t) + distractor(t) + noise_t`` on a step frame
+    (s = ``step_scale``; mu (a random direction of norm ~1) and the unit delta fixed per (activity, step); u_t the
+    frame's progress inside its segment). Nuisance, each in its own fixed subspace: the per-video offset
+    ``o`` (4 dims, norm ~ 2 ``offset_scale``), the slow drift (4 dims, 0.3-2 cycles per video, RMS norm
+    2 ``drift_scale``), the distractors (8 dims, AR(1) with correlation 0.9 between frames, RMS norm
+    ~2.8 ``distractor_scale``), and isotropic noise of norm ~ ``noise_scale``. Background segments are a
+    shared background mean plus a per-segment part (background is diverse) with 1.5 x the noise; a redundant
+    step is a per-video mean.
     """
     tl = video_timeline(cfg, a, split, v)
-    d, k = cfg.feature_dim, cfg.steps_per_activity
+    d, sc = cfg.feature_dim, cfg.step_scale
     g = np.random.default_rng([cfg.seed, 3])
-    scale = 2.0 / np.sqrt(d)
-    mus = g.standard_normal((cfg.num_activities, k, d)) * scale
-    deltas = g.standard_normal((cfg.num_activities, k, d))
+    mu_bg = g.standard_normal(d) / np.sqrt(d) * sc
+    offset_dirs = _orthonormal_rows(g, _OFFSET_DIMS, d)
+    drift_dirs = _orthonormal_rows(g, _DRIFT_DIMS, d)
+    distractor_dirs = _orthonormal_rows(g, _DISTRACTOR_DIMS, d)
+    ga = np.random.default_rng([cfg.seed, 6, a])
+    k = num_steps(cfg, a)
+    mus = ga.standard_normal((k, d)) / np.sqrt(d) * sc
+    deltas = ga.standard_normal((k, d))
     deltas /= np.linalg.norm(deltas, axis=-1, keepdims=True)
-    mu_bg = g.standard_normal(d) * scale
-    nuisance = g.standard_normal((min(4, d), d)) * scale
     rng = np.random.default_rng([cfg.seed, 4, a, _split_code(split), v])
-    offset = rng.standard_normal(len(nuisance)) @ nuisance * 0.7
-    noise = rng.standard_normal((tl.num_frames, d)) * (0.5 / np.sqrt(d))
-    x = np.empty((tl.num_frames, d))
+    n = tl.num_frames
+    x = rng.standard_normal(len(offset_dirs)) @ offset_dirs * cfg.offset_scale
+    x = x + _slow_drift(rng, n, len(drift_dirs)) @ drift_dirs * cfg.drift_scale
+    x = x + _ar1(rng, n, len(distractor_dirs)) @ distractor_dirs * cfg.distractor_scale
+    noise = rng.standard_normal((n, d)) * (cfg.noise_scale / np.sqrt(d))
     start = 0
     for seg in tl.segments:
         sl = slice(start, start + seg.length)
         if seg.kind == "step":
-            x[sl] = mus[a, seg.step] + (tl.within[sl, None] - 0.5) * deltas[a, seg.step] + noise[sl]
+            x[sl] += mus[seg.step] + (0.5 * sc) * (tl.within[sl, None] - 0.5) * deltas[seg.step] + noise[sl]
         elif seg.kind == "redundant":
-            x[sl] = rng.standard_normal(d) * scale + noise[sl]
+            x[sl] += rng.standard_normal(d) / np.sqrt(d) * sc + noise[sl]
         else:
-            x[sl] = mu_bg + 2.0 * noise[sl]
+            x[sl] += mu_bg + rng.standard_normal(d) / np.sqrt(d) * (0.7 * sc) + 1.5 * noise[sl]
         start += seg.length
-    return (x + offset).astype(np.float32), tl
+    return x.astype(np.float32), tl
 
 
 # ------------------------------------------------------------------------------------- writing
@@ -488,7 +631,7 @@ def generate_synthetic(out_dir: str | Path, cfg: SyntheticConfig | None = None, 
     for split in splits:
         fmt.check_split(split)
         count = cfg.videos_per_activity if split == "train" else cfg.test_videos_per_activity
-        for a in range(cfg.num_activities):
+        for a in selected_activities(cfg):
             for v in range(count):
                 if fmt.make_key(activity_name(a), f"{split}{v:04d}") not in writer.done_keys:
                     jobs.append((cfg, a, split, v, modality, index_overlay))
@@ -522,7 +665,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--index-overlay", action="store_true", help="draw each frame's index (test mode)")
     p.add_argument("--max-shard-samples", type=int, default=1)
     for f in dataclasses.fields(SyntheticConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "activities":
+            p.add_argument(flag, type=int, nargs="*", default=[], help="write only these activities (default all)")
+        else:
+            p.add_argument(flag, type=type(f.default), default=f.default)
     args = p.parse_args(argv)
     cfg = SyntheticConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticConfig)})
     try:

@@ -15,21 +15,34 @@ ALIGNMENT_METHODS = ("vaot", "vasot", "vava", "realign", "kot")  # need pairs of
 
 @dataclass
 class SyntheticConfig:
-    """The built-in procedural benchmark (``vasot_pipelines.synthetic``), written when ``data.shards`` is missing."""
+    """The built-in procedural benchmark (``vasot_pipelines.synthetic``; presets and their statistics in
+    docs/benchmark.md). Timelines are shared by both modalities; the ``*_scale`` fields shape feature mode only."""
 
     num_activities: int = 2
-    steps_per_activity: int = 4
+    steps_per_activity: int = 4  # K; with min_steps > 0, the largest K
+    min_steps: int = 0  # > 0: activity a draws its K uniformly from [min_steps, steps_per_activity]
+    activities: list[int] = field(default_factory=list)  # write only these activities (default all)
     videos_per_activity: int = 8
     test_videos_per_activity: int = 2
     frames_min: int = 48
     frames_max: int = 96
     size: int = 64  # square frame side of the generated videos
     feature_dim: int = 64  # feature mode only
+    duration_sigma: float = 0.25  # canonical step durations proportional to exp(sigma * N(0, 1))
+    optional_steps: float = 0.0  # share of an activity's steps that are optional (each missing from 20-40 % of videos)
     p_time_warp: float = 0.5
     p_background: float = 0.3
+    background_share: float = 0.2  # expected share of background frames in a video that has background
+    background_placement: str = "anywhere"  # anywhere (between any steps) | ends (before the first, after the last)
     p_redundant: float = 0.2
     p_repeat: float = 0.1
+    p_swap: float = 0.0  # per adjacent pair of steps: done in the other order
     p_permute: float = 0.0
+    step_scale: float = 2.0  # norm of the step means
+    noise_scale: float = 0.5  # norm of the per-frame isotropic noise
+    offset_scale: float = 1.4  # per-video constant offset in a fixed 4-dim subspace
+    drift_scale: float = 0.0  # per-video slow drift (smooth, a few cycles per video) in a fixed 4-dim subspace
+    distractor_scale: float = 0.0  # per-frame fluctuation (AR(1), rho 0.9) in 8 fixed distractor dimensions
     seed: int = 0
 
 
@@ -285,8 +298,15 @@ _RULES: dict[str, tuple] = {
     "tune.workers_per_trial": ("range", 1, None, False, False),
     "tune.max_failures": ("range", 0, None, False, False),
     "data.synthetic.steps_per_activity": ("range", 1, None, False, False),
+    "data.synthetic.min_steps": ("range", 0, None, False, False),
     "data.synthetic.videos_per_activity": ("range", 2, None, False, False),
     "data.synthetic.frames_min": ("range", 4, None, False, False),
+    "data.synthetic.duration_sigma": ("range", 0, None, False, False),
+    "data.synthetic.optional_steps": ("range", 0, 1, False, True),
+    "data.synthetic.background_share": ("range", 0, 1, False, True),
+    "data.synthetic.background_placement": _choice("anywhere", "ends"),
 }
-for _p in ("p_time_warp", "p_background", "p_redundant", "p_repeat", "p_permute"):
+for _p in ("p_time_warp", "p_background", "p_redundant", "p_repeat", "p_swap", "p_permute"):
     _RULES[f"data.synthetic.{_p}"] = ("range", 0, 1, False, False)
+for _p in ("step_scale", "noise_scale", "offset_scale", "drift_scale", "distractor_scale"):
+    _RULES[f"data.synthetic.{_p}"] = ("range", 0, None, False, False)
