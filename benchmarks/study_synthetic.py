@@ -109,7 +109,8 @@ def cell_overrides(work_dir: Path, preset: str, activity: int, seed: int, extra:
         return [*out, f"data.shards={work_dir / 'data' / preset}", *extra]
     cfg = preset_config(preset)
     k = syn.num_steps(cfg.data.synthetic, activity)
-    background_is_a_class = cfg.eval.exclude_cls != syn.background_id(cfg.data.synthetic)
+    c = cfg.data.synthetic
+    background_is_a_class = (c.p_background > 0 or c.p_redundant > 0) and cfg.eval.exclude_cls != syn.background_id(c)
     return [*out, f"data.synthetic.activities=[{activity}]", f"model.num_actions={k + int(background_is_a_class)}",
             f"data.shards={work_dir / 'data' / preset / f'activity{activity}'}", *extra]
 
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--presets", nargs="+", default=None, help="only these presets")
     ap.add_argument("--rows", nargs="+", default=None, metavar="LABEL", help="only these rows (labels as printed)")
     ap.add_argument("--activities", type=int, default=None,
-                    help="score the first N activities of each segmentation preset (default 4, quick 2)")
+                    help="score the first N activities of each segmentation preset (default 3, quick 2)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "study_synthetic", help="data and runs")
     ap.add_argument("--out", type=Path, default=None,
@@ -473,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    activities = args.activities or (2 if args.quick else 4)
+    activities = args.activities or (2 if args.quick else 3)
     out_path = args.out or ROOT / "benchmarks" / "results" / (
         "study_synthetic_quick.json" if args.quick else "study_synthetic.json")
     torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""CLOT: closed-loop OT, three ASOT problems per video (Bueno-Benito & Dimiccoli, ICCV 2025; METHODS.md "CLOT").
+"""CLOT: closed-loop OT, three ASOT problems per video (Bueno-Benito & Dimiccoli, ICCV 2025; docs/methods.md).
 
 The encoder's embeddings E and the prototypes A go through :class:`~vasot_dist.models.CLOTHead`: feature
 dispatching gives frames F, the parallel decoder segment embeddings S (K + delta learnable queries), the
