@@ -2,9 +2,13 @@
 
 Usage::
 
-    python benchmarks/study_synthetic.py                    # 3 seeds, both tables: benchmarks/results/study_synthetic.json
+    python benchmarks/study_synthetic.py --tables segmentation --out benchmarks/results/study_synthetic_segmentation.json
+    python benchmarks/study_synthetic.py --tables alignment --out benchmarks/results/study_synthetic_alignment.json
     python benchmarks/study_synthetic.py --quick            # 1 seed, 2 activities per segmentation preset
     python benchmarks/study_synthetic.py --tables alignment --seeds 0 1 2 3 4 --set train.max_steps=100
+
+The default (both tables, 3 seeds, 3 activities per segmentation preset) writes benchmarks/results/study_synthetic.json;
+the two tables run as two processes use the two cores (~45 min each on a loaded 2-core machine).
 
 Every row is a config of ``configs/synthetic/`` (the preset's own file for its method, ``<preset>_<method>.yaml``
 for the others) run as is, under each method's own protocol; the study adds only the data location, the
