@@ -8,8 +8,8 @@ import pytest
 import torch
 from loss_helpers import loop_soft_ce, pad_batch, segment_video, unit
 
-from vasot_dist.config.schema import RunConfig
-from vasot_dist.losses import AlignSettings, VAOTLoss
+from vasot_dist.config.methods import VAOTConfig
+from vasot_dist.losses import VAOTLoss
 from vasot_dist.ot import align_fgw
 
 D = 8
@@ -33,7 +33,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     videos = [unit(n, D, gen=gen) for pair in lengths for n in pair]
     emb, mask = pad_batch(videos, 11)
     emb.requires_grad_()
-    loss_fn = VAOTLoss(symmetric=symmetric, contrastive_weight=weight, idm_window=0.15)
+    loss_fn = VAOTLoss(VAOTConfig(symmetric=symmetric, contrastive_weight=weight, idm_window=0.15))
     out = loss_fn(emb, mask)
     out.loss.backward()
     assert torch.isfinite(out.loss) and torch.isfinite(emb.grad).all()
@@ -41,7 +41,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     assert emb.grad[~mask].abs().max() == 0
 
     leaves = [v.clone().requires_grad_() for v in videos]
-    kw = dataclasses.asdict(loss_fn.settings)
+    kw = dataclasses.asdict(loss_fn.settings.align)
     assert kw["virtual_cost"] == 0.5 and not kw["unbalanced_x"] and not kw["unbalanced_y"]
     xy, yx, plans = [], [], []
     for p in range(2):
@@ -67,7 +67,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(1)
     x, y = unit(9, D, gen=gen), unit(9, D, gen=gen)
-    loss_fn = VAOTLoss(symmetric=True)
+    loss_fn = VAOTLoss(VAOTConfig(symmetric=True))
     a = loss_fn(*pad_batch([x, y])).loss
     b = loss_fn(*pad_batch([x, y], 14)).loss
     assert a.item() == pytest.approx(b.item(), abs=1e-5)
@@ -94,19 +94,3 @@ def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
 def test_needs_an_even_batch():
     with pytest.raises(ValueError, match="even batch"):
         VAOTLoss()(torch.zeros(3, 4, D), torch.ones(3, 4, dtype=torch.bool))
-
-
-def test_settings_from_config():
-    cfg = RunConfig()
-    cfg.ot.align_radius, cfg.ot.align_temporal_prior, cfg.ot.eps, cfg.method.virtual_cost = (
-        0.05,
-        0.4,
-        0.06,
-        0.3,
-    )
-    cfg.method.symmetric, cfg.method.contrastive_weight = True, 0.25
-    loss_fn = VAOTLoss.from_config(cfg)
-    assert loss_fn.settings == AlignSettings(
-        eps=0.06, alpha=0.3, radius=0.05, temporal_prior=0.4, virtual_cost=0.3, lambda_x=0.1, lambda_y=0.1
-    )
-    assert loss_fn.symmetric and loss_fn.contrastive_weight == 0.25 and loss_fn.needs_pairs

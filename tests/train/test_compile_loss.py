@@ -17,8 +17,10 @@ from vasot_dist.losses import LOSSES, build_loss
 from vasot_dist.ot import segment_asot
 from vasot_dist.train.model import build_train_model, compile_for_training
 
-SMALL = ["model.embed_dim=16", "model.num_actions=4", "ot.n_iters=4", "model.head_dim=16", "ot.sinkhorn_iters=20",
-         "ot.partial_n_iters=3", "ot.partial_inner_iters=5"]
+_SOLVES = ("asot.segment", "asot.decode", "vaot.align", "vasot.segment", "vasot.decode", "vasot.align", "clot.segment",
+           "clot.decode")
+SMALL = ["model.embed_dim=16", "model.num_actions=4", "model.head_dim=16", *(f"method.{s}.n_iters=4" for s in _SOLVES),
+         "method.kot.n_iters=20", "method.realign.align.n_iters=3", "method.realign.align.inner_iters=5"]
 
 
 def _loss_and_inputs(method: str):

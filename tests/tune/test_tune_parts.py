@@ -135,12 +135,12 @@ def test_reporter_names_a_missing_metric():
 
 
 ROWS = [
-    TrialRow("a", "completed", 4, 40.0, {"ot.eps": 0.05}),
-    TrialRow("b", "error", 2, 90.0, {"ot.eps": 0.07}, error="RuntimeError: boom"),
-    TrialRow("c", "stopped", 2, 20.0, {"ot.eps": 0.1}),
-    TrialRow("d", "error", None, None, {"ot.eps": 0.2}),
-    TrialRow("e", "completed", 4, 60.0, {"ot.eps": 0.03}),
-    TrialRow("f", "unfinished", 2, 70.0, {"ot.eps": 0.04}),
+    TrialRow("a", "completed", 4, 40.0, {"method.asot.segment.eps": 0.05}),
+    TrialRow("b", "error", 2, 90.0, {"method.asot.segment.eps": 0.07}, error="RuntimeError: boom"),
+    TrialRow("c", "stopped", 2, 20.0, {"method.asot.segment.eps": 0.1}),
+    TrialRow("d", "error", None, None, {"method.asot.segment.eps": 0.2}),
+    TrialRow("e", "completed", 4, 60.0, {"method.asot.segment.eps": 0.03}),
+    TrialRow("f", "unfinished", 2, 70.0, {"method.asot.segment.eps": 0.04}),
 ]
 
 
@@ -153,17 +153,17 @@ def test_rows_sort_by_metric_and_the_best_did_not_fail():
 
 
 def test_table_lists_every_trial_in_order():
-    table = format_table(sort_rows(ROWS, "max"), "seg/MoF", ["ot.eps"])
+    table = format_table(sort_rows(ROWS, "max"), "seg/MoF", ["method.asot.segment.eps"])
     lines = table.splitlines()
-    assert lines[0].split() == ["#", "trial", "status", "step", "seg/MoF", "ot.eps"]
+    assert lines[0].split() == ["#", "trial", "status", "step", "seg/MoF", "method.asot.segment.eps"]
     assert [ln.split()[1] for ln in lines[2:]] == ["b", "f", "e", "a", "c", "d"]
     assert lines[-1].split() == ["6", "d", "error", "-", "-", "0.2"]
 
 
 def test_best_config_loads_as_a_run_config(tiny_cfg, tmp_path):
     base = sweep_base_config(tiny_cfg, "s")
-    best = TrialRow("e", "completed", 4, 60.0, {"ot.eps": 0.03, "optim.lr": 2e-3})
+    best = TrialRow("e", "completed", 4, 60.0, {"method.asot.segment.eps": 0.03, "optim.lr": 2e-3})
     path = write_best_config(base, best, tmp_path / "best.yaml")
     cfg = load_config(path)
-    assert cfg.ot.eps == 0.03 and cfg.optim.lr == 2e-3 and cfg.train.run_id is None
-    assert dataclasses.replace(cfg, ot=base.ot, optim=base.optim) == base
+    assert cfg.method.asot.segment.eps == 0.03 and cfg.optim.lr == 2e-3 and cfg.train.run_id is None
+    assert dataclasses.replace(cfg, method=base.method, optim=base.optim) == base

@@ -34,7 +34,7 @@ def _lean_ray_train(monkeypatch):
 
 
 SPACE = {
-    "ot.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
+    "method.asot.segment.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
     "optim.lr": {"dist": "choice", "values": [1.0e-3, 3.0e-3]},
 }
 
@@ -76,7 +76,7 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
         assert max(r["step"] for r in logged) < 10  # the workers left the loop before train.max_steps
         # the trial's config is the base with its sampled values
         run_cfg = load_config(run_dir / "config.yaml")
-        assert run_cfg.ot.eps == pytest.approx(row.params["ot.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
+        assert run_cfg.method.asot.segment.eps == pytest.approx(row.params["method.asot.segment.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
         assert run_cfg.train.run_id == row.trial_id and run_cfg.log.group == "e2e"
 
     best = result.best
@@ -87,7 +87,7 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
     assert "sweep 'e2e': 2 trials by seg/MoF (max)" in out and str(result.best_config_path) in out
     assert result.best_config_path == exp / "best_config.yaml"
     best_cfg = load_config(result.best_config_path)
-    assert best_cfg.train.run_id is None and best_cfg.ot.eps == pytest.approx(best.params["ot.eps"])
+    assert best_cfg.train.run_id is None and best_cfg.method.asot.segment.eps == pytest.approx(best.params["method.asot.segment.eps"])
     assert best_cfg.optim.lr == best.params["optim.lr"] and best_cfg.train.max_steps == 10
 
     # ... and it trains as is, through the same loop launchers/train.py runs

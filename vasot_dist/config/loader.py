@@ -19,6 +19,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .methods import MOVED_KEYS
+from .rules import value_at, violation
 from .schema import _RULES, RunConfig
 
 
@@ -78,6 +80,8 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _suggest(key: str) -> str:
+    if key in MOVED_KEYS:  # a key of the shared sections before each method had its own
+        return "; it moved to " + " / ".join(f"'{k}'" for k in MOVED_KEYS[key])
     close = difflib.get_close_matches(key, list(SCHEMA_KEYS), n=1, cutoff=0.6)
     if not close:  # a typo in the section name: compare the last part within all sections
         leaf = key.rsplit(".", 1)[-1]
@@ -159,25 +163,11 @@ def _merge_layer(cfg: DictConfig, layer: dict, source: str) -> DictConfig:
 def _check_ranges(cfg: RunConfig, provenance: dict[str, str]) -> None:
     """Range and choice checks; ``provenance`` maps a key to the file or override that set it."""
     for key, rule in _RULES.items():
-        source = provenance.get(key, "defaults")
-        obj: Any = cfg
-        for p in key.split("."):
-            obj = getattr(obj, p)
-        if rule[0] == "in":
-            if obj not in rule[1]:
-                raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected one of {list(rule[1])}")
-            continue
-        _, lo, hi, lo_open, hi_open = rule
-        ok = True
-        if lo is not None:
-            ok &= obj > lo if lo_open else obj >= lo
-        if hi is not None:
-            ok &= obj < hi if hi_open else obj <= hi
-        if not ok:
-            left = "(" if lo_open else "["
-            right = ")" if hi_open else "]"
-            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-            raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected a value in {span}")
+        value = value_at(cfg, key)
+        expected = violation(value, rule)
+        if expected is not None:
+            source = provenance.get(key, "defaults")
+            raise ConfigError(f"invalid value {value!r} for '{key}' in {source}: {expected}")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -38,6 +38,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
+from ..config.rules import check_section
 from ..config.schema import DataConfig
 from .augment import VideoAugment
 from .samplers import AllFramesSampler, make_sampler
@@ -64,22 +65,6 @@ from .stages import (
     StreamState,
     tar_samples,
 )
-
-MODALITIES = ("video", "features")
-
-
-def _check_cfg(cfg: DataConfig) -> None:
-    if cfg.modality not in MODALITIES:
-        raise ValueError(f"data.modality must be one of {MODALITIES}, got {cfg.modality!r}")
-    for name in ("frames_per_video", "batch_size", "context_frames", "image_size"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"data.{name} must be >= 1, got {getattr(cfg, name)!r}")
-    if cfg.num_workers < 0:
-        raise ValueError(f"data.num_workers must be >= 0, got {cfg.num_workers}")
-    if cfg.context_stride < 0:
-        raise ValueError(f"data.context_stride must be >= 0, got {cfg.context_stride}")
-    if not cfg.timeout_s > 0:
-        raise ValueError(f"data.timeout_s must be > 0, got {cfg.timeout_s}")
 
 
 def _check_rank(rank: int, world_size: int) -> None:
@@ -124,7 +109,7 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
             resampled without it gives an endless stream.
         start_batch: batches of this epoch already consumed (exact resume).
     """
-    _check_cfg(cfg)
+    check_section(cfg, "data")
     _check_rank(rank, world_size)
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}")
@@ -221,7 +206,7 @@ def build_eval_dataset(cfg: DataConfig, split: str, *, rank: int, world_size: in
     Every ``stride``-th frame, thinned to ``max_frames`` evenly spaced frames when longer; context frames
     as in training; no augmentation.
     """
-    _check_cfg(cfg)
+    check_section(cfg, "data")
     _check_rank(rank, world_size)
     source = resolve_shards(cfg.shards, split)
     _check_modality(cfg, source)

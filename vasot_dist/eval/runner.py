@@ -200,15 +200,9 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
     for i, (x, y) in enumerate(pairs):
         ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
         cost = 1 - ex @ ey.transpose(1, 2)
-        plan = align_fgw(
-            cost,
-            eps=cfg.ot.eps,
-            alpha=cfg.ot.alpha,
-            radius=cfg.ot.align_radius,
-            lambda_x=0.0,
-            lambda_y=0.0,
-            temporal_prior=cfg.ot.align_temporal_prior,
-        )[0].numpy()
+        # the run's alignment solve (VAOT's for methods without one), without the virtual frame
+        align = cfg.method.vasot.align if cfg.method.name == "vasot" else cfg.method.vaot.align
+        plan = align_fgw(cost, **{**dataclasses.asdict(align), "virtual_cost": None})[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)
             if x.progress is not None and y.progress is not None

@@ -15,9 +15,9 @@ A sweep file (YAML)::
       grace_period: 500
       reduction_factor: 3
     space:                     # dotted config keys, the same names as command-line overrides
-      ot.eps: {dist: loguniform, lower: 0.01, upper: 0.2}
-      ot.alpha: {dist: uniform, lower: 0.1, upper: 0.9}
-      method.tau: {dist: choice, values: [0.07, 0.1]}
+      method.asot.segment.eps: {dist: loguniform, lower: 0.01, upper: 0.2}
+      method.asot.segment.alpha: {dist: uniform, lower: 0.1, upper: 0.9}
+      method.asot.tau: {dist: choice, values: [0.07, 0.1]}
       model.num_actions: {dist: randint, lower: 4, upper: 9}     # upper excluded (Ray Tune's randint)
       optim.lr: {dist: grid, values: [1.0e-4, 3.0e-4]}
     overrides: [train.max_steps=3000, train.eval_every=500]     # applied to the base config of every trial
