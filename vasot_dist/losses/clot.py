@@ -10,7 +10,8 @@ cross-attention refinement frames F_R.  Each level is an ASOT pseudo-label probl
    projection vector normalised, NOT sorted along frames, :func:`vasot_dist.ot.circular_sw_cost`), with fresh
    projections every step from a generator seeded by ``(seed, step)``.  SW is used at this level only (paper
    supplement).
-2. S -> A: the decoder's segments, in query order, as a sequence of ``n_seg`` items with the same priors.
+2. S -> A: the decoder's segments, in query order, as a sequence of ``n_seg`` items with the same structure
+   prior but no rho R (queries have no temporal order).
 3. F_R -> A with cost ``1 - F_R A^T``.
 
     L = CE(T_F, softmax(F A^T / tau)) + CE(T_S, softmax(S A^T / tau)) + CE(T_R, softmax(F_R A^T / tau))
@@ -21,6 +22,8 @@ frames (default) or the dispatched frames (``decode_level="frames"``, cost with 
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -99,7 +102,9 @@ class CLOTLoss(PrototypeLoss):
             logits_f, plan_f = asot_logits_and_plan(
                 out.frames, mask, protos, s.segment, s.tau, self.sw_cost(out.frames, protos, theta)
             )
-            logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, s.segment, s.tau)
+            # decoder queries have no temporal order: no rho R at this level
+            unordered = dataclasses.replace(s.segment, temporal_prior=0.0)
+            logits_s, plan_s = asot_logits_and_plan(out.segments, seg_mask, protos, unordered, s.tau)
             logits_r, plan_r = asot_logits_and_plan(out.refined, mask, protos, s.segment, s.tau)
             ce_f = soft_cross_entropy(plan_f, logits_f, mask)
             ce_s = soft_cross_entropy(plan_s, logits_s, seg_mask)
