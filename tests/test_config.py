@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,15 @@ from vasot_dist.config import (
     load_config,
     save_config,
 )
-from vasot_dist.config.methods import METHOD_SETTINGS, MOVED_KEYS, MethodConfig
-from vasot_dist.config.rules import check_section
+from vasot_dist.config.methods import (
+    METHOD_SETTINGS,
+    MOVED_KEYS,
+    AlignSolve,
+    MethodConfig,
+    PartialAlignSolve,
+    SegmentSolve,
+)
+from vasot_dist.config.rules import check_section, value_at
 from vasot_dist.config.schema import _RULES, DataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,3 +292,44 @@ def test_launchers_print_usage(name):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "usage:" in out.stdout and "--config" in out.stdout
 
+
+def _doc_rows() -> dict[str, str]:
+    """``key -> default`` of every table row ``| `key` | default | why |`` in docs/methods.md."""
+    rows = {}
+    for line in (ROOT / "docs" / "methods.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_docs_methods_names_every_default_with_its_value():
+    """docs/methods.md has a row for every setting (solve sections: the solve's row unless a method changes it)
+    and each row's value is the schema's default."""
+    rows = _doc_rows()
+    method = RunConfig().method
+    solves = {cls.__name__: cls for cls in (SegmentSolve, AlignSolve, PartialAlignSolve)}
+    for key, text in rows.items():
+        owner, _, rest = key.partition(".")
+        if owner in solves:
+            value = getattr(solves[owner](), rest)
+        else:
+            value = value_at(RunConfig(), key)
+        if text.endswith(" defaults"):  # a whole solve section left at its class defaults
+            assert value == solves[text.split()[0].strip("`")](), key
+        else:
+            assert value == yaml.safe_load(text), f"{key}: docs say {text}, the schema {value!r}"
+    for cls in solves.values():
+        for f in dataclasses.fields(cls):
+            assert f"{cls.__name__}.{f.name}" in rows, f"docs/methods.md lacks {cls.__name__}.{f.name}"
+    for name in METHOD_SETTINGS:
+        settings = getattr(method, name)
+        for f in dataclasses.fields(settings):
+            key, value = f"method.{name}.{f.name}", getattr(settings, f.name)
+            if not dataclasses.is_dataclass(value):
+                assert key in rows, f"docs/methods.md lacks {key}"
+                continue
+            base = type(value)()
+            for sub in dataclasses.fields(value):
+                if getattr(value, sub.name) != getattr(base, sub.name):
+                    assert f"{key}.{sub.name}" in rows, f"docs/methods.md lacks {key}.{sub.name}"
