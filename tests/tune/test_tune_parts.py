@@ -24,20 +24,20 @@ MOUNTS = """\
 /dev/sda1 / ext4 rw,relatime 0 0
 proc /proc proc rw 0 0
 tmpfs /tmp tmpfs rw 0 0
-nas:/export/shared /mnt/shared nfs4 rw,vers=4.2 0 0
+nas:/export/shared /mnt/nfs nfs4 rw,vers=4.2 0 0
 s3fs /mnt/bucket fuse.s3fs rw 0 0
-/dev/sdb1 /mnt/shared/local\\040disk xfs rw 0 0
+/dev/sdb1 /mnt/nfs/local\\040disk xfs rw 0 0
 """
 
 
 @pytest.mark.parametrize("path,fstype,shared", [
     ("/home/me/ray", "ext4", False),
     ("/tmp/x", "tmpfs", False),
-    ("/mnt/shared/sweeps/a", "nfs4", True),
-    ("/mnt/shared", "nfs4", True),
-    ("/mnt/sharedx/a", "ext4", False),  # a prefix of the name, not of the path
+    ("/mnt/nfs/sweeps/a", "nfs4", True),
+    ("/mnt/nfs", "nfs4", True),
+    ("/mnt/nfsx/a", "ext4", False),  # a prefix of the name, not of the path
     ("/mnt/bucket/a", "fuse.s3fs", True),
-    ("/mnt/shared/local disk/a", "xfs", False),  # the longest mount point wins; \040 is a space
+    ("/mnt/nfs/local disk/a", "xfs", False),  # the longest mount point wins; \040 is a space
 ])
 def test_filesystem_type_and_sharing(path, fstype, shared):
     assert filesystem_type(path, MOUNTS) == fstype
@@ -53,7 +53,7 @@ def test_uris_are_shared_and_kept():
 
 def test_local_storage_refused_only_on_multinode_clusters():
     check_multinode_storage("/home/me/ray", 1, MOUNTS)  # one node: any path
-    check_multinode_storage("/mnt/shared/ray", 4, MOUNTS)
+    check_multinode_storage("/mnt/nfs/ray", 4, MOUNTS)
     check_multinode_storage("s3://bucket/ray", 4, MOUNTS)
     with pytest.raises(ValueError) as err:
         check_multinode_storage("/home/me/ray", 3, MOUNTS)

@@ -1,6 +1,6 @@
 """Alignment metrics on frozen per-frame embeddings: the TCC / LAV / VAOT / VAVA protocols.
 
-Protocols as coded by the authors (METHODS.md "Evaluation protocols"; REFERENCE.md §8.1). Inputs are lists
+Protocols as coded by the authors (``docs/evaluation.md#alignment-tcc-lav-vaot-vava``). Inputs are lists
 with one entry per video, in the order the caller wants the "first n videos" to be (sort by name first).
 Alignment scores are fractions in [0, 1] (R² and τ can be negative), as the authors' code returns them.
 """

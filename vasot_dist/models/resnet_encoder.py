@@ -1,7 +1,7 @@
 """LAV / VAOT / VAVA video-alignment encoder: ResNet-50 cut after conv4c, 3D-conv context embedder.
 
-Reproduces ``models.py`` of trquhuytin/LAV-CVPR21 (identical blob in VAOT-ICCV25; REFERENCE.md §2.3,
-METHODS.md "Video encoder"):
+Reproduces ``models.py`` of trquhuytin/LAV-CVPR21 (identical blob in VAOT-ICCV25;
+``docs/methods.md#video-encoder``):
 
 * backbone: torchvision ResNet-50 ``conv1, bn1, relu, maxpool, layer1, layer2, layer3[:3]`` (conv4c),
   1024 × 14 × 14 at 224 px (1024 × 4 × 4 at 64 px);
