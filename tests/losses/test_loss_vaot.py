@@ -6,24 +6,20 @@ import dataclasses
 
 import pytest
 import torch
-from loss_helpers import loop_soft_ce, pad_batch, segment_video, unit
+from loss_helpers import (
+    loop_idm,
+    loop_soft_ce,
+    ordered_and_shuffled_pair,
+    pad_batch,
+    padding_effect,
+    unit,
+)
 
 from vasot_dist.config.methods import VAOTConfig
 from vasot_dist.losses import VAOTLoss
 from vasot_dist.ot import align_fgw
 
 D = 8
-
-
-def _idm_loop(v: torch.Tensor, window: float, margin: float) -> torch.Tensor:
-    n = v.shape[0]
-    total = torch.zeros(())
-    for i in range(n):
-        for j in range(n):
-            d = ((v[i] - v[j]) ** 2).sum()
-            gap = abs(i - j) / n
-            total = total + (d if gap <= window + 1e-9 else (1 + gap**2) * torch.relu(margin - d))
-    return total / n**2
 
 
 @pytest.mark.parametrize("symmetric,weight", [(False, 0.0), (True, 0.5)])
@@ -55,7 +51,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     if symmetric:
         ref = ref + loop_soft_ce(yx)
     if weight:
-        idm = [_idm_loop(v, 0.15, 2.0) for v in leaves]
+        idm = [loop_idm(v, 0.15, 2.0) for v in leaves]
         ref = ref + weight * ((idm[0] + idm[1]) + (idm[2] + idm[3])) / 2
     ref.backward()
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-5)
@@ -66,11 +62,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
 
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(1)
-    x, y = unit(9, D, gen=gen), unit(9, D, gen=gen)
-    loss_fn = VAOTLoss(VAOTConfig(symmetric=True))
-    a = loss_fn(*pad_batch([x, y])).loss
-    b = loss_fn(*pad_batch([x, y], 14)).loss
-    assert a.item() == pytest.approx(b.item(), abs=1e-5)
+    assert padding_effect(VAOTLoss(VAOTConfig(symmetric=True)), [unit(9, D, gen=gen), unit(9, D, gen=gen)], 14) < 1e-5
 
 
 def test_virtual_frame_is_prepended_so_identical_videos_align_on_the_diagonal():
@@ -82,11 +74,7 @@ def test_virtual_frame_is_prepended_so_identical_videos_align_on_the_diagonal():
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
-    gen = torch.Generator().manual_seed(seed)
-    protos = unit(4, 16, gen=gen)
-    x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-    y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-    y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
+    x, y, y_shuffled, _ = ordered_and_shuffled_pair(torch.Generator().manual_seed(seed))
     loss_fn = VAOTLoss()
     assert loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss
 

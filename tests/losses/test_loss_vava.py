@@ -12,7 +12,7 @@ import numpy as np
 import ot
 import pytest
 import torch
-from loss_helpers import pad_batch, segment_video, unit
+from loss_helpers import ordered_and_shuffled_pair, pad_batch, unit
 
 from vasot_dist.config.methods import VAVAConfig
 from vasot_dist.losses import VAVALoss, vava_psi
@@ -151,10 +151,7 @@ def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time():
     gen = torch.Generator().manual_seed(2)
     wins = 0
     for _ in range(4):
-        protos = unit(4, 16, gen=gen)
-        x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-        y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-        y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
+        x, y, y_shuffled, _ = ordered_and_shuffled_pair(gen)
         loss_fn = VAVALoss()
         wins += int(loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss)
     assert wins == 4
