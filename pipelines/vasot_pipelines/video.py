@@ -62,8 +62,11 @@ class H264Encoder:
         s.options = {
             "crf": str(crf),
             "preset": preset,
-            # fixed GOP, no B-frames: exact frame counts and cheap random access
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0",
+            # fixed GOP, no B-frames: exact frame counts and cheap random access. mbtree=0: x264's
+            # macroblock-tree rate control (its AVX-512 code) gives different bitstreams for identical
+            # frames depending on what the process did before (e.g. frame-threaded decoding), which
+            # breaks "a resumed run writes the same shards"; without it files are ~10 % larger.
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:mbtree=0",
         }
         s.codec_context.thread_count = threads
         self._stream = s
