@@ -156,8 +156,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.image_size": args.image_size, "data.frames_per_video": args.frames,
         "data.batch_size": args.batch, "data.num_workers": args.workers,
     }  # fmt: skip
-    overrides = list(args.overrides) + [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                                        for k, v in flags.items() if v is not None]
+    # Throughput does not depend on the initial weights: no ImageNet download unless asked for.
+    overrides = ["model.weights=none", *args.overrides] + [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+                                                           for k, v in flags.items() if v is not None]
     cfg = load_config(args.config, overrides)
     if cfg.data.modality != "video" or cfg.model.encoder != "resnet50":
         raise ValueError(f"{args.config}: bench_train measures the ResNet-50 video encoder; got "

@@ -64,12 +64,12 @@ def test_extends_chain_later_files_win(tmp_path):
 
 def test_overrides_apply_last_and_are_typed(tmp_path):
     f = _write(tmp_path / "a.yaml", "optim:\n  lr: 0.1\n")
-    cfg = load_config(f, ["optim.lr=3e-4", "model.mlp_layers=[8,4]", "log.tags=[a,b]", "model.weights=null",
+    cfg = load_config(f, ["optim.lr=3e-4", "model.mlp_layers=[8,4]", "log.tags=[a,b]", "model.weights=none",
                           "data.pairs=true", "dist.ds_config={zero_optimization: {stage: 2}}"])
     assert cfg.optim.lr == pytest.approx(3e-4)
     assert cfg.model.mlp_layers == [8, 4]
     assert cfg.log.tags == ["a", "b"]
-    assert cfg.model.weights is None
+    assert cfg.model.weights == "none"
     assert cfg.data.pairs is True
     assert cfg.dist.ds_config == {"zero_optimization": {"stage": 2}}
 

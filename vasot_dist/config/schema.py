@@ -63,8 +63,8 @@ class DataConfig:
 class ModelConfig:
     encoder: str = one_of("resnet50", ("resnet50", "mlp"))
     embed_dim: int = at_least(1, 128)
-    weights: str | None = None  # local ResNet-50 state dict; else torch hub cache; else random init
-    allow_download: bool = False
+    # resnet50: imagenet (torchvision IMAGENET1K_V1: hub cache, else download) | none (random) | <state dict path>
+    weights: str = "imagenet"
     freeze_stem: bool = False
     freeze_bn: bool = False
     dropout: float = in_range(0.1, 0, 1, hi_open=True)

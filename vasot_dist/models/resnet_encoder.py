@@ -17,20 +17,24 @@ The reference applies ``BatchNorm1d`` to the (N·S·h·w, C) flattening of the 5
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet50
+from torch.hub import HASH_REGEX
+from torchvision.models import ResNet50_Weights, resnet50
 
 log = logging.getLogger(__name__)
 
-# torchvision's ResNet50_Weights.IMAGENET1K_V1 (what the papers used via ``pretrained=True``).
-IMAGENET1K_V1_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
-IMAGENET1K_V1_FILE = "resnet50-0676ba61.pth"
+# What the papers used via ``pretrained=True``; ``model.weights=imagenet``.
+IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V1
+NAMED_WEIGHTS = ("imagenet", "none")  # any other model.weights value is a path
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONV4C_CHANNELS = 1024
@@ -100,9 +104,18 @@ class ResNet50Conv4c(nn.Module):
         return self.layer3(self.layer2(self.layer1(x)))
 
 
-def hub_cache_path() -> str:
-    """Where torch hub keeps IMAGENET1K_V1 (``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``)."""
-    return os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET1K_V1_FILE)
+def imagenet_cache_path() -> str:
+    """Where torchvision's weights API keeps IMAGENET1K_V1: ``torch.hub.get_dir()/checkpoints/<file of the URL>``
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(IMAGENET_WEIGHTS.url).path))
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -126,58 +139,69 @@ def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor
     backbone.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 
 
-def load_backbone_weights(
-    model: nn.Module, path: str | None = None, allow_download: bool = False
-) -> str | None:
-    """Fill the conv4c backbone of ``model`` with ImageNet weights; returns where they came from, or None.
+def _load_imagenet(backbone: nn.Module) -> dict[str, str]:
+    url, cached = IMAGENET_WEIGHTS.url, imagenet_cache_path()
+    try:
+        # torchvision's weights API: the hub cache, else a download checked against the hash in the name.
+        state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # network and file errors come in many types; all mean "not available"
+        raise RuntimeError(
+            f"model.weights=imagenet: the ResNet-50 ImageNet weights (torchvision ResNet50_Weights.IMAGENET1K_V1) "
+            f"are not available: the torch hub cache {cached} holds no usable file and the download from {url} "
+            f"failed ({type(err).__name__}: {err}). Put the file at that path ($TORCH_HOME moves it), set "
+            "model.weights to a local ResNet-50 state dict, or model.weights=none for a random initialisation"
+        ) from err
+    # torch.hub checks the hash only when it downloads; a damaged or foreign file in the cache is caught here.
+    digest = _sha256(cached)
+    expected = HASH_REGEX.search(os.path.basename(cached))
+    if expected and not digest.startswith(expected.group(1)):
+        raise RuntimeError(
+            f"model.weights=imagenet: {cached} has sha256 {digest[:16]}..., its name says {expected.group(1)}: "
+            "not the IMAGENET1K_V1 file (damaged or replaced); delete it to download it again"
+        )
+    _assign_backbone_state(backbone, state, cached)
+    return {"weights": "imagenet", "name": "ResNet50_Weights.IMAGENET1K_V1", "url": url, "file": cached,
+            "sha256": digest}
+
+
+def load_backbone_weights(model: nn.Module, weights: str) -> dict[str, str]:
+    """Initialise the conv4c backbone of ``model`` as ``weights`` says; returns where the weights came from.
 
     model: a :class:`ResNet50Conv4c` or anything with a ``backbone`` attribute holding one.
-    Lookup order (first hit wins):
-      1. ``path``, a local file named in the config (a torchvision ResNet-50 state dict; fc keys allowed);
-      2. the torch hub cache, ``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``;
-      3. a download of IMAGENET1K_V1 through ``torch.hub.load_state_dict_from_url``, only if
-         ``allow_download`` (the network is never touched otherwise);
-    with none, a WARNING naming every place tried, and the backbone keeps its random initialisation.
-    A file that exists but is not a ResNet-50 state dict raises ValueError (no silent fallback).
+    weights:
+      * ``"imagenet"``: torchvision's ``ResNet50_Weights.IMAGENET1K_V1`` (what the papers used) through its
+        weights API: the torch hub cache (:func:`imagenet_cache_path`), else a download;
+      * ``"none"``: keep the random initialisation;
+      * anything else: the path of a torchvision ResNet-50 state dict (fc/layer4 keys allowed).
+    Weights that are asked for and cannot be had raise (RuntimeError naming the cache path and the URL
+    tried; FileNotFoundError for a path that does not exist; ValueError for a file that is not a ResNet-50
+    state dict). Never falls back to random weights.
+
+    Returns a JSON-able record for the run directory: ``{"weights": "none"}``,
+    ``{"weights": "imagenet", "name", "url", "file", "sha256"}`` or ``{"weights": "file", "file", "sha256"}``.
     """
     backbone = getattr(model, "backbone", model)
     if not isinstance(backbone, ResNet50Conv4c):
         raise ValueError(
             f"model must be a ResNet50Conv4c or hold one as .backbone, got {type(model).__name__}"
         )
-    tried: list[str] = []
-    if path is not None:
-        path = os.path.expanduser(str(path))
-        if os.path.isfile(path):
-            _assign_backbone_state(backbone, torch.load(path, map_location="cpu", weights_only=True), path)
-            log.info("ResNet-50 backbone weights loaded from %s", path)
-            return path
-        tried.append(f"config file {path} (not found)")
-        log.warning("ResNet-50 weights file %s named in the config does not exist", path)
-    cached = hub_cache_path()
-    if os.path.isfile(cached):
-        _assign_backbone_state(backbone, torch.load(cached, map_location="cpu", weights_only=True), cached)
-        log.info("ResNet-50 backbone weights loaded from the torch hub cache %s", cached)
-        return cached
-    tried.append(f"torch hub cache {cached} (not found)")
-    if allow_download:
-        try:
-            state = torch.hub.load_state_dict_from_url(
-                IMAGENET1K_V1_URL, map_location="cpu", progress=False, check_hash=True
-            )
-        except Exception as err:  # network errors come in many types; report and fall back
-            tried.append(f"download {IMAGENET1K_V1_URL} (failed: {err})")
-        else:
-            _assign_backbone_state(backbone, state, IMAGENET1K_V1_URL)
-            log.info("ResNet-50 backbone weights downloaded from %s", IMAGENET1K_V1_URL)
-            return IMAGENET1K_V1_URL
+    if not isinstance(weights, str) or not weights:
+        raise ValueError(f"weights must be 'imagenet', 'none' or the path of a ResNet-50 state dict, got {weights!r}")
+    if weights == "none":
+        source = {"weights": "none"}
+    elif weights == "imagenet":
+        source = _load_imagenet(backbone)
     else:
-        tried.append(f"download {IMAGENET1K_V1_URL} (skipped: allow_download=False)")
-    log.warning(
-        "No ResNet-50 ImageNet weights found; the backbone keeps its RANDOM initialisation. Tried: %s",
-        "; ".join(tried),
-    )
-    return None
+        path = os.path.abspath(os.path.expanduser(weights))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"model.weights={weights!r}: no such file {path} (expected 'imagenet', 'none' or the path of a "
+                "torchvision ResNet-50 state dict)"
+            )
+        _assign_backbone_state(backbone, torch.load(path, map_location="cpu", weights_only=True), path)
+        source = {"weights": "file", "file": path, "sha256": _sha256(path)}
+    log.info("ResNet-50 backbone weights: %s", json.dumps(source))
+    return source
 
 
 class AlignmentEncoder(nn.Module):
@@ -186,8 +210,9 @@ class AlignmentEncoder(nn.Module):
     Args:
         embed_dim: output dimension (128 in LAV/VAOT).
         dropout: dropout before each of the two hidden FC layers (0.1).
-        weights: local ResNet-50 state dict (see :func:`load_backbone_weights` for the lookup order).
-        allow_download: permit downloading IMAGENET1K_V1 when neither the file nor the hub cache exists.
+        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1, the papers' choice), ``"none"`` (random) or the
+            path of a ResNet-50 state dict; see :func:`load_backbone_weights`. Where they came from is
+            :attr:`weights_source` (a JSON-able dict, for the run directory).
         freeze_stem: no gradient for conv1/bn1 (the reference trains everything).
         freeze_bn: every backbone BatchNorm stays in eval mode (ImageNet running statistics, unchanged by
             training) and its affine parameters get no gradient — for few videos per GPU. The embedder's
@@ -203,8 +228,7 @@ class AlignmentEncoder(nn.Module):
         self,
         embed_dim: int = 128,
         dropout: float = 0.1,
-        weights: str | None = None,
-        allow_download: bool = False,
+        weights: str = "imagenet",
         freeze_stem: bool = False,
         freeze_bn: bool = False,
         channels_last: bool = False,
@@ -225,7 +249,7 @@ class AlignmentEncoder(nn.Module):
         self.chunk_size = chunk_size
 
         self.backbone = ResNet50Conv4c()
-        self.weights_source = load_backbone_weights(self.backbone, weights, allow_download)
+        self.weights_source = load_backbone_weights(self.backbone, weights)
 
         self.conv1 = nn.Conv3d(CONV4C_CHANNELS, hidden_dim, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm3d(hidden_dim)

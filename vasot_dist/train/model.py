@@ -16,7 +16,7 @@ def build_encoder_from_config(cfg: RunConfig) -> nn.Module:
     if m.encoder == "resnet50":
         return build_encoder(
             "resnet50", embed_dim=m.embed_dim, dropout=m.dropout, weights=m.weights,
-            allow_download=m.allow_download, freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
+            freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
             channels_last=m.channels_last, hidden_dim=m.head_dim,
         )
     layers = list(m.mlp_layers)

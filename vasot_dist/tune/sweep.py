@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
+from vasot_dist.models.resnet_encoder import NAMED_WEIGHTS
 from vasot_dist.train.ranklog import get_logger
 from vasot_dist.tune.results import (
     SweepResult,
@@ -53,7 +54,8 @@ def sweep_base_config(cfg: RunConfig, name: str) -> RunConfig:
     """The config every trial starts from: relative paths made absolute (Ray workers run in other folders),
     ``log.group`` = the sweep name (all trials of a sweep in one W&B group), no run id (the trial id is)."""
     data = dataclasses.replace(cfg.data, shards=_absolute(cfg.data.shards))
-    model = dataclasses.replace(cfg.model, weights=_absolute(cfg.model.weights) if cfg.model.weights else None)
+    w = cfg.model.weights
+    model = dataclasses.replace(cfg.model, weights=w if w in NAMED_WEIGHTS else _absolute(w))
     train = dataclasses.replace(cfg.train, output_dir=_absolute(cfg.train.output_dir), run_id=None)
     log_cfg = dataclasses.replace(cfg.log, group=name)
     return dataclasses.replace(cfg, data=data, model=model, train=train, log=log_cfg)
