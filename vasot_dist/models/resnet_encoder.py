@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from torch import nn
 from torch.hub import HASH_REGEX
 from torchvision.models import ResNet50_Weights, resnet50
@@ -292,15 +293,15 @@ class AlignmentEncoder(nn.Module):
 
     def _embed(self, clips: torch.Tensor) -> torch.Tensor:
         """clips: (n, S, 3, H, W) → (n, embed_dim) unit vectors."""
-        n, s = clips.shape[:2]
-        feats = self._run_backbone(clips.reshape(n * s, *clips.shape[2:]))  # (n·S, 1024, h, w)
-        feats = feats.reshape(n, s, *feats.shape[1:]).transpose(1, 2)  # (n, 1024, S, h, w)
+        feats = self._run_backbone(rearrange(clips, "n s c h w -> (n s) c h w"))
+        # the context frames of a clip become the time axis of the 3D convolutions
+        feats = rearrange(feats, "(n s) c h w -> n c s h w", n=clips.shape[0])
         if feats.device.type == "cpu":
             # CPU Conv3d re-lays-out a channels-last input and its 56 MB weight on every call (25 % of a step).
             feats = feats.contiguous()
         x = F.relu(self.bn1(self.conv1(feats)))
         x = F.relu(self.bn2(self.conv2(x)))
-        x = x.flatten(2).amax(dim=2)  # max over (S, h, w)
+        x = reduce(x, "n c s h w -> n c", "max")
         x = F.relu(self.fc1(self.dropout1(x)))
         x = F.relu(self.fc2(self.dropout2(x)))
         x = self.embedding_layer(x)
@@ -318,7 +319,7 @@ class AlignmentEncoder(nn.Module):
             raise ValueError(f"frames must have shape (B, T, S, 3, H, W), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         if mask is None:
-            return self._embed(frames.flatten(0, 1)).reshape(b, t, self.embed_dim)
+            return rearrange(self._embed(rearrange(frames, "b t ... -> (b t) ...")), "(b t) d -> b t d", b=b)
         if mask.shape != (b, t) or mask.dtype != torch.bool:
             raise ValueError(f"mask must be bool of shape {(b, t)}, got {mask.dtype} {tuple(mask.shape)}")
         out = frames.new_zeros(b, t, self.embed_dim, dtype=torch.float32)
