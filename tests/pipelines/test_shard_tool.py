@@ -9,10 +9,11 @@ import re
 import shutil
 from pathlib import Path
 
+import av
 import decord
 import numpy as np
 import pytest
-from pl_helpers import REAL_VIDEOS, decode_all, read_shards, smooth_frames, write_video
+from pl_helpers import REAL_VIDEOS, decode_all, read_shards, set_display_matrix, smooth_frames, write_video
 from vasot_pipelines import format as fmt
 from vasot_pipelines.manifest import read_label_map
 from vasot_pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
@@ -263,7 +264,11 @@ def test_workers_and_real_clips(tmp_path):
         # independent count: output frames j with j / 10 s before the middle of the last source frame
         m = math.ceil((n - 0.5) * 10 / fps - 1e-9)
         src = [min(n - 1, math.floor(j * fps / 10 + 0.5)) for j in range(m)]
-        expected["real__" + p.stem] = (m, [1 if i <= n // 2 else 2 for i in src], vr[0].shape)
+        # shown as a player shows it: arm_wrestling.mp4 has non-square pixels (SAR 64:51, 340x256 -> 5:3)
+        with av.open(str(p)) as c:
+            sar = c.streams.video[0].sample_aspect_ratio or 1
+        h0, w0 = vr[0].shape[:2]
+        expected["real__" + p.stem] = (m, [1 if i <= n // 2 else 2 for i in src], (h0, w0 * sar))
     manifest = write_jsonl(tmp_path / "m.jsonl", lines)
     labels = tmp_path / "l.json"
     labels.write_text(json.dumps({"bg": 0, "a": 1, "b": 2}))
@@ -273,7 +278,7 @@ def test_workers_and_real_clips(tmp_path):
     assert rc == 0, (out / "failures.jsonl").read_text()
     samples = read_shards(out)
     assert set(samples) == set(expected)
-    for key, (m, labs, (h0, w0, _)) in expected.items():
+    for key, (m, labs, (h0, w0)) in expected.items():
         meta = samples[key]["json"]
         assert meta["num_frames"] == m and meta["labels"] == labs
         assert min(meta["height"], meta["width"]) == 64
@@ -326,3 +331,29 @@ def test_writer_refuses_foreign_shards_duplicates_and_wrong_payloads(tmp_path):
         w.add(Sample({**meta, "key": "a__w"}, b"", "mp4"))
     index = json.loads(w.finish().read_text())
     assert index["shards"] == [{"path": "train-000000.tar", "split": "train", "num_samples": 1, "num_frames": 2}]
+
+
+def test_phone_video_is_sharded_upright_and_verify_compares_with_the_source_as_shown(tmp_path, labels_file):
+    # a phone held upright records landscape pixels and "rotation -90": the display matrix (0, 1, -1, 0)
+    tall, square = smooth_frames(4, 32, 48, seed=1), smooth_frames(4, 32, 32, seed=2)
+    for name, frames in (("tall", tall), ("square", square)):
+        set_display_matrix(write_video(tmp_path / f"{name}.mp4", frames, fps=10), (0, 1, -1, 0))
+    m = write_jsonl(tmp_path / "m.jsonl", [{"path": f"{n}.mp4", "activity": "a", "split": "train",
+                                            "labels": ["open"] * 4} for n in ("tall", "square")])
+    out = tmp_path / "out"
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(out), "--short-side", "32",
+                 "--no-progress", "--verify"]) == 0
+    samples = read_shards(out)
+    for key, frames in (("a__tall", tall), ("a__square", square)):
+        meta = samples[key]["json"]
+        upright = np.rot90(frames[0], k=-1)  # what a player shows: turned a quarter clockwise
+        assert (meta["height"], meta["width"]) == upright.shape[:2]
+        assert np.abs(decode_all(samples[key]["mp4"])[0].astype(int) - upright).mean() < 6
+    # the sources re-encoded without their rotation: the shards no longer show what a player shows
+    for name, frames in (("tall", tall), ("square", square)):
+        write_video(tmp_path / f"{name}.mp4", frames, fps=10)
+    reasons = {f["key"]: f["reason"] for f in verify_dataset(out)}
+    assert "frames are 48x32, but" in reasons["a__tall"] and "as a player shows it is 32x48" in reasons["a__tall"]
+    assert re.search(r"frame 0 differs from .*square.mp4 as a player shows it: mean absolute difference",
+                     reasons["a__square"])
+
