@@ -196,9 +196,9 @@ def shard_manifest(manifest: str | os.PathLike, label_map: LabelMap | str | os.P
     opts = opts or ShardOptions()
     if not isinstance(label_map, LabelMap):
         label_map = read_label_map(label_map)
+    entries, failures = read_manifest(manifest)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, failures = read_manifest(manifest)
     todo: list[ManifestEntry] = []
     seen: dict[str, ManifestEntry] = {}
     for e in entries:

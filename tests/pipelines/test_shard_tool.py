@@ -357,3 +357,32 @@ def test_phone_video_is_sharded_upright_and_verify_compares_with_the_source_as_s
     assert re.search(r"frame 0 differs from .*square.mp4 as a player shows it: mean absolute difference",
                      reasons["a__square"])
 
+
+def test_segments_in_seconds_past_the_end_of_the_video_are_rejected(tmp_path, labels_file):
+    src = write_video(tmp_path / "clip.mp4", smooth_frames(20, 32, 32), fps=10)  # 2.0 s
+    ok = {"path": str(src), "activity": "a", "split": "train"}
+    m = write_jsonl(tmp_path / "m.jsonl", [
+        {**ok, "id": "rounded", "segments_sec": [[0.0, 1.0, "open"], [1.0, 2.9, "pour"]]},  # 0.9 s over: clipped
+        {**ok, "id": "longer", "segments_sec": [[0.0, 1.0, "open"], [1.0, 5.5, "pour"]]},
+        {**ok, "id": "later", "segments_sec": [[4.0, 5.0, "open"]]},
+    ])
+    out = tmp_path / "out"
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(out), "--short-side", "32",
+                 "--no-progress"]) == 2
+    assert read_shards(out)["a__rounded"]["json"]["labels"] == [1] * 10 + [2] * 10
+    fails = {f["key"]: f for f in map(json.loads, (out / "failures.jsonl").read_text().splitlines())}
+    assert set(fails) == {"a__longer", "a__later"} and fails["a__longer"]["path"] == str(src)
+    assert fails["a__longer"]["reason"] == (
+        "segments_sec entry [1.0, 5.5, 'pour'] (frames 10..55 at 10 fps) ends after the last frame 19 of "
+        "clip.mp4 (2.00 s) (more than 1 s)")
+    assert fails["a__later"]["reason"].startswith("segments_sec entry [4.0, 5.0, 'open'] (frames 40..50 at 10 fps) "
+                                                  "starts after the last frame 19 of clip.mp4")
+
+
+def test_empty_manifest_is_a_fatal_error(tmp_path, labels_file, capsys):
+    m = tmp_path / "m.jsonl"
+    m.write_text("\n  \n")
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == EXIT_FATAL
+    assert f"vasot-shard: error: manifest {m} lists no videos" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
