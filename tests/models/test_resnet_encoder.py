@@ -141,6 +141,15 @@ def test_imagenet_cache_file_with_the_wrong_hash_is_refused(torch_home):
         AlignmentEncoder(embed_dim=8, weights="imagenet")
 
 
+def test_unreadable_imagenet_cache_file_is_an_error_saying_to_delete_it(torch_home, monkeypatch):
+    path, _ = _cache_file(torch_home, tiny_state())
+    path.write_bytes(path.read_bytes()[:1000])  # an interrupted copy
+    monkeypatch.setattr(re_mod, "IMAGENET_WEIGHTS", fake_imagenet(f"http://127.0.0.1:9/{path.name}"))
+    with pytest.raises(RuntimeError, match=rf"{re.escape(str(path))}, torchvision's cached .* cannot be read "
+                                           r"\(.*\); delete it to download it again"):
+        AlignmentEncoder(embed_dim=8, weights="imagenet")
+
+
 def test_weights_file_that_does_not_exist_is_an_error(tmp_path):
     missing = tmp_path / "nowhere.pth"
     with pytest.raises(FileNotFoundError, match=rf"model.weights='{re.escape(str(missing))}': no such file"):

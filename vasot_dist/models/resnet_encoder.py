@@ -142,13 +142,19 @@ def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor
 
 def _load_imagenet(backbone: nn.Module) -> dict[str, str]:
     url, cached = IMAGENET_WEIGHTS.url, imagenet_cache_path()
+    was_cached = os.path.isfile(cached)
     try:
         # torchvision's weights API: the hub cache, else a download checked against the hash in the name.
         state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True)
     except Exception as err:  # network and file errors come in many types; all mean "not available"
+        if was_cached:
+            raise RuntimeError(
+                f"model.weights=imagenet: {cached}, torchvision's cached ResNet50_Weights.IMAGENET1K_V1, cannot be "
+                f"read ({type(err).__name__}: {err}); delete it to download it again from {url}"
+            ) from err
         raise RuntimeError(
             f"model.weights=imagenet: the ResNet-50 ImageNet weights (torchvision ResNet50_Weights.IMAGENET1K_V1) "
-            f"are not available: the torch hub cache {cached} holds no usable file and the download from {url} "
+            f"are not available: they are not in the torch hub cache ({cached}) and the download from {url} "
             f"failed ({type(err).__name__}: {err}). Put the file at that path ($TORCH_HOME moves it), set "
             "model.weights to a local ResNet-50 state dict, or model.weights=none for a random initialisation"
         ) from err
