@@ -90,6 +90,10 @@ def test_sweep_base_config_makes_paths_absolute_and_groups(tiny_cfg, monkeypatch
     assert base.train.run_id is None and base.log.group == "my_sweep"
     assert sweep_base_config(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shards="/abs/x")),
                              "s").data.shards == "/abs/x"
+    # model.weights: the names imagenet and none stay names; a file path becomes absolute
+    for weights, expected in (("imagenet", "imagenet"), ("none", "none"), ("w/r50.pth", str(tmp_path / "w" / "r50.pth"))):
+        with_weights = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, weights=weights))
+        assert sweep_base_config(with_weights, "s").model.weights == expected
 
 
 def _touch(folder: Path, *names: str) -> None:
