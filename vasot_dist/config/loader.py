@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import os
 import re
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from vasot_dist.runtime.files import write_text_atomic
 
 from .schema import _RULES, RunConfig
 
@@ -214,29 +215,11 @@ def config_to_yaml(cfg: RunConfig) -> str:
 
 
 def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
-    """Write the resolved config as YAML atomically (temp file, then rename)."""
+    """Write the resolved config as YAML atomically (:mod:`vasot_dist.runtime.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, config_to_yaml(cfg))
-    return path
+    return write_text_atomic(path, config_to_yaml(cfg))
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` via a temporary file in the same folder, fsync, then ``os.replace``: a reader sees the old
-    file or the new one, never a partial one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; configs and reports are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def config_from_dict(d: dict) -> RunConfig:

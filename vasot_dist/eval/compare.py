@@ -14,12 +14,12 @@ from pathlib import Path
 
 from vasot_dist.config import ConfigError, load_config
 from vasot_dist.eval.runner import evaluate_model
+from vasot_dist.runtime.distributed import init_distributed, shutdown
+from vasot_dist.runtime.ranklog import setup_logging
+from vasot_dist.runtime.seeding import seed_everything
 from vasot_dist.train import checkpoint as ckpt
-from vasot_dist.train.distributed import init_distributed, shutdown
 from vasot_dist.train.loop import init_prototypes
 from vasot_dist.train.model import build_train_model
-from vasot_dist.train.ranklog import setup_logging
-from vasot_dist.train.seeding import seed_everything
 
 
 def compare(config: str, run: str, overrides: list[str] | None = None) -> dict[str, dict[str, float]]:

@@ -20,8 +20,8 @@ from vasot_dist.eval import plots
 from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
 from vasot_dist.eval.report import write_report
 from vasot_dist.eval.segmentation import segmentation_metrics
-from vasot_dist.train.distributed import DistContext, all_gather_objects
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.runtime.distributed import DistContext, all_gather_objects
+from vasot_dist.runtime.ranklog import get_logger
 
 log = get_logger(__name__)
 
@@ -250,10 +250,10 @@ def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, k: int = 5) -
 
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
     """``launchers/evaluate.py``: load a checkpoint (file or run dir), evaluate, write metrics.json + report."""
+    from vasot_dist.runtime.distributed import init_distributed, shutdown
+    from vasot_dist.runtime.ranklog import setup_logging
     from vasot_dist.train import checkpoint as ckpt
-    from vasot_dist.train.distributed import init_distributed, shutdown
     from vasot_dist.train.model import build_train_model
-    from vasot_dist.train.ranklog import setup_logging
 
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)

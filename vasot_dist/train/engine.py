@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vasot_dist.config import RunConfig
-from vasot_dist.train.distributed import DistContext
+from vasot_dist.runtime.distributed import DistContext
 
 
 def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -15,8 +15,7 @@ from typing import Any
 import torch
 
 from vasot_dist.config import RunConfig, config_to_dict
-from vasot_dist.train import checkpoint as ckpt
-from vasot_dist.train.distributed import (
+from vasot_dist.runtime.distributed import (
     DistContext,
     all_gather_objects,
     any_rank,
@@ -25,12 +24,13 @@ from vasot_dist.train.distributed import (
     init_distributed,
     shutdown,
 )
+from vasot_dist.runtime.ranklog import get_logger, setup_logging
+from vasot_dist.runtime.seeding import rng_state, seed_everything, set_rng_state
+from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
-from vasot_dist.train.ranklog import get_logger, setup_logging
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
-from vasot_dist.train.seeding import rng_state, seed_everything, set_rng_state
 from vasot_dist.train.tracking import Tracker
 
 log = get_logger(__name__)

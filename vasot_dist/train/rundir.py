@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vasot_dist.config import RunConfig, atomic_write_text, save_config
+from vasot_dist.config import RunConfig, save_config
+from vasot_dist.runtime.files import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class RunDir:
         for d in (self.root, self.checkpoints, self.plots):
             d.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.config)
-        atomic_write_text(self.versions, json.dumps(library_versions(), indent=2))
+        write_json_atomic(self.versions, library_versions(), indent=2)
         return self
 
     def append_metrics(self, row: dict[str, Any]) -> None:

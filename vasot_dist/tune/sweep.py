@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.tune.results import (
     SweepResult,
     format_table,
@@ -173,7 +173,7 @@ def _prepare_data(cfg: RunConfig) -> None:
         return
     import torch
 
-    from vasot_dist.train.distributed import DistContext
+    from vasot_dist.runtime.distributed import DistContext
     from vasot_dist.train.loop import ensure_data
 
     ensure_data(cfg, DistContext(0, 1, 0, torch.device("cpu"), owns_group=False))

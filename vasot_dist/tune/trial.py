@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
+from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.checkpoint import list_checkpoints
-from vasot_dist.train.ranklog import get_logger
 from vasot_dist.train.rundir import run_dir_for
 from vasot_dist.tune.space import apply_params
 from vasot_dist.tune.stopping import StopCheck, StopRequested
