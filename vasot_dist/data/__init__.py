@@ -1,5 +1,7 @@
 """Streaming data: WebDataset shards -> uint8 frames (or features) on the device.
 
+- :mod:`.format`: the shard format (names, ``<key>.json`` and ``dataset.json`` schemas, version), shared
+  with the writers in ``vasot_pipelines``.
 - :mod:`.index`: ``dataset.json`` (:class:`DatasetIndex`).
 - :mod:`.decode`: :func:`decode_frames` over decord (default) / pyav, :class:`CorruptSample`.
 - :mod:`.samplers`: :class:`BinSampler`, :class:`RandomSampler`, :class:`AllFramesSampler`, :func:`context_indices`.
