@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from . import format as fmt
+from vasot_dist.data import format as fmt
+from vasot_dist.runtime.files import write_jsonl_atomic
+
 from .manifest import LabelMap, ManifestEntry, frame_labels, label_map_path, read_label_map, read_manifest
 from .video import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_PRESET, VideoSource, measure_mp4, transcode
 from .writer import DEFAULT_MAX_SHARD_BYTES, DEFAULT_MAX_SHARD_SAMPLES, DatasetWriter, Sample
@@ -240,7 +242,7 @@ def shard_manifest(manifest: str | os.PathLike, label_map: LabelMap | str | os.P
     index_path = writer.finish()
     if verify:
         failures.extend(verify_dataset(out_dir, progress=progress))
-    fmt.write_json_lines_atomic(out_dir / FAILURES_JSONL, failures)
+    write_jsonl_atomic(out_dir / FAILURES_JSONL, failures)
     if failures:
         log.warning("%d inputs failed; see %s", len(failures), out_dir / FAILURES_JSONL)
     return ShardReport(index_path, failures, written, skipped)

@@ -13,10 +13,11 @@ import decord
 import numpy as np
 import pytest
 from pl_helpers import REAL_VIDEOS, decode_all, read_shards, smooth_frames, write_video
-from vasot_pipelines import format as fmt
 from vasot_pipelines.manifest import read_label_map
 from vasot_pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
 from vasot_pipelines.video import encode_frames
+
+from vasot_dist.data import format as fmt
 
 
 def write_jsonl(path: Path, lines) -> Path:
