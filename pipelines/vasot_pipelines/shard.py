@@ -19,7 +19,7 @@ Exit status: the number of failures (capped at 100), 0 when all is well; 101 for
 (bad arguments, unreadable label map); 130 when stopped by ``--stop-after-shards``.
 
 Resumable: shards listed in ``<out>/progress.json`` are kept and their samples skipped; a partial
-shard (``*.tar.tmp``) is discarded and redone.
+shard (``.<shard>.tar.<hex>.tmp``) is discarded and redone.
 """
 
 from __future__ import annotations
