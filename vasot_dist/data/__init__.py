@@ -21,7 +21,6 @@ from .pipeline import (
     epoch_batches,
     make_eval_loader,
     make_train_loader,
-    num_eval_videos,
 )
 from .samplers import AllFramesSampler, BinSampler, FrameSampler, RandomSampler, context_indices, make_sampler
 from .sources import ShardSource, resolve_shards
@@ -49,7 +48,6 @@ __all__ = [
     "make_eval_loader",
     "make_sampler",
     "make_train_loader",
-    "num_eval_videos",
     "register_decoder",
     "resolve_shards",
 ]
