@@ -7,7 +7,9 @@ from .loader import (
     config_from_dict,
     config_to_dict,
     config_to_yaml,
+    find_config,
     load_config,
+    packaged_configs,
     save_config,
 )
 from .schema import ALIGNMENT_METHODS, METHODS, RunConfig
@@ -22,6 +24,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "config_to_yaml",
+    "find_config",
     "load_config",
+    "packaged_configs",
     "save_config",
 ]
