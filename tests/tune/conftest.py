@@ -1,5 +1,5 @@
-"""Shared pieces of the sweep tests: a tiny ASOT-on-synthetic-features base config, a sweep-file writer, and
-Ray shut down after every test."""
+"""Shared pieces of the sweep tests: a tiny ASOT-on-synthetic-features base config (its features written once
+per session) and a sweep-file writer."""
 
 from __future__ import annotations
 
@@ -37,12 +37,3 @@ def write_sweep(tmp_path):
         return path
 
     return _write
-
-
-@pytest.fixture(autouse=True)
-def _ray_shut_down_after_test():
-    yield
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()

@@ -41,7 +41,7 @@ from vasot_dist.tune.trial import DRIVER_CPUS, trial_driver
 log = get_logger(__name__)
 STATE_FILE = "vasot_sweep.json"
 # Environment passed on to the workers of a cluster joined with --address (a local cluster inherits it).
-_FORWARDED_ENV_PREFIXES = ("WANDB_", "VASOT_")
+_FORWARDED_ENV_PREFIXES = ("WANDB_",)
 
 
 def _absolute(p: str) -> str:
@@ -176,6 +176,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> bool:
         return False
     kwargs: dict[str, Any] = {}
     if address is None:
+        address = "local"  # a new instance on this machine, never one that happens to be running here
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
     else:
