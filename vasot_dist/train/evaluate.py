@@ -50,8 +50,8 @@ def find_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
     """Load ``checkpoint`` (file or run directory), evaluate it, write ``metrics.json`` and ``report.md`` to
     ``out_dir`` (default ``<run>/eval/<checkpoint name>``); returns the metrics on rank 0, ``{}`` elsewhere."""
-    check_data(cfg, training=False)
     path, state = find_checkpoint(checkpoint)
+    check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
@@ -75,8 +75,8 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     """
     run_dir = Path(run)
     cfg = load_config(run_dir / "config.yaml", overrides)
-    check_data(cfg, training=False)
     path, state = find_checkpoint(run_dir)
+    check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
