@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +13,19 @@ from vasot_dist.config import RunConfig, save_config
 from vasot_dist.runtime.files import write_json_atomic
 
 
-@dataclass(frozen=True)
 class RunDir:
-    root: Path
+    """The paths of one run directory (nothing is created until :meth:`create`)."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.yaml"
+        self.checkpoints = root / "checkpoints"
+        self.metrics = root / "metrics.jsonl"
+        self.plots = root / "plots"
+        self.versions = root / "versions.json"
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def versions(self) -> Path:
-        return self.root / "versions.json"
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
 
     def create(self, cfg: RunConfig) -> RunDir:
         """Make the folders and write the resolved config and library versions (rank 0 only)."""
