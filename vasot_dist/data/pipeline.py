@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from ..config.schema import DataConfig
 from .augment import VideoAugment
+from .format import MODALITIES
 from .samplers import AllFramesSampler, make_sampler
 from .sources import ShardSource, resolve_shards
 from .stages import (
@@ -62,8 +63,6 @@ from .stages import (
     StreamState,
     tar_samples,
 )
-
-MODALITIES = ("video", "features")
 
 
 def _check_cfg(cfg: DataConfig) -> None:
