@@ -17,6 +17,8 @@ from vasot_dist.losses import LOSSES, build_loss
 from vasot_dist.ot import segment_asot
 from vasot_dist.train.model import build_train_model, compile_for_training
 
+pytestmark = pytest.mark.slow  # dynamo traces every solver iteration: seconds per loss on CPU
+
 SMALL = ["model.embed_dim=16", "model.num_actions=4", "ot.n_iters=4", "model.head_dim=16", "ot.sinkhorn_iters=20",
          "ot.partial_n_iters=3", "ot.partial_inner_iters=5"]
 
