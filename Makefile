@@ -14,11 +14,15 @@ PYTEST      := $(VPY) -m pytest -q
 
 venv: $(STAMP)
 
+# --no-compile: pip would byte-compile every module of torch, ray and the CUDA packages (minutes on 2 cores);
+# Python compiles what is imported, once, on first import.
+PIP         := $(VPY) -m pip install -q --no-compile -c $(CONSTRAINTS)
+
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c $(CONSTRAINTS) $(TORCH)
-	$(VPY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
