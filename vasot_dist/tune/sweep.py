@@ -289,5 +289,5 @@ def summarize(results, spec: SweepSpec, base: RunConfig, exp_path: str, storage:
     path = write_best_config(base, best, out_dir / "best_config.yaml")
     print(f"best trial {best.trial_id}: {spec.metric} = {best.value:.6g} at step {best.step}"
           + (f", checkpoint {best.checkpoint}" if best.checkpoint else ""))
-    print(f"best config: {path}\n  train it with: python launchers/train.py --config {path}")
+    print(f"best config: {path}\n  train it with: vasot-train --config {path}")
     return SweepResult(exp_path, rows, best, path, table)
