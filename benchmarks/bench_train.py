@@ -86,7 +86,8 @@ QUICK = {"image_size": 64, "frames": 4, "batch": 2, "warmup": 2, "steps": 6, "wo
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. optim.lr=1e-4 (applied before the flags)")
-    ap.add_argument("--config", default=str(REPO / "configs" / "alignment_base.yaml"))
+    ap.add_argument("--config", default=None,
+                    help="run config (default: alignment_base.yaml on the built-in synthetic data)")
     ap.add_argument("--method", default=None, help="method.name (default: the config's; vasot in alignment_base.yaml)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default=None,
                     help="default: cuda when available, else cpu")
@@ -159,6 +160,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     # Throughput does not depend on the initial weights: no ImageNet download unless asked for.
     overrides = ["model.weights=none", *args.overrides] + [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
                                                            for k, v in flags.items() if v is not None]
+    if args.config is None:  # data.name=synthetic: ensure_bench_shards writes the shards this run reads
+        args.config = str(REPO / "configs" / "alignment_base.yaml")
+        overrides.insert(0, "data.name=synthetic")
     cfg = load_config(args.config, overrides)
     if cfg.data.modality != "video" or cfg.model.encoder != "resnet50":
         raise ValueError(f"{args.config}: bench_train measures the ResNet-50 video encoder; got "

@@ -202,10 +202,10 @@ def evaluate_at_init(cfg: RunConfig) -> tuple[dict[str, Any], Any]:
     """
     from vasot_dist.config import ALIGNMENT_METHODS
     from vasot_dist.eval.runner import evaluate_model
-    from vasot_dist.train.distributed import init_distributed
+    from vasot_dist.runtime.distributed import init_distributed
+    from vasot_dist.runtime.seeding import seed_everything
     from vasot_dist.train.loop import init_prototypes
     from vasot_dist.train.model import build_train_model
-    from vasot_dist.train.seeding import seed_everything
 
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     # as loop.run: alignment methods read pairs (this decides the batches k-means sees)

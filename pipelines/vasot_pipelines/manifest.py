@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .format import LABEL_TOLERANCE, check_split, make_key, sanitize
+from vasot_dist.data.format import LABEL_TOLERANCE, check_split, make_key, sanitize
 
 # Names that mean "no step" in the published label maps (Breakfast SIL, YTI background, IKEA ASM NA,
 # Desktop Assembly Background); used when no --background is given.

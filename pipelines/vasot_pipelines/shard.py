@@ -21,7 +21,7 @@ Exit status: the number of failures (capped at 100), 0 when all is well; 101 for
 (bad arguments, unreadable label map); 130 when stopped by ``--stop-after-shards``.
 
 Resumable: shards listed in ``<out>/progress.json`` are kept and their samples skipped; a partial
-shard (``*.tar.tmp``) is discarded and redone.
+shard (``.<shard>.tar.<hex>.tmp``) is discarded and redone.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from . import format as fmt
+from vasot_dist.data import format as fmt
+from vasot_dist.runtime.files import write_jsonl_atomic
+
 from .manifest import LabelMap, ManifestEntry, frame_labels, label_map_path, read_label_map, read_manifest
 from .video import (
     DEFAULT_CRF,
@@ -254,7 +256,7 @@ def shard_manifest(manifest: str | os.PathLike, label_map: LabelMap | str | os.P
     index_path = writer.finish()
     if verify:
         failures.extend(verify_dataset(out_dir, progress=progress))
-    fmt.write_json_lines_atomic(out_dir / FAILURES_JSONL, failures)
+    write_jsonl_atomic(out_dir / FAILURES_JSONL, failures)
     if failures:
         log.warning("%d inputs failed; see %s", len(failures), out_dir / FAILURES_JSONL)
     return ShardReport(index_path, failures, written, skipped)

@@ -14,10 +14,11 @@ import decord
 import numpy as np
 import pytest
 from pl_helpers import REAL_VIDEOS, decode_all, read_shards, set_display_matrix, smooth_frames, write_video
-from vasot_pipelines import format as fmt
 from vasot_pipelines.manifest import read_label_map
 from vasot_pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
 from vasot_pipelines.video import encode_frames
+
+from vasot_dist.data import format as fmt
 
 
 def write_jsonl(path: Path, lines) -> Path:
@@ -183,10 +184,10 @@ def test_resume_after_interruption_gives_the_same_dataset(tmp_path, labels_file)
               "--max-shard-samples", "2"]
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert main([*common, "--out", str(ref)]) == 0
-    # "kill" after the first completed shard: one .tmp shard is left half written
+    # "kill" after the first completed shard: a temporary shard (.<name>.tar.<hex>.tmp) is left half written
     assert main([*common, "--out", str(out), "--stop-after-shards", "1"]) == EXIT_INTERRUPTED
     assert not (out / "dataset.json").exists()
-    assert len(list(out.glob("*.tar"))) == 1 and len(list(out.glob("*.tar.tmp"))) >= 1
+    assert len(list(out.glob("*.tar"))) == 1 and len(list(out.glob(".*.tar.*.tmp"))) >= 1
     (out / "train-000007.tar").write_bytes(b"stale shard of an older run")
     assert main([*common, "--out", str(out)]) == 0
     assert (out / "dataset.json").read_text() == (ref / "dataset.json").read_text()

@@ -39,7 +39,7 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"
+    name: str = ""  # the dataset's name; "synthetic" writes the built-in benchmark into data.shards when missing
     modality: str = one_of("video", ("video", "features"))
     shards: str = "data/synthetic/video"  # a folder holding dataset.json (or the dataset.json path itself)
     train_split: str = "train"

@@ -34,8 +34,6 @@ for progress logs.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
@@ -250,7 +248,3 @@ def corrupt_count(loader: DataLoader | EpochPipeline | OrderedPipeline) -> int:
         raise ValueError(f"{type(loader).__name__} is not a vasot_dist data loader")
     return int(state.counts.sum())
 
-
-def num_eval_videos(num_samples: int, rank: int, world_size: int) -> int:
-    """Samples rank ``rank`` is given by :func:`make_eval_loader` (corrupt ones are then skipped)."""
-    return max(0, math.ceil((num_samples - rank) / world_size))

@@ -28,6 +28,7 @@ import numpy as np
 import torch.utils.data
 import webdataset as wds
 
+from . import format as fmt
 from .augment import VideoAugment
 from .batch import IGNORE_LABEL, NO_STEP, Batch, collate
 from .decode import CorruptSample, decode_frames
@@ -35,7 +36,7 @@ from .samplers import FrameSampler, context_indices
 
 log = logging.getLogger("vasot_dist.data")
 
-MEMBERS = {"video": "mp4", "features": "npy"}
+MEMBERS = {"video": fmt.VIDEO_EXT, "features": fmt.FEATURES_EXT}  # the payload member of a sample
 # Stream tags keep the random streams drawn from one (seed, epoch, rank, worker) independent.
 _TAG_SHARDS, _TAG_RESAMPLE, _TAG_SHUFFLE, _TAG_UNIT = 1, 2, 3, 4
 
