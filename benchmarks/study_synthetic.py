@@ -63,12 +63,13 @@ PRESET_DIR = ROOT / "configs" / "synthetic"
 TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, list[str]]]]] = {
     "segmentation": (("breakfast_like", "yti_like"), {
         "asot": ("{preset}.yaml", []),
-        "asot no-GW (train)": ("{preset}.yaml", ["ot.alpha=0"]),
-        "asot no-GW (train+test)": ("{preset}.yaml", ["ot.alpha=0", "ot.eval_alpha=0"]),
-        "asot balanced (train+test)": ("{preset}.yaml", ["ot.unbalanced_actions=false"]),
+        "asot no-GW (train)": ("{preset}.yaml", ["method.asot.segment.alpha=0"]),
+        "asot no-GW (train+test)": ("{preset}.yaml", ["method.asot.segment.alpha=0", "method.asot.decode.alpha=0"]),
+        "asot balanced (train+test)": ("{preset}.yaml", ["method.asot.segment.unbalanced_actions=false",
+                                                          "method.asot.decode.unbalanced_actions=false"]),
         "vasot": ("{preset}_vasot.yaml", []),
         "clot": ("{preset}_clot.yaml", []),
-        "clot no-dispatch": ("{preset}_clot.yaml", ["method.clot_dispatch=none"]),
+        "clot no-dispatch": ("{preset}_clot.yaml", ["method.clot.dispatch=none"]),
     }),
     "alignment": (("pouring_like", "ikea_like"), {
         "vaot": ("{preset}.yaml", []),
@@ -189,10 +190,10 @@ def untrained_model(cfg: RunConfig):
     weights; prototypes by k-means on the untrained embeddings. Not ``train.max_steps=1``: one Adam step at
     lr 1e-3 already moves the metrics by points."""
     from vasot_dist.config import ALIGNMENT_METHODS
-    from vasot_dist.train.distributed import init_distributed
+    from vasot_dist.runtime.distributed import init_distributed
+    from vasot_dist.runtime.seeding import seed_everything
     from vasot_dist.train.loop import init_prototypes
     from vasot_dist.train.model import build_train_model
-    from vasot_dist.train.seeding import seed_everything
 
     # as loop.run: alignment methods read pairs (this decides the batches k-means sees)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(
@@ -219,7 +220,7 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
     """Mass the REALIGN coupling sends from background vs step frames, on ``model``'s embeddings.
 
     Every ordered pair (x, y) of test videos of one activity: ``T = align_partial_fgw(1 - X Y^T)`` with the
-    run's settings (``PartialAlignSettings.from_config``, what training solves), plan (P, N, M) whose real rows
+    run's settings (``method.realign.align``, what training solves), plan (P, N, M) whose real rows
     sum to the share of the frame transported to real frames of y. Returns the mean row mass on frames with
     ``steps == -1`` (background and redundant steps, which have no counterpart: ``bg_mass``) and on step
     frames (``step_mass``), the shares of those frames with row mass < 0.5 (``*_unmatched``) and the counts.
@@ -227,7 +228,7 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
     """
     from vasot_dist.data import make_eval_loader
     from vasot_dist.losses.common import cosine_cost
-    from vasot_dist.losses.realign import PartialAlignSettings
+    from vasot_dist.losses.realign import solve_partial
 
     model.eval()
     videos: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -239,7 +240,6 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
     pairs = [(vs[i], vs[j]) for vs in videos.values() for i in range(len(vs)) for j in range(len(vs)) if i != j]
     if not pairs:
         raise ValueError(f"no pair of test videos of one activity in {cfg.data.shards}")
-    settings = PartialAlignSettings.from_config(cfg)
     rows, steps = [], []
     for start in range(0, len(pairs), 16):  # batches of pairs: memory stays bounded
         chunk = pairs[start:start + 16]
@@ -251,7 +251,7 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
         for b, ((x, stx), (y, _)) in enumerate(chunk):
             ex[b, : len(x)], mx[b, : len(x)], sx[b, : len(x)] = x, True, stx
             ey[b, : len(y)], my[b, : len(y)] = y, True
-        plan = settings.solve(cosine_cost(ex, ey), mx, my)
+        plan = solve_partial(cfg.method.realign.align, cosine_cost(ex, ey), mx, my)
         rows.append(plan.sum(dim=-1)[sx > -2])
         steps.append(sx[sx > -2])
     row, st = torch.cat(rows), torch.cat(steps)

@@ -12,10 +12,10 @@ import pytest
 import torch
 from pl_helpers import decode_all, read_shards
 from vasot_pipelines import synthetic as syn
-from vasot_pipelines.format import read_frame_index
 
 from vasot_dist.config import load_config
 from vasot_dist.config.schema import SyntheticConfig
+from vasot_dist.data.format import read_frame_index
 from vasot_dist.data.stages import standardize_features
 from vasot_dist.eval.segmentation import segmentation_metrics
 from vasot_dist.models.kmeans import spherical_kmeans

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from trainutil import feature_overrides
 
+from vasot_dist.cli import ensure_synthetic_data
 from vasot_dist.config import load_config
 from vasot_dist.models.prototypes import ActionPrototypes
 from vasot_dist.train.loop import run
@@ -22,6 +23,7 @@ def test_kmeans_sees_every_training_video_and_prototypes_stay_unit_norm(tmp_path
     # 2 activities x 6 videos in batches of 2: 6 batches, more than the 4 that k-means used to see
     cfg = load_config(None, feature_overrides(tmp_path, **{
         "train.max_steps": 3, "train.ckpt_every": 0, "optim.lr": 0.05, "optim.weight_decay": 0.0}))
+    ensure_synthetic_data(cfg)
     norms = []
     out = run(cfg, on_step=lambda step, model, _: norms.append(model.loss.prototypes.weight.norm(dim=1).clone()))
     assert out["status"] == "completed"

@@ -1,4 +1,4 @@
-"""CLOT's network modules (Bueno-Benito & Dimiccoli, ICCV 2025; docs/methods.md).
+"""CLOT's network modules (Bueno-Benito & Dimiccoli, ICCV 2025; ``docs/methods.md#clot``).
 
 Encoder output F (B, N, D) → :class:`FeatureDispatching` → frames F → :class:`ParallelDecoder` → segments
 S (B, n_seg, D) → :class:`CrossAttentionRefinement` → refined frames F_R. :class:`CLOTHead` chains them.
@@ -138,7 +138,7 @@ class ParallelDecoder(nn.Module):
 
     Args:
         dim: frame-embedding dimension D (the decoder's d_model; divisible by num_heads).
-        num_queries: n_seg = K + δ (the supplement).
+        num_queries: n_seg = K + δ (CLOT supplement A).
         num_layers: decoder layers (BF 2, YTI 2, 50S-Mid 1, 50S-Eval 4, DA 3).
         num_heads: 8 in CLOT.
         dim_feedforward: FFN width, default 4·D.
@@ -239,7 +239,7 @@ class CLOTHead(nn.Module):
     Args:
         dim: embedding dimension D.
         num_actions: K; the decoder has K + delta queries.
-        delta: δ (BF 0, YTI −6, 50S-Mid 2, 50S-Eval −6, DA 0 — labels of the supplement table unverified).
+        delta: δ (BF 0, YTI −6, 50S-Mid 2, 50S-Eval −6, DA 0 — labels unverified, CLOT supplement Table 6).
         num_layers, num_heads, dim_feedforward, dropout: decoder settings (:class:`ParallelDecoder`).
         refine_temperature: temperature of :class:`CrossAttentionRefinement`.
         dispatch: where the :class:`FeatureDispatching` output X' = X + update (unnormalised) goes:
