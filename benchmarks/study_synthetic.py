@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                     cfg) else None
         rec = {"table": table, "preset": preset, "label": label, "activity": activity, "seed": seed, "kind": kind,
                "method": cfg.method.name, "max_steps": cfg.train.max_steps, **res}
-        if model is not None and has_unmatched_frames(cfg):
+        if cfg.method.name == "realign" and model is not None and has_unmatched_frames(cfg):
             rec["realign_mass"] = realign_mass(cfg, model)
         rec["job_wall_s"] = time.perf_counter() - t_job
         records.append(rec)
