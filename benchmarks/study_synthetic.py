@@ -6,6 +6,7 @@ Usage::
     python benchmarks/study_synthetic.py --tables alignment --out benchmarks/results/study_synthetic_alignment.json
     python benchmarks/study_synthetic.py --quick            # 1 seed, 2 activities per segmentation preset
     python benchmarks/study_synthetic.py --tables alignment --seeds 0 1 2 3 4 --set train.max_steps=100
+    python benchmarks/study_synthetic.py --merge s0.json s1.json s2.json --out all.json   # one process per seed
 
 The default (both tables, 3 seeds, 3 activities per segmentation preset) writes benchmarks/results/study_synthetic.json;
 the two tables run as two processes use the two cores (~45 min each on a loaded 2-core machine).
@@ -467,6 +468,36 @@ def plan_jobs(tables: list[str], presets: list[str] | None, labels: list[str] | 
     return jobs
 
 
+def summarise(records: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Aggregate ``records``, print the tables and the checks; the summary part of the study's JSON."""
+    agg = aggregate(records)
+    learning, orderings = learning_checks(agg), ordering_checks(agg)
+    print("\n" + format_tables(agg, seeds))
+    print(format_checks("training beats the untrained baseline (gain > larger seed sd)", learning, "trained", "untrained"))
+    print(format_checks("the papers' orderings", orderings, "left", "right"))
+    return {"summary": agg, "learning": learning, "orderings": orderings}
+
+
+def merge(paths: list[Path], out_path: Path, argv: list[str] | None) -> int:
+    """``--merge``: the runs of several study files as one study (later files win per cell)."""
+    cells: dict[tuple, dict[str, Any]] = {}
+    sources = {}
+    for path in paths:
+        payload = json.loads(path.read_text())
+        if payload.get("partial"):
+            raise SystemExit(f"{path} holds a partial study (interrupted); rerun it or leave it out")
+        for r in payload["runs"]:
+            cells[(r["table"], r["preset"], r["label"], r["activity"], r["seed"], r["kind"])] = r
+        sources[str(path)] = payload.get("command", "")
+    records = list(cells.values())
+    seeds = sorted({r["seed"] for r in records})
+    write_json(out_path, {
+        "command": " ".join(["benchmarks/study_synthetic.py", *(argv if argv is not None else sys.argv[1:])]),
+        "sources": sources, "seeds": seeds, **summarise(records, seeds), "runs": records})
+    print(f"wrote {out_path} ({len(records)} runs from {len(paths)} files)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="seed 0 only, 2 activities per segmentation preset")
@@ -482,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON output (default benchmarks/results/study_synthetic.json, quick: study_synthetic_quick.json)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--verbose", action="store_true", help="show each run's log instead of writing it to a file")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                    help="run nothing: aggregate the runs of these study files (one process per seed, a rerun of "
+                         "some rows); a later file's run replaces an earlier one of the same cell")
     args = ap.parse_args(argv)
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -490,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         "study_synthetic_quick.json" if args.quick else "study_synthetic.json")
     torch.set_num_threads(args.threads)
     work_dir = args.work_dir.resolve()
+    if args.merge:
+        return merge(args.merge, out_path, argv)
     jobs = plan_jobs(args.tables, args.presets, args.rows, seeds, activities)
     t0 = time.perf_counter()
     print(f"study_synthetic: {len(jobs)} runs (tables {args.tables}, seeds {seeds}); work dir {work_dir}", flush=True)
@@ -529,11 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         if (i + 1) % 10 == 0 or i + 1 == len(jobs):  # partial results survive an interruption
             write_json(out_path, {"partial": i + 1 < len(jobs), "runs": records})
 
-    agg = aggregate(records)
-    learning, orderings = learning_checks(agg), ordering_checks(agg)
-    print("\n" + format_tables(agg, seeds))
-    print(format_checks("training beats the untrained baseline (gain > larger seed sd)", learning, "trained", "untrained"))
-    print(format_checks("the papers' orderings", orderings, "left", "right"))
+    summary = summarise(records, seeds)
     wall = time.perf_counter() - t0
     print(f"\ntotal {_fmt_time(wall)} wall ({args.threads} torch thread(s)); load average {os.getloadavg()[0]:.1f}")
     write_json(out_path, {
@@ -541,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds, "activities": activities, "tables": {t: {"presets": TABLES[t][0], "rows": TABLES[t][1]}
                                                              for t in args.tables},
         "study_overrides": STUDY_OVERRIDES, "extra_overrides": args.set, "data": data_info,
-        "summary": agg, "learning": learning, "orderings": orderings, "runs": records,
+        **summary, "runs": records,
         "wall_s": wall, "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
         "load_average_end": os.getloadavg()[0],
     })
