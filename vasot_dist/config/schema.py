@@ -133,6 +133,8 @@ class EvalConfig:
     exclude_cls: int | None = None
     max_videos: int = 0  # 0: all
     batch_frames: int = at_least(1, 64)  # frames per encoder forward when extracting embeddings
+    # share of the split's videos that must be scored (corrupt ones are skipped), else the evaluation fails
+    min_scored_fraction: float = fraction(1.0)
 
 
 @dataclass
