@@ -1,5 +1,6 @@
-"""W&B gets what a person looks at: each evaluation's metrics as a table and its report's figures as captioned
-images (an offline run, read back from its files), besides the scalars in metrics.jsonl."""
+"""W&B gets what a person looks at: each evaluation's metrics as a table and its report's figures as images
+(an offline run, its media files read back), besides the scalars in metrics.jsonl. (The run's history record
+is written by W&B's service process, not necessarily by the time ``finish`` returns: not read here.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from vasot_dist.train.rundir import RunDir
 from vasot_dist.train.tracking import Tracker
 
 
-def test_an_evaluation_goes_to_wandb_as_a_table_and_captioned_figures(tmp_path, monkeypatch):
+def test_an_evaluation_goes_to_wandb_as_a_table_and_its_figures(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
@@ -47,5 +48,3 @@ def test_an_evaluation_goes_to_wandb_as_a_table_and_captioned_figures(tmp_path, 
     assert sorted(logged) == ["plan_v1", "segmentation_v1"]  # exactly the report's figures
     for name, src in (("plan_v1", figures["transport plan v1"]), ("segmentation_v1", figures["segmentation v1"])):
         assert np.array_equal(np.asarray(Image.open(logged[name])), np.asarray(Image.open(src)))
-    (record,) = wandb_run.glob("*.wandb")
-    assert b"transport plan v1" in record.read_bytes() and b"segmentation v1" in record.read_bytes()  # captions
