@@ -75,6 +75,37 @@ def test_training_step_of_every_method_reads_nothing_back(method, tiny_video_cfg
         assert torch.isfinite(out.loss)
 
 
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_a_non_finite_step_is_skipped_on_the_device_without_reading_anything_back(grad_clip):
+    """NaN in the inputs: the fused optimizer skips the update (``found_inf``), the guard counts it, and the
+    step still waits on nothing; the counts are read at a log step."""
+    cfg = load_config("configs/demo.yaml", ["method.name=asot", "data.modality=features", "model.encoder=mlp",
+                                            "model.mlp_layers=[8,16]", "model.embed_dim=16", "model.num_actions=4",
+                                            f"optim.grad_clip={grad_clip}"])
+    torch.manual_seed(0)
+    engine = build_engine(cfg, build_train_model(cfg), CPU)
+    features = torch.randn(2, 10, 8)
+    for step in range(2):  # optimizer state exists; then one NaN step and one good step, recorded
+        engine.backward(engine(features, None, step).loss)
+        engine.step()
+    before = [p.detach().clone() for p in engine.module.parameters()]
+    moments = [s["exp_avg"].clone() for s in engine.optimizer.state.values()]
+    with HostSyncRecorder() as rec:
+        out = engine(torch.where(torch.arange(8) == 3, float("nan"), features), None, 2)
+        engine.backward(out.loss)
+        engine.step()
+    assert rec.events == [], rec.report()
+    assert not torch.isfinite(out.loss)
+    for p, b in zip(engine.module.parameters(), before):
+        assert torch.equal(p, b)
+    for s, m in zip(engine.optimizer.state.values(), moments):
+        assert torch.equal(s["exp_avg"], m) and float(s["step"]) == 2
+    engine.backward(engine(features, None, 3).loss)
+    engine.step()
+    assert not torch.equal(next(engine.module.parameters()), before[0])
+    assert engine.guard.read() == (1, 1) and engine.guard.read() == (0, 0)
+
+
 def test_padded_batch_takes_the_masked_encoder_path_and_matches_dense_on_real_frames(tiny_video_cfg):
     cfg = load_config("configs/demo.yaml", ["method.name=asot", *tiny_video_cfg])
     torch.manual_seed(0)
