@@ -56,17 +56,21 @@ def check_finite_cost(cost: Tensor, valid: Tensor | None, name: str = "cost", *,
     """
     if torch.compiler.is_compiling() or (cost.device.type != "cpu" and not validate):
         return
-    finite = torch.isfinite(cost)
-    if valid is not None:
-        finite = finite | ~valid
-    bad = ~finite.flatten(1).all(dim=1)
-    if bool(bad.any()):
+    # Torch-function modes (the trainer's HostSyncRecorder, which predicts from a CPU run where a GPU step would
+    # wait) do not see this read: on an accelerator it only runs when the caller asked for it.
+    with torch._C.DisableTorchFunction():
+        finite = torch.isfinite(cost)
+        if valid is not None:
+            finite = finite | ~valid
+        bad = ~finite.flatten(1).all(dim=1)
+        if not bool(bad.any()):
+            return
         idx = bad.nonzero().flatten().tolist()
-        raise ValueError(
-            f"{name} has NaN or inf entries in batch index {idx[0]}"
-            + (f" (and {len(idx) - 1} more of {cost.shape[0]} problems)" if len(idx) > 1 else "")
-            + "; an OT cost must be finite on its unmasked entries"
-        )
+    raise ValueError(
+        f"{name} has NaN or inf entries in batch index {idx[0]}"
+        + (f" (and {len(idx) - 1} more of {cost.shape[0]} problems)" if len(idx) > 1 else "")
+        + "; an OT cost must be finite on its unmasked entries"
+    )
 
 
 def check_mask(mask: Tensor | None, batch: int, length: int, device: torch.device, name: str) -> Tensor:
