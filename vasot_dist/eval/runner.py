@@ -207,7 +207,12 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
             radius=cfg.ot.align_radius,
             lambda_x=0.0,
             lambda_y=0.0,
+            unbalanced_x=False,
+            unbalanced_y=False,
             temporal_prior=cfg.ot.align_temporal_prior,
+            virtual_cost=None,
+            n_iters=25,
+            inner_iters=1,
         )[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)
