@@ -101,7 +101,7 @@ def test_scaling_sweeps_in_cache_sized_chunks_equal_one_chunk(monkeypatch):
     cost, mask_x = _batch(20, 16, seed=5)
     kw = dict(mass=0.8, eps=0.05, alpha=0.3, radius=0.1, n_iters=3, inner_iters=20)
     whole = realign(cost, mask_x, **kw)
-    monkeypatch.setattr(partial, "CPU_CHUNK_ELEMENTS", 2 * 20 * 16)  # chunks of 2 problems
+    monkeypatch.setattr(partial, "CPU_CHUNK_ELEMENTS", 2 * 20 * 16)  # chunks of 2 problems (1 thread: conftest)
     torch.testing.assert_close(realign(cost, mask_x, **kw), whole, rtol=1e-12, atol=1e-15)
 
 

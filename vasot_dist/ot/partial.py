@@ -41,7 +41,7 @@ from ._common import (
 from ._compile import FusedIteration
 
 _CHECK_EVERY = 10
-CPU_CHUNK_ELEMENTS = 1 << 19  # kernel entries per chunk of scaling sweeps on CPU (2 MiB of float32: in L2)
+CPU_CHUNK_ELEMENTS = 1 << 19  # kernel entries per thread in a chunk of scaling sweeps on CPU (2 MiB of float32: L2)
 BLOCK = 20  # sweeps per block: one exact log-domain sweep, then BLOCK - 1 scaling-domain sweeps
 
 
@@ -69,17 +69,34 @@ LOG_SWEEP = FusedIteration(_log_sweep)
 ABSORB = FusedIteration(_absorb)
 
 
+def _scaling_sweep(k: Tensor, k_t: Tensor, a: Tensor, b: Tensor, mass: Tensor, a_floor: Tensor, b_cap: Tensor,
+                   w: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One sweep on the scalings (``_ScalingSweeps``): rows, columns, total mass; returns ``(u, w, z)``."""
+    tiny = torch.finfo(k.dtype).tiny
+    rows = torch.bmm(w.unsqueeze(1), k_t)  # (b, 1, N) = K~ w: 8x faster on CPU than bmm(K~, w)
+    u = a / torch.maximum(rows, a_floor)
+    cols = torch.bmm(u, k).squeeze(1)  # (b, M) = K~^T u
+    w = b / torch.maximum(cols, (b_cap / z).clamp(min=tiny))
+    total = (cols * w).sum(dim=1, keepdim=True)
+    scale = torch.where(total > 0, mass / total, 1.0)
+    return u, w * scale, z * scale
+
+
+SCALING_SWEEP = FusedIteration(_scaling_sweep)
+
+
 class _ScalingSweeps:
     """Sweeps in the scaling domain around duals ``(x0, y0, z0)`` absorbed into ``kernel`` (module docstring).
 
     With ``T = K~ u w^T`` (``w = Z v``, ``Z = exp(c + z - z0)``) a sweep is ``u = min(a / (K~ w), e^{-x0})``,
     ``w = min(b / (K~^T u), Z e^{-y0})`` and a rescaling of ``w`` and ``Z`` to the total mass: the log sweep's
     three projections, exactly.  On CPU the batch is swept in chunks of about ``CPU_CHUNK_ELEMENTS`` kernel
-    entries, so that a chunk's kernel stays in cache across its sweeps instead of streaming from memory.
+    entries per thread, so that a chunk's kernel stays in cache across its sweeps instead of streaming from
+    memory (1 thread, 64 x 257 x 257: 1.7 ms per sweep in chunks of 7 problems, 5.6 ms in one piece).
     """
 
     def __init__(self, kernel: Tensor, c: Tensor, a: Tensor, b: Tensor, mass: Tensor, x0: Tensor, y0: Tensor):
-        self.tiny = tiny = torch.finfo(kernel.dtype).tiny
+        tiny = torch.finfo(kernel.dtype).tiny
         self.kernel, self.kernel_t = kernel, kernel.transpose(1, 2)
         self.a, self.b, self.mass = a.unsqueeze(1), b, mass
         # floors: a / max(R, a e^{x0}) = min(a / R, e^{-x0}), the cap x <= 0; tiny keeps 0/0 out of empty rows
@@ -89,7 +106,8 @@ class _ScalingSweeps:
         self.u = torch.ones_like(self.a)  # (B, 1, N)
         self.w = self.z * torch.ones_like(b)  # (B, M)
         bsz, n, m = kernel.shape
-        step = bsz if kernel.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // max(n * m, 1))
+        per_chunk = CPU_CHUNK_ELEMENTS * torch.get_num_threads()  # an L2-sized share for each thread
+        step = bsz if kernel.device.type != "cpu" else max(1, per_chunk // max(n * m, 1))
         self.chunks = [slice(i, min(i + step, bsz)) for i in range(0, bsz, step)]
 
     def sweeps(self, count: int) -> None:
@@ -97,14 +115,9 @@ class _ScalingSweeps:
         for sl in self.chunks:
             k, k_t, a, b, mass = self.kernel[sl], self.kernel_t[sl], self.a[sl], self.b[sl], self.mass[sl]
             a_floor, b_cap, u, w, z = self.a_floor[sl], self.b_cap[sl], self.u[sl], self.w[sl], self.z[sl]
+            sweep = SCALING_SWEEP.select((tuple(k.shape),), k, k.numel())
             for _ in range(count):
-                rows = torch.bmm(w.unsqueeze(1), k_t)  # (b, 1, N) = K~ w: 8x faster on CPU than bmm(K~, w)
-                u = a / torch.maximum(rows, a_floor)
-                cols = torch.bmm(u, k).squeeze(1)  # (b, M) = K~^T u
-                w = b / torch.maximum(cols, (b_cap / z).clamp(min=self.tiny))
-                total = (cols * w).sum(dim=1, keepdim=True)
-                scale = torch.where(total > 0, mass / total, 1.0)
-                w, z = w * scale, z * scale
+                u, w, z = sweep(k, k_t, a, b, mass, a_floor, b_cap, w, z)
             if len(self.chunks) == 1:
                 self.u, self.w, self.z = u, w, z
             else:
