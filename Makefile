@@ -1,27 +1,42 @@
 # Two-command quick start: `make demo` and `make test`. Both create .venv at the repo root when missing.
-PY      ?= python3
-VENV    := .venv
-VPY     := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed
-# Local wheels on these machines; CUDA builds elsewhere. pyproject.toml admits both.
-TORCH   ?= torch==2.14.1 torchvision==0.29.1
+PY          ?= python3
+VENV        := .venv
+VPY         := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+# Every version the suite is tested with, torch and torchvision included (docker/Dockerfile uses it too).
+CONSTRAINTS := constraints.txt
+# Local wheels on these machines; a CUDA build elsewhere, e.g. TORCH="torch torchvision --index-url
+# https://download.pytorch.org/whl/cu130". The versions come from $(CONSTRAINTS).
+TORCH       ?= torch torchvision
+PYTEST      := $(VPY) -m pytest -q
 
-.PHONY: venv demo test lint bench clean-demo
+.PHONY: venv demo test test-fast test-slow lint bench constraints clean-demo
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# --no-compile: pip would byte-compile every module of torch, ray and the CUDA packages (minutes on 2 cores);
+# Python compiles what is imported, once, on first import.
+PIP         := $(VPY) -m pip install -q --no-compile -c $(CONSTRAINTS)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q $(TORCH)
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	bash launchers/demo.sh
 
-test: $(STAMP)
-	$(VPY) -m pytest -q
+# Two stages, both part of `make test` (and so of CI): the unit and component tests first (quick feedback),
+# then the multi-process and end-to-end runs marked `slow` (torchrun, DeepSpeed, Ray sweeps, resumes).
+test: test-fast test-slow
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vasot_dist pipelines launchers tests benchmarks
@@ -29,6 +44,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VPY) benchmarks/bench_ot.py --quick
 	$(VPY) benchmarks/bench_data.py --quick
+
+# Rewrite $(CONSTRAINTS) from the working venv: what it has installed now, minus this project and the CUDA
+# runtime packages each torch build pins for itself.
+constraints: $(STAMP)
+	{ sed -n '1,3p' $(CONSTRAINTS); $(VPY) -m pip freeze --exclude-editable \
+	    | grep -viE '^(vasot|nvidia-|cuda-|triton==|#|-e )'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean-demo:
 	rm -rf data/synthetic runs/demo

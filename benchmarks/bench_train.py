@@ -86,7 +86,8 @@ QUICK = {"image_size": 64, "frames": 4, "batch": 2, "warmup": 2, "steps": 6, "wo
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. optim.lr=1e-4 (applied before the flags)")
-    ap.add_argument("--config", default=str(REPO / "configs" / "alignment_base.yaml"))
+    ap.add_argument("--config", default=None,
+                    help="run config (default: alignment_base.yaml on the built-in synthetic data)")
     ap.add_argument("--method", default=None, help="method.name (default: the config's; vasot in alignment_base.yaml)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default=None,
                     help="default: cuda when available, else cpu")
@@ -156,8 +157,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.image_size": args.image_size, "data.frames_per_video": args.frames,
         "data.batch_size": args.batch, "data.num_workers": args.workers,
     }  # fmt: skip
-    overrides = list(args.overrides) + [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                                        for k, v in flags.items() if v is not None]
+    # Throughput does not depend on the initial weights: no ImageNet download unless asked for.
+    overrides = ["model.weights=none", *args.overrides] + [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+                                                           for k, v in flags.items() if v is not None]
+    if args.config is None:  # data.name=synthetic: ensure_bench_shards writes the shards this run reads
+        args.config = str(REPO / "configs" / "alignment_base.yaml")
+        overrides.insert(0, "data.name=synthetic")
     cfg = load_config(args.config, overrides)
     if cfg.data.modality != "video" or cfg.model.encoder != "resnet50":
         raise ValueError(f"{args.config}: bench_train measures the ResNet-50 video encoder; got "
@@ -737,7 +742,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "bf16": bool(cfg.train.bf16 and device.type == "cuda"), "channels_last": cfg.model.channels_last,
             "compile": cfg.train.compile, "loop_syncs": args.loop_syncs, "steps": args.steps,
             "warmup": args.warmup, "shards": d.shards,
-            "shard_size": d.synthetic.size if d.name == "synthetic" else None, "ot_n_iters": cfg.ot.n_iters,
+            "shard_size": d.synthetic.size if d.name == "synthetic" else None,
+            "method_settings": dataclasses.asdict(cfg.method.settings),
             "embed_dim": cfg.model.embed_dim, "head_dim": cfg.model.head_dim,
         },
         "targets": {"e2e_frames_per_s": TARGET_E2E_FPS, "loader_over_consumption": TARGET_LOADER_RATIO,

@@ -13,8 +13,9 @@ What it does (issue 5, "benchmarks/study_synthetic.py"):
   ``monotonic`` (time warp only: no permutation, repeat, background or redundant step) and
   ``non_monotonic`` (time warp plus, each with probability 0.5 per video, permuted step order, a repeated
   step, one or two background segments, a redundant step).
-- Every method (``asot vaot vasot vava clot realign kot``) and two ASOT ablations (``ot.alpha=0``: no GW
-  structure; ``ot.unbalanced_actions=false``: balanced) trained with the same budget: same steps, learning
+- Every method (``asot vaot vasot vava clot realign kot``) and two ASOT ablations (``method.asot.segment.alpha=0``:
+  no GW structure in training; ``unbalanced_actions=false`` in training and decoding: balanced) trained with the
+  same budget: same steps, learning
   rate, schedule, encoder (MLP on the features), data, batch (4 videos = 2 pairs for pair methods) and seeds;
   every other hyper-parameter is the method's default in the schema.
 - ``vasot_dist.train.loop.run`` trains and evaluates (``eval.protocol=lav``): ``align_acc`` (nearest-neighbour
@@ -68,8 +69,9 @@ VARIANTS: dict[str, dict[str, float]] = {
 # row label -> overrides on top of the shared budget
 CONFIGS: dict[str, list[str]] = {
     "asot": ["method.name=asot"],
-    "asot alpha=0": ["method.name=asot", "ot.alpha=0"],
-    "asot balanced": ["method.name=asot", "ot.unbalanced_actions=false"],
+    "asot alpha=0": ["method.name=asot", "method.asot.segment.alpha=0"],
+    "asot balanced": ["method.name=asot", "method.asot.segment.unbalanced_actions=false",
+                      "method.asot.decode.unbalanced_actions=false"],
     "vaot": ["method.name=vaot"],
     "vasot": ["method.name=vasot"],
     "vava": ["method.name=vava"],
@@ -200,10 +202,10 @@ def evaluate_at_init(cfg: RunConfig) -> tuple[dict[str, Any], Any]:
     """
     from vasot_dist.config import ALIGNMENT_METHODS
     from vasot_dist.eval.runner import evaluate_model
-    from vasot_dist.train.distributed import init_distributed
+    from vasot_dist.runtime.distributed import init_distributed
+    from vasot_dist.runtime.seeding import seed_everything
     from vasot_dist.train.loop import init_prototypes
     from vasot_dist.train.model import build_train_model
-    from vasot_dist.train.seeding import seed_everything
 
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     # as loop.run: alignment methods read pairs (this decides the batches k-means sees)
@@ -223,14 +225,14 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
     """Mass the REALIGN coupling sends from background vs step frames, on ``model``'s embeddings.
 
     Every ordered pair (x, y) of test videos of one activity: ``T = align_partial_fgw(1 - X Y^T)`` with the
-    run's settings (``PartialAlignSettings.from_config``, exactly what training solves), plan (P, N, M) whose
+    run's settings (``method.realign.align``, exactly what training solves), plan (P, N, M) whose
     real rows sum to the fraction of the frame transported to real frames of y. Returns the mean row mass on
     frames with ``steps == -1`` (``bg_mass``) and on step frames (``step_mass``), the fractions of those
     frames with row mass < 0.5 (``*_unmatched``) and the frame counts.
     """
     from vasot_dist.data import make_eval_loader
     from vasot_dist.losses.common import cosine_cost
-    from vasot_dist.losses.realign import PartialAlignSettings
+    from vasot_dist.losses.realign import solve_partial
 
     model.eval()
     videos: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -249,7 +251,7 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
     for b, ((x, stx), (y, _)) in enumerate(pairs):
         ex[b, : len(x)], mx[b, : len(x)], sx[b, : len(x)] = x, True, stx
         ey[b, : len(y)], my[b, : len(y)] = y, True
-    plan = PartialAlignSettings.from_config(cfg).solve(cosine_cost(ex, ey), mx, my)
+    plan = solve_partial(cfg.method.realign.align, cosine_cost(ex, ey), mx, my)
     row = plan.sum(dim=-1)
     bg, st = sx == -1, sx >= 0
     out = {"pairs": len(pairs), "bg_frames": int(bg.sum()), "step_frames": int(st.sum())}

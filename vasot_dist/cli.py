@@ -1,16 +1,25 @@
-"""Command-line entry points: ``vasot-train``, ``vasot-evaluate``, ``vasot-tune`` (and ``launchers/*.py``).
+"""Command-line entry points: ``vasot-train``, ``vasot-evaluate``, ``vasot-tune``, ``vasot-compare`` (and
+``launchers/*.py``), the top of the import layers.
 
-Config errors are reported before any process group, worker or Ray cluster starts.
+Config and data errors are reported (exit status 2) before any process group, run directory, worker or Ray
+cluster starts. The built-in synthetic benchmark is written here, before training, when the config names it
+(``data.name: synthetic``) and its shards are missing; any other missing ``data.shards`` is an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import sys
+from pathlib import Path
 
 from vasot_dist.config import ConfigError, RunConfig, load_config
+from vasot_dist.data.format import index_path
+from vasot_dist.runtime.ranklog import get_logger
 
+log = get_logger(__name__)
 _OVERRIDES_HELP = "dotted overrides applied after the config file, e.g. optim.lr=3e-4 method.name=vava"
+_CONFIG_HELP = "YAML run config, or the name of a packaged one (demo, ikea_asm, ...); may `extends:` a base"
 
 
 def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
@@ -20,14 +29,38 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfi
         parser.exit(2, f"error: {e}\n")
 
 
+def ensure_synthetic_data(cfg: RunConfig) -> None:
+    """Write the built-in synthetic shards into ``data.shards`` when ``data.name`` is ``synthetic`` and they
+    are missing; nothing otherwise (real data is never replaced by generated data).
+
+    Safe when every rank of a torchrun launch calls it: the first one to take the folder's lock writes, the
+    others wait and then find the shards.
+    """
+    if cfg.data.name != "synthetic":
+        return
+    index = index_path(cfg.data.shards)
+    if index.is_file():
+        return
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with open(index.parent.parent / f".{index.parent.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if index.is_file():  # written by another rank while this one waited
+            return
+        from vasot_pipelines.synthetic import generate_synthetic
+
+        log.info("synthetic shards missing at %s; generating them (seed %d)", index.parent,
+                 cfg.data.synthetic.seed)
+        generate_synthetic(index.parent, cfg.data.synthetic, modality=cfg.data.modality)
+
+
 def train_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vasot-train",
         description="Train an OT alignment / segmentation model. Runs as one process or under torchrun "
         "(DDP, or DeepSpeed when dist.engine=deepspeed).",
-        epilog="example: torchrun --nproc_per_node=8 launchers/train.py --config configs/ikea_asm.yaml optim.lr=1e-4",
+        epilog="example: torchrun --nproc_per_node=8 launchers/train.py --config ikea_asm optim.lr=1e-4",
     )
-    parser.add_argument("--config", required=True, help="YAML run config (may `extends:` a base file)")
+    parser.add_argument("--config", required=True, help=_CONFIG_HELP)
     parser.add_argument(
         "--resume",
         default="none",
@@ -38,7 +71,11 @@ def train_main(argv: list[str] | None = None) -> int:
     cfg = _load(parser, args)
     from vasot_dist.train.loop import run
 
-    run(cfg, resume=args.resume)
+    try:
+        ensure_synthetic_data(cfg)
+        run(cfg, resume=args.resume)
+    except ConfigError as e:
+        parser.exit(2, f"error: {e}\n")
     return 0
 
 
@@ -47,15 +84,45 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         prog="vasot-evaluate",
         description="Evaluate a checkpoint with the papers' protocols and write metrics.json plus a report.",
     )
-    parser.add_argument("--config", required=True, help="YAML run config (the run's config.yaml works)")
+    parser.add_argument("--config", required=True, help=_CONFIG_HELP + " (the run's config.yaml works)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or a run directory (newest checkpoint)")
     parser.add_argument("--out", default=None, help="output folder (default: <run>/eval/<checkpoint-step>)")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
     cfg = _load(parser, args)
-    from vasot_dist.eval.runner import evaluate_checkpoint
+    from vasot_dist.train.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
+    try:
+        evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
+    except (ConfigError, FileNotFoundError) as e:
+        parser.exit(2, f"error: {e}\n")
+    return 0
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vasot-compare",
+        description="A run's newest checkpoint against the same model untrained (same seed and initialisation): "
+        "both metrics and the change. `make demo` ends with it.",
+    )
+    parser.add_argument("--run", required=True, help="run directory runs/<experiment>/<run-id> (its config.yaml "
+                        "is used)")
+    parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
+    args = parser.parse_args(argv)
+    from vasot_dist.train.evaluate import compare_with_untrained
+
+    try:
+        result = compare_with_untrained(args.run, args.overrides)
+    except (ConfigError, FileNotFoundError) as e:
+        parser.exit(2, f"error: {e}\n")
+    run, before, after = Path(args.run), result["untrained"], result["trained"]
+    print(f"\nrun directory: {run}")
+    print(f"  metrics: {run / 'metrics.jsonl'}\n  checkpoints: {run / 'checkpoints'}")
+    print(f"  report: {run / 'eval' / Path(result['checkpoint']).stem / 'report.md'}\n  plots: {run / 'plots'}\n")
+    print(f"{'metric':<24}{'untrained':>12}{'trained':>12}{'change':>10}")
+    for k in after:
+        b, a = before.get(k, float("nan")), float("nan") if after[k] is None else after[k]
+        print(f"{k:<24}{b:>12.3f}{a:>12.3f}{a - b:>+10.3f}")
     return 0
 
 
@@ -64,8 +131,9 @@ def tune_main(argv: list[str] | None = None) -> int:
         prog="vasot-tune",
         description="Sweep hyper-parameters with Ray Tune; each trial is a distributed training run.",
     )
-    parser.add_argument("--config", required=True, help="base YAML run config")
-    parser.add_argument("--sweep", required=True, help="sweep file: search space, metric, mode, samples, scheduler")
+    parser.add_argument("--config", required=True, help=_CONFIG_HELP)
+    parser.add_argument("--sweep", required=True, help="sweep file, or the name of a packaged one (demo_asot, "
+                        "ikea_asm): search space, metric, mode, samples, scheduler")
     parser.add_argument("--address", default=None, help="Ray cluster address ('auto' to join a running cluster)")
     parser.add_argument("--storage-path", default=None, help="shared storage for trials (required on multi-node)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep from its experiment dir")
@@ -75,6 +143,7 @@ def tune_main(argv: list[str] | None = None) -> int:
     from vasot_dist.tune.sweep import run_sweep
 
     try:
+        ensure_synthetic_data(cfg)  # once, here, rather than racing from concurrent trials
         run_sweep(cfg, args.sweep, address=args.address, storage_path=args.storage_path, resume=args.resume)
     except ConfigError as e:  # includes SweepError: a bad sweep file fails before Ray starts
         parser.exit(2, f"error: {e}\n")

@@ -15,8 +15,9 @@ Manifest line (JSON object)::
 
 Frames not covered by any segment get the background label; later segments overwrite earlier ones.
 A per-frame list may differ from the video's frame count by up to ``LABEL_TOLERANCE`` (2) frames:
-it is trimmed, or padded with its last label. Larger differences, and segments starting past the
-end, fail the sample.
+it is trimmed, or padded with its last label. Larger differences, segments that start or end more
+than that past the last frame, and ``segments_sec`` more than ``SECONDS_TOLERANCE`` (1 s) past it,
+fail the sample. An empty manifest is an error.
 
 Label map: JSON ``{name: id}``, JSON ``{"label_map": {name: id}, "background": name}`` (what the
 adapters write), or text with ``id name`` per line (the ``mapping.txt`` of the unsupervised
@@ -35,12 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from .format import LABEL_TOLERANCE, check_split, make_key, sanitize
+from vasot_dist.data.format import LABEL_TOLERANCE, check_split, make_key, sanitize
 
 # Names that mean "no step" in the published label maps (Breakfast SIL, YTI background, IKEA ASM NA,
 # Desktop Assembly Background); used when no --background is given.
 BACKGROUND_NAMES = ("background", "Background", "BG", "bg", "SIL", "NA")
 LABEL_FIELDS = ("labels", "segments", "segments_sec", "labels_file")
+# segments_sec may end this far past the end of the video (annotations rounded to the second); clipped.
+SECONDS_TOLERANCE = 1.0
 
 
 @dataclass
@@ -129,6 +132,8 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[ManifestEntry], list[di
             if e.labels_file is not None and not os.path.isabs(e.labels_file):
                 e.labels_file = os.fspath(base / e.labels_file)
             entries.append(e)
+    if not entries and not failures:
+        raise ValueError(f"manifest {path} lists no videos (it is empty); write one JSON line per video")
     return entries, failures
 
 
@@ -260,19 +265,24 @@ def frame_labels(entry: ManifestEntry, num_frames: int, fps: float | None, label
         ids = [_to_id(int(v) if isinstance(v, str) and v.lstrip("-").isdigit() and v not in label_map.ids
                       else v, label_map, valid) for v in raw]
         return np.asarray(fit_length(ids, num_frames, tolerance), dtype=np.int64)
+    # A segment a little past the end is rounding in the annotation (clipped); more means the annotation
+    # is of a longer video (another cut, a truncated download) and its labels cannot be trusted.
     if entry.segments is not None:
-        segs = [(int(s), int(e), lab) for s, e, lab in entry.segments]
+        segs = [(int(s), int(e), lab, f"segment {[s, e, lab]}") for s, e, lab in entry.segments]
+        slack, slack_text = tolerance, f"{tolerance} frames"
     else:
         if fps is None:
             raise ValueError("segments_sec need the source fps")
-        segs = [(math.floor(s * fps), math.floor(e * fps), lab) for s, e, lab in entry.segments_sec]
+        segs = [(math.floor(s * fps), math.floor(e * fps), lab, f"segments_sec entry {[s, e, lab]} (frames "
+                 f"{math.floor(s * fps)}..{math.floor(e * fps)} at {fps:g} fps)") for s, e, lab in entry.segments_sec]
+        slack, slack_text = max(tolerance, math.ceil(SECONDS_TOLERANCE * fps)), f"{SECONDS_TOLERANCE:g} s"
+    where = f"of {os.path.basename(os.path.normpath(entry.path))}" + (f" ({num_frames / fps:.2f} s)" if fps else "")
     out = np.full(num_frames, -(10**9), dtype=np.int64)
-    for s, e, lab in segs:
-        if s > num_frames - 1 + tolerance:
-            raise ValueError(f"segment [{s}, {e}] starts after the last frame {num_frames - 1}")
-        if entry.segments is not None and e > num_frames - 1 + tolerance:
-            raise ValueError(f"segment [{s}, {e}] ends after the last frame {num_frames - 1} "
-                             f"(more than {tolerance} frames)")
+    for s, e, lab, name in segs:
+        if s > num_frames - 1 + slack:
+            raise ValueError(f"{name} starts after the last frame {num_frames - 1} {where}")
+        if e > num_frames - 1 + slack:
+            raise ValueError(f"{name} ends after the last frame {num_frames - 1} {where} (more than {slack_text})")
         out[s:min(e, num_frames - 1) + 1] = _to_id(lab, label_map, valid)
     if (out == -(10**9)).any():
         if bg is None:

@@ -6,10 +6,12 @@ Examples::
     vasot-shard --adapter breakfast --root /data/Breakfast --out data/bf_feats
     vasot-shard --adapter ikea_asm --root /data/ikea_asm --out data/ikea --fps 25 --adapter-arg camera=dev3
 
-Video mode decodes each source with PyAV (files FFmpeg reads, or folders of images), resamples to
+Video mode decodes each source with PyAV (files FFmpeg reads, or folders of images), turns it as a
+player shows it (display matrix, pixel aspect ratio, EXIF orientation of images), resamples to
 ``--fps`` by nearest-frame selection (labels follow the same selection; default: keep the source
 rate), resizes the shorter side to ``--short-side`` and encodes H.264 once (short GOP). The stored
-``num_frames`` is what decord reads back from the written mp4. Feature mode stores float32 ``(N, D)``
+``num_frames`` is what decord reads back from the written mp4. ``--verify`` decodes every stored
+frame and compares frame 0 with the source's as a player shows it. Feature mode stores float32 ``(N, D)``
 arrays; ``.txt`` features are transposed when their second axis, not their first, matches the
 label count (Breakfast/YTI ship ``(N, D)``; some re-exports are ``(D, N)``), which is logged.
 
@@ -19,7 +21,7 @@ Exit status: the number of failures (capped at 100), 0 when all is well; 101 for
 (bad arguments, unreadable label map); 130 when stopped by ``--stop-after-shards``.
 
 Resumable: shards listed in ``<out>/progress.json`` are kept and their samples skipped; a partial
-shard (``*.tar.tmp``) is discarded and redone.
+shard (``.<shard>.tar.<hex>.tmp``) is discarded and redone.
 """
 
 from __future__ import annotations
@@ -39,9 +41,20 @@ from typing import Any
 
 import numpy as np
 
-from . import format as fmt
+from vasot_dist.data import format as fmt
+from vasot_dist.runtime.files import write_jsonl_atomic
+
 from .manifest import LabelMap, ManifestEntry, frame_labels, label_map_path, read_label_map, read_manifest
-from .video import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_PRESET, VideoSource, measure_mp4, transcode
+from .video import (
+    DEFAULT_CRF,
+    DEFAULT_GOP,
+    DEFAULT_PRESET,
+    VideoSource,
+    measure_mp4,
+    output_size,
+    shown_image,
+    transcode,
+)
 from .writer import DEFAULT_MAX_SHARD_BYTES, DEFAULT_MAX_SHARD_SAMPLES, DatasetWriter, Sample
 
 log = logging.getLogger("vasot.shard")
@@ -49,6 +62,9 @@ FAILURES_JSONL = "failures.jsonl"
 MAX_EXIT = 100
 EXIT_FATAL = 101
 EXIT_INTERRUPTED = 130
+# --verify: mean |shard frame 0 - source frame 0 as shown| on 0..255. Two lossy encodes and a resize stay
+# well under (real clips: below 4); a picture turned or mirrored the wrong way is far above.
+MAX_SOURCE_DIFFERENCE = 12.0
 
 
 @dataclass
@@ -182,9 +198,9 @@ def shard_manifest(manifest: str | os.PathLike, label_map: LabelMap | str | os.P
     opts = opts or ShardOptions()
     if not isinstance(label_map, LabelMap):
         label_map = read_label_map(label_map)
+    entries, failures = read_manifest(manifest)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, failures = read_manifest(manifest)
     todo: list[ManifestEntry] = []
     seen: dict[str, ManifestEntry] = {}
     for e in entries:
@@ -240,7 +256,7 @@ def shard_manifest(manifest: str | os.PathLike, label_map: LabelMap | str | os.P
     index_path = writer.finish()
     if verify:
         failures.extend(verify_dataset(out_dir, progress=progress))
-    fmt.write_json_lines_atomic(out_dir / FAILURES_JSONL, failures)
+    write_jsonl_atomic(out_dir / FAILURES_JSONL, failures)
     if failures:
         log.warning("%d inputs failed; see %s", len(failures), out_dir / FAILURES_JSONL)
     return ShardReport(index_path, failures, written, skipped)
@@ -294,9 +310,28 @@ def verify_sample(key: str, members: dict[str, bytes], index: dict[str, Any], sp
         batch = vr.get_batch(list(range(start, min(n, start + 32)))).asnumpy()
         if batch.shape[1:] != (meta["height"], meta["width"], 3):
             raise ValueError(f"frames {batch.shape[1:]}, json says {meta['height']}x{meta['width']}")
+        if start == 0:
+            compare_with_source(batch[0], meta["source"], index["short_side"], meta["fps"])
         decoded += len(batch)
     if decoded != n:
         raise ValueError(f"decoded {decoded} frames, json says {n}")
+
+
+def compare_with_source(frame: np.ndarray, source: str, short_side: int, fps: float) -> None:
+    """The shard's frame 0 (uint8 (h, w, 3)) against frame 0 of ``source`` as a player shows it (display
+    matrix, pixel aspect, EXIF orientation applied): same size at ``short_side``, same picture up to two
+    lossy encodes. ValueError says what differs (a video stored sideways, say)."""
+    with VideoSource(source, fps=fps, threads=1) as src:
+        shown_h, shown_w = src.info.height, src.info.width
+        expected = output_size(shown_h, shown_w, short_side)
+        if frame.shape[:2] != expected:
+            raise ValueError(f"frames are {frame.shape[0]}x{frame.shape[1]}, but {source} as a player shows it is "
+                             f"{shown_h}x{shown_w}, which gives {expected[0]}x{expected[1]} at short side {short_side}")
+        shown = shown_image(next(iter(src)), src.info.orientation, expected)
+    diff = float(np.abs(shown.astype(np.int16) - frame).mean())
+    if diff > MAX_SOURCE_DIFFERENCE:
+        raise ValueError(f"frame 0 differs from {source} as a player shows it: mean absolute difference {diff:.1f} "
+                         f"> {MAX_SOURCE_DIFFERENCE} (of 255)")
 
 
 def verify_dataset(path: str | os.PathLike, progress: bool = False) -> list[dict[str, Any]]:

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from vasot_dist.config.schema import SyntheticConfig
+from vasot_dist.data import format as fmt
 
-from . import format as fmt
 from .video import encode_frames, measure_mp4
 from .writer import DatasetWriter, Sample
 

@@ -3,6 +3,11 @@
 Everything happens in memory: :class:`H264Encoder` writes an mp4 into an ``io.BytesIO`` that goes
 straight into a shard. The encoder uses a short GOP (a keyframe every ``gop`` frames, no B-frames, no
 scene-cut keyframes) so a reader seeking to a random frame decodes at most ``gop`` frames.
+
+Sources are read as a player shows them: the display matrix (a phone's "rotation -90", any quarter
+turn with or without a mirror), the sample aspect ratio (non-square pixels) and, for image folders,
+the EXIF orientation are applied before resizing, so the stored frames are upright, square-pixel
+and carry no display metadata of their own.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -62,8 +67,11 @@ class H264Encoder:
         s.options = {
             "crf": str(crf),
             "preset": preset,
-            # fixed GOP, no B-frames: exact frame counts and cheap random access
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0",
+            # fixed GOP, no B-frames: exact frame counts and cheap random access. mbtree=0: x264's
+            # macroblock-tree rate control (its AVX-512 code) gives different bitstreams for identical
+            # frames depending on what the process did before (e.g. frame-threaded decoding), which
+            # breaks "a resumed run writes the same shards"; without it files are ~10 % larger.
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:mbtree=0",
         }
         s.codec_context.thread_count = threads
         self._stream = s
@@ -97,12 +105,78 @@ def encode_frames(frames: np.ndarray, fps: float, **kw) -> bytes:
     return enc.finish()
 
 
+# ------------------------------------------------------------------------------ display orientation
+@dataclass(frozen=True)
+class Orientation:
+    """How a player turns decoded pixels into what it shows, for the eight orientations a display
+    matrix can hold with quarter turns and mirrors: transpose the axes first, then mirror
+    left-right (``hflip``) and/or top-bottom (``vflip``)."""
+
+    transpose: bool = False
+    hflip: bool = False
+    vflip: bool = False
+
+    @property
+    def identity(self) -> bool:
+        return not (self.transpose or self.hflip or self.vflip)
+
+    @classmethod
+    def from_display_matrix(cls, m: Sequence[int]) -> Orientation:
+        """Read FFmpeg's 3x3 display matrix ``(a, b, u, c, d, v, x, y, w)`` (libavutil/display.h): the
+        decoded pixel at column p, row q is shown at column ``a·p + c·q`` and row ``b·p + d·q`` (plus a
+        translation). ValueError unless it is a quarter turn with or without a mirror; the scale of
+        the entries is ignored, as players ignore it."""
+        a, b, c, d = int(m[0]), int(m[1]), int(m[3]), int(m[4])
+        if b == c == 0 and a and d:
+            return cls(False, a < 0, d < 0)
+        if a == d == 0 and b and c:
+            # shown column from the source row, shown row from the source column
+            return cls(True, c < 0, b < 0)
+        raise ValueError(f"display matrix {[int(v) for v in m]} is not a rotation by a multiple of 90 degrees "
+                         "(with or without a mirror); re-encode the video upright first")
+
+    @classmethod
+    def of_frame(cls, frame: av.VideoFrame) -> Orientation:
+        """The orientation of a decoded frame: FFmpeg attaches the stream's display matrix (mp4/mov
+        ``tkhd`` matrix, or an H.264/HEVC display-orientation message) to every frame."""
+        sd = frame.side_data.get("DISPLAYMATRIX")
+        if sd is None:
+            return cls()
+        return cls.from_display_matrix(np.frombuffer(bytes(sd), dtype=np.int32))
+
+    def shown_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of a decoded (height, width) picture as shown."""
+        return (width, height) if self.transpose else (height, width)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) decoded -> the shown picture ((W, H, C) when transposed), contiguous."""
+        if self.transpose:
+            image = image.swapaxes(0, 1)
+        if self.hflip:
+            image = image[:, ::-1]
+        if self.vflip:
+            image = image[::-1]
+        return np.ascontiguousarray(image)
+
+
+def shown_image(frame: av.VideoFrame, orientation: Orientation, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w, 3) RGB: ``frame`` as a player shows it, scaled to ``size`` = (h, w).
+
+    Scaled before it is turned (the turn is a copy; cheaper on the small picture)."""
+    h, w = orientation.shown_size(*size)  # the decoded picture's (h, w) that turns into ``size``
+    rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+    return orientation.apply(rgb)
+
+
 # ------------------------------------------------------------------------------------------ sources
 @dataclass
 class SourceInfo:
+    """``height`` x ``width``: the picture as a player shows it (orientation and pixel aspect applied)."""
+
     fps: Fraction
     height: int
     width: int
+    orientation: Orientation = Orientation()
 
 
 def _natural_key(name: str) -> list:
@@ -115,11 +189,21 @@ def list_frame_files(folder: str | os.PathLike) -> list[str]:
     return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
+def _read_image(path: str) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of an image file, EXIF orientation applied (as image viewers do)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
 class VideoSource:
     """Frames of a video file (anything FFmpeg reads: mp4, avi, webm, ...) or of a folder of images.
 
-    ``fps`` overrides the container's rate (required for image folders). Iterate to get
-    ``av.VideoFrame`` in presentation order; ``info`` is known after construction.
+    ``fps`` overrides the container's rate (required for image folders). Iterate (once) to get
+    ``av.VideoFrame`` in presentation order, as decoded: turn them with :func:`shown_image` and
+    ``info.orientation``. ``info`` is known after construction, which decodes the first frame (the
+    display matrix comes with the frames) and raises ValueError when there is none.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, threads: int = 0):
@@ -131,18 +215,21 @@ class VideoSource:
                 raise ValueError(f"frame folder {self.path} holds no {'/'.join(IMAGE_EXTS)} images")
             if fps is None:
                 raise ValueError(f"frame folder {self.path} needs an fps (manifest field 'fps' or --source-fps)")
-            from PIL import Image
-
-            with Image.open(self._files[0]) as im:
-                w, h = im.size
+            h, w = _read_image(self._files[0]).shape[:2]
             self.info = SourceInfo(as_rate(fps), h, w)
             return
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"no such file: {self.path}")
         self._files = None
         self._container = av.open(self.path)
+        try:
+            self._open_stream(fps, threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_stream(self, fps: float | None, threads: int) -> None:
         if not self._container.streams.video:
-            self._container.close()
             raise ValueError(f"{self.path} has no video stream")
         s = self._container.streams.video[0]
         s.thread_type = "AUTO"
@@ -150,20 +237,28 @@ class VideoSource:
             s.codec_context.thread_count = threads
         rate = fps if fps is not None else (s.average_rate or s.guessed_rate or s.base_rate)
         if not rate:
-            self._container.close()
             raise ValueError(f"{self.path}: the container states no frame rate; give one with 'fps'")
-        self._stream = s
-        self.info = SourceInfo(as_rate(rate), s.codec_context.height, s.codec_context.width)
+        self._frames = self._container.decode(s)
+        self._first = next(self._frames, None)
+        if self._first is None:
+            raise ValueError("no decodable frames")
+        orientation = Orientation.of_frame(self._first)
+        sar = s.sample_aspect_ratio or s.codec_context.sample_aspect_ratio
+        width = self._first.width
+        if sar and sar > 0 and sar != 1:  # non-square pixels: a player stretches the width
+            width = max(1, round(width * sar))
+        h, w = orientation.shown_size(self._first.height, width)
+        self.info = SourceInfo(as_rate(rate), h, w, orientation)
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
         if self._files is not None:
-            from PIL import Image
-
             for p in self._files:
-                with Image.open(p) as im:
-                    yield av.VideoFrame.from_ndarray(np.asarray(im.convert("RGB")), format="rgb24")
+                yield av.VideoFrame.from_ndarray(_read_image(p), format="rgb24")
             return
-        yield from self._container.decode(self._stream)
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._frames
 
     def close(self) -> None:
         if self._container is not None:
@@ -200,11 +295,13 @@ def transcode(source: VideoSource, *, short_side: int, fps: float | Fraction | N
               ) -> tuple[bytes, np.ndarray, int, tuple[int, int], Fraction]:
     """Decode ``source``, resample to ``fps`` (None: keep the source rate), resize, encode H.264.
 
-    Streams: frames are never all held in memory. Returns (mp4 bytes, src_index (M,) the source
-    frame behind each output frame, number of decoded source frames, (height, width), output rate).
+    Frames are stored as a player shows them (``source.info``: orientation, pixel aspect). Streams:
+    frames are never all held in memory. Returns (mp4 bytes, src_index (M,) the source frame behind
+    each output frame, number of decoded source frames, (height, width), output rate).
     Raises ValueError when no frame decodes; decoder errors propagate.
     """
     src_rate = source.info.fps
+    orientation = source.info.orientation
     out_rate = src_rate if fps is None else as_rate(fps)
     ratio = src_rate / out_rate
     h, w = output_size(source.info.height, source.info.width, short_side)
@@ -215,6 +312,8 @@ def transcode(source: VideoSource, *, short_side: int, fps: float | Fraction | N
     for i, frame in enumerate(source):
         n_src = i + 1
         # emit every output frame whose nearest source frame is i (see resample_plan)
+        if not orientation.identity:
+            frame = shown_image(frame, orientation, (h, w))
         while (2 * j * ratio.numerator + ratio.denominator) // (2 * ratio.denominator) <= i:
             enc.add(frame)
             src_index.append(i)

@@ -1,9 +1,9 @@
 """The one shard writer: samples -> ``{split}-{index:06d}.tar`` + ``dataset.json``, resumable.
 
-A shard is written as ``<name>.tar.tmp`` and renamed when it is full (or at the end); its record
-(keys, counts) then goes into ``progress.json`` (rewritten atomically). A writer opened on a folder
-with a ``progress.json`` keeps the shards listed there, removes every other shard or ``.tmp`` file of
-the format, and reports the keys already written (:attr:`DatasetWriter.done_keys`) so that the caller
+A shard is written under a temporary name (:class:`~vasot_dist.runtime.files.AtomicFile`) and renamed
+when it is full (or at the end); its record (keys, counts) then goes into ``progress.json`` (rewritten
+atomically). A writer opened on a folder with a ``progress.json`` keeps the shards listed there, removes
+every other shard of the format and every temporary file of one, and reports the keys already written (:attr:`DatasetWriter.done_keys`) so that the caller
 skips them. Shard numbering continues after the kept shards, so a run that is interrupted after shard
 k and resumed writes the same shards as an uninterrupted run when samples arrive in the same order.
 """
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import format as fmt
+from vasot_dist.data import format as fmt
+from vasot_dist.runtime.files import AtomicFile, temp_target, write_json_atomic
 
 PROGRESS_JSON = "progress.json"
 DEFAULT_MAX_SHARD_BYTES = 256 * 2**20
@@ -61,7 +62,7 @@ class Sample:
 class _OpenShard:
     split: str
     index: int
-    path: Path
+    file: AtomicFile
     tar: tarfile.TarFile
     keys: list[str] = field(default_factory=list)
     num_frames: int = 0
@@ -129,8 +130,7 @@ class DatasetWriter:
         # anything else of our naming scheme is a leftover of an interrupted run
         for p in self.out_dir.iterdir():
             n = p.name
-            if (n.endswith(".tar.tmp") and fmt.parse_shard_name(n[:-4])) or (
-                    fmt.parse_shard_name(n) and n not in kept):
+            if fmt.parse_shard_name(temp_target(n) or "") or (fmt.parse_shard_name(n) and n not in kept):
                 p.unlink()
         for rec in self.completed:
             self._keys_seen.update(rec["keys"])
@@ -142,7 +142,7 @@ class DatasetWriter:
         return frozenset(k for rec in self.completed for k in rec["keys"])
 
     def _save_progress(self) -> None:
-        fmt.write_json_atomic(self.out_dir / PROGRESS_JSON, {"settings": self.settings, "shards": self.completed})
+        write_json_atomic(self.out_dir / PROGRESS_JSON, {"settings": self.settings, "shards": self.completed})
 
     # ----------------------------------------------------------------------------------- write
     def _next_index(self, split: str) -> int:
@@ -151,8 +151,8 @@ class DatasetWriter:
 
     def _open_shard(self, split: str) -> _OpenShard:
         index = self._next_index(split)
-        path = self.out_dir / (fmt.shard_name(split, index) + ".tmp")
-        return _OpenShard(split, index, path, tarfile.open(path, "w", format=tarfile.GNU_FORMAT))
+        file = AtomicFile(self.out_dir / fmt.shard_name(split, index), binary=True)
+        return _OpenShard(split, index, file, tarfile.open(fileobj=file.file, mode="w", format=tarfile.GNU_FORMAT))
 
     def add(self, sample: Sample, split: str | None = None) -> None:
         """Append one sample to the open shard of its split, closing the shard first if it would overflow.
@@ -186,11 +186,8 @@ class DatasetWriter:
 
     def _close(self, split: str) -> dict[str, Any]:
         sh = self._open.pop(split)
-        sh.tar.close()
-        final = sh.path.with_name(sh.path.name[:-4])
-        with open(sh.path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(sh.path, final)
+        sh.tar.close()  # writes the end-of-archive blocks; the file itself stays open (fileobj)
+        final = sh.file.commit()
         rec = {"path": final.name, "split": split, "num_samples": len(sh.keys), "num_frames": sh.num_frames,
                "bytes": final.stat().st_size, "keys": sh.keys, "activities": dict(sorted(sh.activities.items())),
                "fps": sorted(sh.fps, key=lambda v: (v is None, v or 0))}
@@ -203,9 +200,10 @@ class DatasetWriter:
         return len(self.completed)
 
     def abandon(self) -> None:
-        """Close open shards without completing them (they stay as ``.tmp``; used to simulate a crash)."""
+        """Close open shards without completing them (their temporary files stay, as after a crash)."""
         for sh in self._open.values():
             sh.tar.close()
+            sh.file.file.close()
         self._open.clear()
 
     # ---------------------------------------------------------------------------------- finish

@@ -80,6 +80,29 @@ def test_garbage_raises_corrupt_sample(bad):
         decode_frames(bad, np.array([0]), 32, num_frames=10)
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_garbage_is_not_echoed_to_stderr(capfd, backend):
+    # decord printed "ERROR opening: <the input up to its first zero byte>" to stderr for garbage
+    garbage = b"GARBAGE-" + bytes(range(1, 256)) * 8
+    with pytest.raises(CorruptSample, match="could not decode"):
+        decode_frames(garbage, np.array([0]), 32, num_frames=10, backend=backend)
+    assert capfd.readouterr().err == ""
+
+
+def test_non_mp4_containers_still_decode(tmp_path):
+    # an AVI (MPEG-4 part 2) does not start with an ISO-BMFF box: it is decoded by PyAV, frames intact
+    frames = render_video(10, 3, (32, 64))
+    path = tmp_path / "c.avi"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt, s.options = 64, 32, "yuv420p", {"qscale": "2"}
+        for f in frames:
+            out.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(s.encode(None))
+    out = decode_frames(path.read_bytes(), np.array([7, 2]), None, num_frames=10)
+    assert [read_frame_index(f) for f in out] == [7, 2]
+
+
 def test_truncated_mp4_raises_corrupt_sample(clip):
     data, _ = clip
     with pytest.raises(CorruptSample) as info:

@@ -46,3 +46,30 @@ def loop_soft_ce(
             total = total - w * (target[i] * torch.log_softmax(logits[i], dim=0)).sum()
             count = count + w
     return total / count
+
+
+def loop_idm(v: torch.Tensor, window: float, margin: float) -> torch.Tensor:
+    """LAV's contrastive-IDM of one video (n, D), written pair by pair: pull within ``window`` (a fraction of n),
+    push the others beyond ``margin`` with weight ``1 + gap^2``; mean over the n^2 pairs."""
+    n = v.shape[0]
+    total = torch.zeros(())
+    for i in range(n):
+        for j in range(n):
+            d = ((v[i] - v[j]) ** 2).sum()
+            gap = abs(i - j) / n
+            total = total + (d if gap <= window + 1e-9 else (1 + gap**2) * torch.relu(margin - d))
+    return total / n**2
+
+
+def ordered_and_shuffled_pair(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two videos of the same 4 steps in the same order with other durations, D = 16: ``(x, y, y shuffled in
+    time, the 4 step prototypes)``."""
+    protos = unit(4, 16, gen=gen)
+    x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
+    y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
+    return x, y, y[torch.randperm(y.shape[0], generator=gen)], protos
+
+
+def padding_effect(loss_fn, videos: list[torch.Tensor], length: int, **kwargs) -> float:
+    """|loss of the videos padded to their longest - loss of the same videos padded to ``length``|."""
+    return abs(loss_fn(*pad_batch(videos), **kwargs).loss.item() - loss_fn(*pad_batch(videos, length), **kwargs).loss.item())

@@ -6,34 +6,17 @@ import pytest
 import torch
 from loss_helpers import pad_batch, unit
 
+from vasot_dist.config.methods import METHOD_SETTINGS
 from vasot_dist.config.schema import ALIGNMENT_METHODS, METHODS, RunConfig
-from vasot_dist.losses import (
-    LOSSES,
-    ASOTLoss,
-    CLOTLoss,
-    KOTLoss,
-    MethodLoss,
-    REALIGNLoss,
-    VAOTLoss,
-    VASOTLoss,
-    VAVALoss,
-    build_loss,
-)
+from vasot_dist.losses import LOSSES, MethodLoss, VAOTLoss, build_loss
 
-EXPECTED = {
-    "asot": ASOTLoss,
-    "vaot": VAOTLoss,
-    "vasot": VASOTLoss,
-    "vava": VAVALoss,
-    "clot": CLOTLoss,
-    "realign": REALIGNLoss,
-    "kot": KOTLoss,
-}
 OWN_PROTOTYPES = {"asot", "vasot", "clot"}
 
 
-def test_registry_covers_exactly_the_schema_methods():
-    assert set(LOSSES) == set(METHODS) == set(EXPECTED)
+def test_registry_covers_exactly_the_schema_methods_each_with_its_settings():
+    assert list(LOSSES) == list(METHODS)
+    for name, cls in LOSSES.items():
+        assert cls.Settings is METHOD_SETTINGS[name] and cls.__name__.lower() == f"{name}loss"
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -41,11 +24,14 @@ def test_build_every_method_and_take_a_padded_step(name):
     cfg = RunConfig()
     cfg.method.name = name
     cfg.model.embed_dim, cfg.model.num_actions = 16, 3
-    cfg.ot.partial_n_iters, cfg.ot.partial_inner_iters = 3, 20  # read with getattr; keeps REALIGN quick here
+    cfg.method.realign.align.n_iters = 3  # keeps REALIGN quick here
     loss_fn = build_loss(cfg)
-    assert type(loss_fn) is EXPECTED[name] and isinstance(loss_fn, MethodLoss)
-    assert loss_fn.needs_pairs == (name in ALIGNMENT_METHODS)
+    assert type(loss_fn) is LOSSES[name] and isinstance(loss_fn, MethodLoss)
+    assert loss_fn.settings is getattr(cfg.method, name)  # the config's section itself, not a copy
+    assert loss_fn.needs_pairs == (name in ALIGNMENT_METHODS) == cfg.method.needs_pairs
     assert (loss_fn.prototypes is not None) == (name in OWN_PROTOTYPES)
+    if loss_fn.prototypes is not None:
+        assert loss_fn.prototypes.weight.shape == (3, 16)
     gen = torch.Generator().manual_seed(0)
     emb, mask = pad_batch([unit(n, 16, gen=gen) for n in (8, 6, 7, 5)], 9)
     emb.requires_grad_()
@@ -60,6 +46,15 @@ def test_build_every_method_and_take_a_padded_step(name):
         assert labels.shape == mask.shape and (labels[~mask] == -1).all() and (labels[mask] >= 0).all()
     else:
         assert labels is None
+
+
+def test_pair_methods_are_the_alignment_methods():
+    assert set(ALIGNMENT_METHODS) == {"vaot", "vasot", "vava", "realign", "kot"}
+
+
+def test_settings_of_another_method_are_refused():
+    with pytest.raises(TypeError, match="VAOTLoss takes VAOTConfig, got ASOTConfig"):
+        VAOTLoss(RunConfig().method.asot)
 
 
 def test_unknown_method_name_lists_the_valid_ones():

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 import torch
-from loss_helpers import loop_soft_ce, pad_batch, unit
+from loss_helpers import loop_soft_ce, pad_batch, padding_effect, unit
 
-from vasot_dist.config.schema import RunConfig
+from vasot_dist.config.methods import CLOTConfig
 from vasot_dist.losses import CLOTLoss
 from vasot_dist.ot import circular_sw_cost, segment_asot
 
@@ -18,7 +18,8 @@ D, K = 16, 3
 
 def _make(seed: int = 0, **kw) -> CLOTLoss:
     torch.manual_seed(seed)
-    return CLOTLoss(K, D, dropout=0.0, num_layers=1, sw_projections=20, seed=5, **kw)
+    settings = CLOTConfig(decoder_dropout=0.0, decoder_layers=1, sw_projections=20, **kw)
+    return CLOTLoss(settings, num_actions=K, embed_dim=D, seed=5)
 
 
 def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
@@ -26,7 +27,7 @@ def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
     videos = [unit(9, D, gen=gen), unit(6, D, gen=gen)]
     emb, mask = pad_batch(videos, 11)
     emb.requires_grad_()
-    loss_fn = _make(delta=1)
+    loss_fn = _make(queries_delta=1)
     ref_fn = copy.deepcopy(loss_fn)
     step = 4
     out = loss_fn(emb, mask, step=step)
@@ -37,7 +38,8 @@ def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
     assert loss_fn.head.decoder.query_embed.grad.abs().sum() > 0
     assert loss_fn.head.dispatching.alpha.grad is not None
 
-    kw = dataclasses.asdict(loss_fn.train_settings)
+    kw = dataclasses.asdict(loss_fn.settings.segment)
+    kw_unordered = {**kw, "temporal_prior": 0.0}  # decoder queries have no temporal order: no rho R
     leaves = [v.clone().requires_grad_() for v in videos]
     frames, segs, refined = [], [], []
     for v in leaves:
@@ -48,7 +50,7 @@ def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
             o.frames.detach(), protos.detach(), n_projections=20, radius=2.0, generator=gen_sw
         )
         plan_f = segment_asot((1 - o.frames @ protos.T).detach() + sw, **kw)[0]
-        plan_s = segment_asot((1 - o.segments @ protos.T).detach(), **kw)[0]
+        plan_s = segment_asot((1 - o.segments @ protos.T).detach(), **kw_unordered)[0]
         plan_r = segment_asot((1 - o.refined @ protos.T).detach(), **kw)[0]
         frames.append((plan_f, (o.frames @ protos.T / 0.1)[0]))
         segs.append((plan_s, (o.segments @ protos.T / 0.1)[0]))
@@ -83,14 +85,10 @@ def test_sw_term_enters_level_one_and_its_projections_follow_the_step():
 
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(2)
-    v = unit(10, D, gen=gen)
-    loss_fn = _make()
-    a = loss_fn(*pad_batch([v]), step=3).loss
-    b = loss_fn(*pad_batch([v], 15), step=3).loss
-    assert a.item() == pytest.approx(b.item(), abs=1e-5)
+    assert padding_effect(_make(), [unit(10, D, gen=gen)], 15, step=3) < 1e-5
 
 
-def test_segment_decodes_the_refined_frames_with_asot_at_eval_settings():
+def test_segment_decodes_the_refined_frames_with_asot_at_the_decode_settings():
     gen = torch.Generator().manual_seed(3)
     videos = [unit(9, D, gen=gen), unit(5, D, gen=gen)]
     emb, mask = pad_batch(videos)
@@ -99,17 +97,12 @@ def test_segment_decodes_the_refined_frames_with_asot_at_eval_settings():
     protos = loss_fn.prototypes().detach()
     for b, v in enumerate(videos):
         refined = loss_fn.head(v.unsqueeze(0), protos).refined
-        plan = segment_asot(1 - refined @ protos.T, **dataclasses.asdict(loss_fn.eval_settings))[0]
+        plan = segment_asot(1 - refined @ protos.T, **dataclasses.asdict(loss_fn.settings.decode))[0]
         assert labels[b, : v.shape[0]].tolist() == plan.argmax(-1).tolist()
         assert (labels[b, v.shape[0] :] == -1).all()
-    with pytest.raises(ValueError, match="decode_level"):
-        _make(decode_level="segments")
 
 
-def test_from_config():
-    cfg = RunConfig()
-    cfg.model.num_actions, cfg.model.embed_dim = 4, 16
-    cfg.method.clot_queries_delta, cfg.method.clot_decoder_layers, cfg.method.sw_weight = 2, 3, 0.5
-    loss_fn = CLOTLoss.from_config(cfg)
+def test_settings_shape_the_head():
+    loss_fn = CLOTLoss(CLOTConfig(queries_delta=2, decoder_layers=3), num_actions=4, embed_dim=16)
     assert loss_fn.head.decoder.num_queries == 6 and len(loss_fn.head.decoder.layers) == 3
-    assert loss_fn.sw_weight == 0.5 and loss_fn.sw_projections == 150 and not loss_fn.needs_pairs
+    assert not loss_fn.needs_pairs

@@ -176,6 +176,6 @@ def test_masked_argmax_labels_marks_padding():
 
 
 def test_owned_prototypes_are_reachable_and_registered():
-    loss = ASOTLoss(3, 8)
+    loss = ASOTLoss(num_actions=3, embed_dim=8)
     assert loss.prototypes is not None and loss.prototypes.weight.shape == (3, 8)
     assert "prototypes.weight" in dict(loss.named_parameters())

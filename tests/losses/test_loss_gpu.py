@@ -22,9 +22,9 @@ def test_cuda_matches_cpu_and_bf16_autocast_is_finite(name):
     cfg = RunConfig()
     cfg.method.name = name
     cfg.model.embed_dim, cfg.model.num_actions = 32, 4
-    cfg.method.sw_weight = 0.0  # CPU and CUDA draw different SW projections; the rest must agree
-    cfg.method.clot_decoder_dropout = 0.0
-    cfg.ot.partial_n_iters, cfg.ot.partial_inner_iters = 5, 30
+    cfg.method.clot.sw_weight = 0.0  # CPU and CUDA draw different SW projections; the rest must agree
+    cfg.method.clot.decoder_dropout = 0.0
+    cfg.method.realign.align.n_iters, cfg.method.realign.align.inner_iters = 5, 30
     loss_cpu = build_loss(cfg)
     loss_gpu = copy.deepcopy(loss_cpu).cuda()
     gen = torch.Generator().manual_seed(0)

@@ -6,25 +6,22 @@ import dataclasses
 
 import pytest
 import torch
-from loss_helpers import loop_soft_ce, pad_batch, segment_video, unit
+from loss_helpers import (
+    loop_idm,
+    loop_soft_ce,
+    ordered_and_shuffled_pair,
+    pad_batch,
+    padding_effect,
+    segment_video,
+    unit,
+)
 
-from vasot_dist.config.schema import RunConfig
-from vasot_dist.losses import PartialAlignSettings, REALIGNLoss
+from vasot_dist.config.methods import PartialAlignSolve, REALIGNConfig
+from vasot_dist.losses import REALIGNLoss
 from vasot_dist.ot import align_partial_fgw
 
 D = 8
-FAST = PartialAlignSettings(n_iters=5, inner_iters=30)  # a short solve keeps the test quick; same code path
-
-
-def _idm_loop(v: torch.Tensor, window: float, margin: float) -> torch.Tensor:
-    n = v.shape[0]
-    total = torch.zeros(())
-    for i in range(n):
-        for j in range(n):
-            d = ((v[i] - v[j]) ** 2).sum()
-            gap = abs(i - j) / n
-            total = total + (d if gap <= window + 1e-9 else (1 + gap**2) * torch.relu(margin - d))
-    return total / n**2
+FAST = PartialAlignSolve(n_iters=5, inner_iters=30)  # a short solve keeps the test quick; same code path
 
 
 def _inter_loop(x, y, t_xy, wx, t_yx, wy, temperature):
@@ -47,7 +44,7 @@ def test_value_and_gradient_equal_the_documented_formula_with_the_plan_held_cons
     videos = [unit(n, D, gen=gen) for pair in lengths for n in pair]
     emb, mask = pad_batch(videos, 9)
     emb.requires_grad_()
-    loss_fn = REALIGNLoss(FAST, contrastive_weight=weight, idm_window=0.2)
+    loss_fn = REALIGNLoss(REALIGNConfig(align=FAST, contrastive_weight=weight, idm_window=0.2))
     out = loss_fn(emb, mask)
     out.loss.backward()
     assert torch.isfinite(out.loss) and torch.isfinite(emb.grad).all()
@@ -71,7 +68,7 @@ def test_value_and_gradient_equal_the_documented_formula_with_the_plan_held_cons
         wys.append(wy)
         if weight:
             inter = _inter_loop(x, y, t_xy, wx, t_yx, wy, 0.5)
-            extra = extra + (inter + _idm_loop(x, 0.2, 2.0) + _idm_loop(y, 0.2, 2.0)) / 2
+            extra = extra + (inter + loop_idm(x, 0.2, 2.0) + loop_idm(y, 0.2, 2.0)) / 2
     ref = loop_soft_ce(xy, wxs) + loop_soft_ce(yx, wys) + weight * extra
     ref.backward()
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-5)
@@ -84,7 +81,7 @@ def test_background_frames_carry_little_mass_and_little_weight():
     protos = unit(5, 16, gen=gen)
     x = segment_video([4, 4, 4, 6], protos[torch.tensor([0, 1, 2, 4])], 0.3, gen)  # last 6 frames: background
     y = segment_video([5, 4, 5], protos[:3], 0.3, gen)
-    out = REALIGNLoss(dataclasses.replace(FAST, mass=0.6))(*pad_batch([x, y]))
+    out = REALIGNLoss(REALIGNConfig(align=dataclasses.replace(FAST, mass=0.6)))(*pad_batch([x, y]))
     row_mass = out.couplings["align"][0].sum(-1)
     assert row_mass[12:].mean() < 0.25 * row_mass[:12].mean()
     assert (row_mass[12:] < 0.5).all()  # no background frame counts as matched
@@ -95,36 +92,11 @@ def test_background_frames_carry_little_mass_and_little_weight():
 
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(2)
-    x, y = unit(8, D, gen=gen), unit(8, D, gen=gen)
-    loss_fn = REALIGNLoss(FAST)
-    a = loss_fn(*pad_batch([x, y])).loss
-    b = loss_fn(*pad_batch([x, y], 12)).loss
-    assert a.item() == pytest.approx(b.item(), abs=1e-5)
+    assert padding_effect(REALIGNLoss(REALIGNConfig(align=FAST)), [unit(8, D, gen=gen), unit(8, D, gen=gen)], 12) < 1e-5
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
-    gen = torch.Generator().manual_seed(seed)
-    protos = unit(4, 16, gen=gen)
-    x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-    y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-    y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
-    loss_fn = REALIGNLoss(FAST)
+    x, y, y_shuffled, _ = ordered_and_shuffled_pair(torch.Generator().manual_seed(seed))
+    loss_fn = REALIGNLoss(REALIGNConfig(align=FAST))
     assert loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss
-
-
-def test_from_config():
-    cfg = RunConfig()
-    cfg.ot.mass, cfg.ot.radius, cfg.ot.align_temporal_prior, cfg.method.virtual_cost = 0.6, 0.1, 0.2, 0.7
-    cfg.method.realign_contrastive_weight = 0.3
-    loss_fn = REALIGNLoss.from_config(cfg)
-    s = loss_fn.settings
-    assert (s.mass, s.radius, s.temporal_prior, s.virtual_cost, s.eps, s.alpha) == (
-        0.6,
-        0.1,
-        0.2,
-        0.7,
-        0.07,
-        0.3,
-    )
-    assert loss_fn.contrastive_weight == 0.3 and loss_fn.needs_pairs

@@ -6,24 +6,20 @@ import dataclasses
 
 import pytest
 import torch
-from loss_helpers import loop_soft_ce, pad_batch, segment_video, unit
+from loss_helpers import (
+    loop_idm,
+    loop_soft_ce,
+    ordered_and_shuffled_pair,
+    pad_batch,
+    padding_effect,
+    unit,
+)
 
-from vasot_dist.config.schema import RunConfig
-from vasot_dist.losses import AlignSettings, VAOTLoss
+from vasot_dist.config.methods import VAOTConfig
+from vasot_dist.losses import VAOTLoss
 from vasot_dist.ot import align_fgw
 
 D = 8
-
-
-def _idm_loop(v: torch.Tensor, window: float, margin: float) -> torch.Tensor:
-    n = v.shape[0]
-    total = torch.zeros(())
-    for i in range(n):
-        for j in range(n):
-            d = ((v[i] - v[j]) ** 2).sum()
-            gap = abs(i - j) / n
-            total = total + (d if gap <= window + 1e-9 else (1 + gap**2) * torch.relu(margin - d))
-    return total / n**2
 
 
 @pytest.mark.parametrize("symmetric,weight", [(False, 0.0), (True, 0.5)])
@@ -33,7 +29,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     videos = [unit(n, D, gen=gen) for pair in lengths for n in pair]
     emb, mask = pad_batch(videos, 11)
     emb.requires_grad_()
-    loss_fn = VAOTLoss(symmetric=symmetric, contrastive_weight=weight, idm_window=0.15)
+    loss_fn = VAOTLoss(VAOTConfig(symmetric=symmetric, contrastive_weight=weight, idm_window=0.15))
     out = loss_fn(emb, mask)
     out.loss.backward()
     assert torch.isfinite(out.loss) and torch.isfinite(emb.grad).all()
@@ -41,7 +37,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     assert emb.grad[~mask].abs().max() == 0
 
     leaves = [v.clone().requires_grad_() for v in videos]
-    kw = dataclasses.asdict(loss_fn.settings)
+    kw = dataclasses.asdict(loss_fn.settings.align)
     assert kw["virtual_cost"] == 0.5 and not kw["unbalanced_x"] and not kw["unbalanced_y"]
     xy, yx, plans = [], [], []
     for p in range(2):
@@ -55,7 +51,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
     if symmetric:
         ref = ref + loop_soft_ce(yx)
     if weight:
-        idm = [_idm_loop(v, 0.15, 2.0) for v in leaves]
+        idm = [loop_idm(v, 0.15, 2.0) for v in leaves]
         ref = ref + weight * ((idm[0] + idm[1]) + (idm[2] + idm[3])) / 2
     ref.backward()
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-5)
@@ -66,11 +62,7 @@ def test_value_and_gradient_equal_the_ce_of_constant_plans_solved_per_pair(symme
 
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(1)
-    x, y = unit(9, D, gen=gen), unit(9, D, gen=gen)
-    loss_fn = VAOTLoss(symmetric=True)
-    a = loss_fn(*pad_batch([x, y])).loss
-    b = loss_fn(*pad_batch([x, y], 14)).loss
-    assert a.item() == pytest.approx(b.item(), abs=1e-5)
+    assert padding_effect(VAOTLoss(VAOTConfig(symmetric=True)), [unit(9, D, gen=gen), unit(9, D, gen=gen)], 14) < 1e-5
 
 
 def test_virtual_frame_is_prepended_so_identical_videos_align_on_the_diagonal():
@@ -82,11 +74,7 @@ def test_virtual_frame_is_prepended_so_identical_videos_align_on_the_diagonal():
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
-    gen = torch.Generator().manual_seed(seed)
-    protos = unit(4, 16, gen=gen)
-    x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-    y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-    y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
+    x, y, y_shuffled, _ = ordered_and_shuffled_pair(torch.Generator().manual_seed(seed))
     loss_fn = VAOTLoss()
     assert loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss
 
@@ -94,19 +82,3 @@ def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
 def test_needs_an_even_batch():
     with pytest.raises(ValueError, match="even batch"):
         VAOTLoss()(torch.zeros(3, 4, D), torch.ones(3, 4, dtype=torch.bool))
-
-
-def test_settings_from_config():
-    cfg = RunConfig()
-    cfg.ot.align_radius, cfg.ot.align_temporal_prior, cfg.ot.eps, cfg.method.virtual_cost = (
-        0.05,
-        0.4,
-        0.06,
-        0.3,
-    )
-    cfg.method.symmetric, cfg.method.contrastive_weight = True, 0.25
-    loss_fn = VAOTLoss.from_config(cfg)
-    assert loss_fn.settings == AlignSettings(
-        eps=0.06, alpha=0.3, radius=0.05, temporal_prior=0.4, virtual_cost=0.3, lambda_x=0.1, lambda_y=0.1
-    )
-    assert loss_fn.symmetric and loss_fn.contrastive_weight == 0.25 and loss_fn.needs_pairs

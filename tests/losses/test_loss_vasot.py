@@ -7,10 +7,16 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from loss_helpers import loop_soft_ce, pad_batch, segment_video, unit
+from loss_helpers import (
+    loop_soft_ce,
+    ordered_and_shuffled_pair,
+    pad_batch,
+    padding_effect,
+    unit,
+)
 
-from vasot_dist.config.schema import RunConfig
-from vasot_dist.losses import ASOTSettings, VAOTLoss, VASOTLoss
+from vasot_dist.config.methods import SegmentSolve, VAOTConfig, VASOTConfig
+from vasot_dist.losses import VAOTLoss, VASOTLoss
 from vasot_dist.ot import align_fgw, segment_asot
 
 D, K = 8, 3
@@ -22,11 +28,8 @@ def test_batched_asot_equals_separate_solves_and_total_and_gradients_match():
     videos = [unit(n, D, gen=gen) for n in lengths]
     emb, mask = pad_batch(videos, 12)
     emb.requires_grad_()
-    loss_fn = VASOTLoss(
-        K, D, seg_settings=ASOTSettings(unbalanced_actions=False, temporal_prior=0.25), beta=0.7
-    )
-    # actions-unbalanced is forced for segmentation (hard-coded in the reference)
-    assert loss_fn.seg_settings.unbalanced_actions and not loss_fn.seg_settings.unbalanced_frames
+    settings = VASOTConfig(segment=SegmentSolve(temporal_prior=0.25), beta=0.7)
+    loss_fn = VASOTLoss(settings, num_actions=K, embed_dim=D)
     with torch.no_grad():
         loss_fn.prototypes.weight.copy_(torch.randn(K, D, generator=gen))
     out = loss_fn(emb, mask)
@@ -39,13 +42,13 @@ def test_batched_asot_equals_separate_solves_and_total_and_gradients_match():
     weight = loss_fn.prototypes.weight.detach().clone().requires_grad_()
     protos = F.normalize(weight, dim=-1)
     leaves = [v.clone().requires_grad_() for v in videos]
-    seg_kw = dataclasses.asdict(loss_fn.seg_settings)
+    seg_kw = dataclasses.asdict(settings.segment)
     seg = []
     for v in leaves:
         plan = segment_asot((1 - v @ protos.T).detach().unsqueeze(0), **seg_kw)[0]
         seg.append((plan, v @ protos.T / 0.1))
     seg_x, seg_y = loop_soft_ce(seg[0::2]), loop_soft_ce(seg[1::2])
-    align_kw = dataclasses.asdict(loss_fn.align.settings)
+    align_kw = dataclasses.asdict(settings.align)
     pairs = []
     for p in range(2):
         x, y = leaves[2 * p], leaves[2 * p + 1]
@@ -67,54 +70,41 @@ def test_alignment_term_is_vaot_with_the_virtual_frame_prepended():
     gen = torch.Generator().manual_seed(1)
     x = unit(12, 16, gen=gen)
     emb, mask = pad_batch([x, x])
-    out = VASOTLoss(K, 16)(emb, mask)
+    out = VASOTLoss(num_actions=K, embed_dim=16)(emb, mask)
     # the reference appends the virtual column and drops column 0: labels would shift by one
     assert out.couplings["align"][0].argmax(-1).tolist() == list(range(12))
-    assert out.metrics["align/loss"].item() == pytest.approx(VAOTLoss()(emb, mask).loss.item(), abs=1e-6)
+    vaot = VAOTLoss(VAOTConfig(align=VASOTConfig().align))
+    assert out.metrics["align/loss"].item() == pytest.approx(vaot(emb, mask).loss.item(), abs=1e-6)
 
 
 def test_padding_does_not_change_the_loss():
     gen = torch.Generator().manual_seed(2)
-    x, y = unit(9, D, gen=gen), unit(9, D, gen=gen)
-    loss_fn = VASOTLoss(K, D)
-    a = loss_fn(*pad_batch([x, y])).loss
-    b = loss_fn(*pad_batch([x, y], 15)).loss
-    assert a.item() == pytest.approx(b.item(), abs=1e-5)
+    assert padding_effect(VASOTLoss(num_actions=K, embed_dim=D), [unit(9, D, gen=gen), unit(9, D, gen=gen)], 15) < 1e-5
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time(seed):
-    gen = torch.Generator().manual_seed(seed)
-    protos = unit(4, 16, gen=gen)
-    x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-    y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-    y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
-    loss_fn = VASOTLoss(4, 16)
+    x, y, y_shuffled, protos = ordered_and_shuffled_pair(torch.Generator().manual_seed(seed))
+    loss_fn = VASOTLoss(num_actions=4, embed_dim=16)
     with torch.no_grad():
         loss_fn.prototypes.weight.copy_(protos)
     assert loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss
 
 
-def test_segment_decodes_each_video_with_asot_at_eval_settings():
+def test_segment_decodes_each_video_with_asot_at_the_decode_settings():
     gen = torch.Generator().manual_seed(3)
     videos = [unit(10, D, gen=gen), unit(6, D, gen=gen), unit(8, D, gen=gen)]  # any count: no pairing needed
     emb, mask = pad_batch(videos)
-    loss_fn = VASOTLoss(K, D)
+    loss_fn = VASOTLoss(num_actions=K, embed_dim=D)
     protos = loss_fn.prototypes().detach()
     labels = loss_fn.segment(emb, mask)
     for b, v in enumerate(videos):
-        plan = segment_asot((1 - v @ protos.T).unsqueeze(0), **dataclasses.asdict(loss_fn.eval_settings))[0]
+        plan = segment_asot((1 - v @ protos.T).unsqueeze(0), **dataclasses.asdict(loss_fn.settings.decode))[0]
         assert labels[b, : v.shape[0]].tolist() == plan.argmax(-1).tolist()
         assert (labels[b, v.shape[0] :] == -1).all()
 
 
-def test_from_config_and_odd_batch():
-    cfg = RunConfig()
-    cfg.method.beta, cfg.model.num_actions, cfg.model.embed_dim = 2.0, 6, 16
-    cfg.ot.align_radius, cfg.ot.radius = 0.05, 0.03
-    loss_fn = VASOTLoss.from_config(cfg)
-    assert loss_fn.beta == 2.0 and loss_fn.prototypes.weight.shape == (6, 16)
-    assert loss_fn.align.settings.radius == 0.05 and loss_fn.seg_settings.radius == 0.03
-    assert loss_fn.eval_settings.eps == cfg.ot.eval_eps
+def test_odd_batch_is_refused_before_any_solve():
+    loss_fn = VASOTLoss(num_actions=6, embed_dim=16)
     with pytest.raises(ValueError, match="even batch"):
         loss_fn(torch.zeros(3, 4, 16), torch.ones(3, 4, dtype=torch.bool))

@@ -1,7 +1,7 @@
 """VAVA: the psi schedule, prior, plan and every loss term against hand-computed and loop-based values.
 
 The released ``vava.py`` does not run (UnboundLocalError), so nothing is reproduced numerically from it; the
-terms are checked against the formulas written out scalar by scalar (REFERENCE.md section 4, METHODS.md "VAVA").
+terms are checked against the formulas written out scalar by scalar (``docs/methods.md#vava``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import ot
 import pytest
 import torch
-from loss_helpers import pad_batch, segment_video, unit
+from loss_helpers import ordered_and_shuffled_pair, pad_batch, unit
 
-from vasot_dist.config.schema import RunConfig
+from vasot_dist.config.methods import VAVAConfig
 from vasot_dist.losses import VAVALoss, vava_psi
 from vasot_dist.losses.vava import vava_intra_contrastive, vava_prior
 
@@ -109,7 +109,7 @@ def test_plan_is_pots_sinkhorn_on_the_modified_cost_and_loss_gradient_matches_te
     emb.requires_grad_()
     step = 50
     psi = vava_psi(step)
-    loss_fn = VAVALoss(window=2, sinkhorn_iters=5000, sinkhorn_tol=1e-9)
+    loss_fn = VAVALoss(VAVAConfig(window=2, n_iters=5000, tol=1e-9))
     out = loss_fn(emb, mask, step=step)
     out.loss.backward()
     assert torch.isfinite(emb.grad).all() and not out.couplings["align"].requires_grad
@@ -151,10 +151,7 @@ def test_prefers_aligned_pairs_to_pairs_with_y_shuffled_in_time():
     gen = torch.Generator().manual_seed(2)
     wins = 0
     for _ in range(4):
-        protos = unit(4, 16, gen=gen)
-        x = segment_video([6, 6, 6, 6], protos, 0.3, gen)
-        y = segment_video([3, 7, 4, 6], protos, 0.3, gen)
-        y_shuffled = y[torch.randperm(y.shape[0], generator=gen)]
+        x, y, y_shuffled, _ = ordered_and_shuffled_pair(gen)
         loss_fn = VAVALoss()
         wins += int(loss_fn(*pad_batch([x, y])).loss < loss_fn(*pad_batch([x, y_shuffled])).loss)
     assert wins == 4
@@ -167,16 +164,3 @@ def test_padding_does_not_change_the_loss():
     a = loss_fn(*pad_batch([x, y]), step=7).loss
     b = loss_fn(*pad_batch([x, y], 14), step=7).loss
     assert a.item() == pytest.approx(b.item(), abs=1e-5)
-
-
-def test_from_config():
-    cfg = RunConfig()
-    cfg.method.gamma, cfg.method.vava_window, cfg.method.vava_temperature, cfg.method.virtual_cost = (
-        0.3,
-        5,
-        0.2,
-        0.4,
-    )
-    loss_fn = VAVALoss.from_config(cfg)
-    assert (loss_fn.gamma, loss_fn.window, loss_fn.temperature, loss_fn.virtual_cost) == (0.3, 5, 0.2, 0.4)
-    assert (loss_fn.sigma, loss_fn.margin, loss_fn.sinkhorn_iters) == (2.0, 2.0, 20)

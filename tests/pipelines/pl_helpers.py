@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,18 +30,47 @@ def smooth_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_video(path: Path, frames: np.ndarray, fps: float = 30, codec: str = "libx264") -> Path:
-    """Encode frames (T, H, W, 3) into a real file (mp4/H.264 or avi/MPEG-4 part 2)."""
+def write_video(path: Path, frames: np.ndarray, fps: float = 30, codec: str = "libx264",
+                sar: Fraction | None = None) -> Path:
+    """Encode frames (T, H, W, 3) into a real file (mp4/H.264 or avi/MPEG-4 part 2); ``sar``: pixel aspect."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
         out.start_encoding()  # write the header even when there are no frames
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(p)
         for p in s.encode(None):
             out.mux(p)
+    return path
+
+
+def _boxes(buf: bytes, start: int, end: int):
+    """(type, offset, size) of the ISO-BMFF boxes in buf[start:end]."""
+    i = start
+    while i + 8 <= end:
+        size, kind = struct.unpack(">I4s", buf[i:i + 8])
+        if size == 1:
+            size = struct.unpack(">Q", buf[i + 8:i + 16])[0]
+        yield kind, i, size
+        i += size
+
+
+def set_display_matrix(path: Path, ab_cd: Sequence[int]) -> Path:
+    """Write the display matrix ``[[a, b], [c, d]]`` (given as (a, b, c, d), entries -1/0/1) into an mp4's
+    track header (moov/trak/tkhd), where phones record "rotation -90" = (0, 1, -1, 0)."""
+    a, b, c, d = ab_cd
+    data = bytearray(path.read_bytes())
+    (_, moov, moov_size), = [x for x in _boxes(data, 0, len(data)) if x[0] == b"moov"]
+    (_, trak, trak_size), = [x for x in _boxes(data, moov + 8, moov + moov_size) if x[0] == b"trak"]
+    (_, tkhd, _), = [x for x in _boxes(data, trak + 8, trak + trak_size) if x[0] == b"tkhd"]
+    # header, version/flags, times/track id/duration (v0: 20 bytes, v1: 32), reserved/layer/group/volume
+    at = tkhd + 8 + 4 + (32 if data[tkhd + 8] == 1 else 20) + 16
+    data[at:at + 36] = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
     return path
 
 

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 from pl_helpers import decode_all
-from vasot_pipelines import format as fmt
 from vasot_pipelines.video import encode_frames
+
+from vasot_dist.data import format as fmt
 
 
 def test_keys_have_no_dots_and_keep_safe_characters():
@@ -64,12 +65,12 @@ def test_dataset_index_is_written_atomically_and_validated(tmp_path):
     assert json.loads(p.read_text()) == _index()
     assert fmt.read_dataset_index(tmp_path) == _index()
     assert [q.name for q in tmp_path.iterdir()] == ["dataset.json"]  # no temp file left behind
-    with pytest.raises(ValueError, match="disagree with its shards"):
+    with pytest.raises(ValueError, match=r"'splits.train.num_samples' is 3 but its shards hold 2"):
         fmt.write_dataset_index(tmp_path, _index(splits={"train": {"num_samples": 3, "num_frames": 30,
                                                                     "activities": {"x": 3}}}))
-    with pytest.raises(ValueError, match="background_id 5"):
+    with pytest.raises(ValueError, match="'background_id' is 5, not an id of label_map"):
         fmt.validate_dataset_index(_index(background_id=5))
-    with pytest.raises(ValueError, match="lacks field 'shards'"):
+    with pytest.raises(ValueError, match="'shards' is missing"):
         fmt.validate_dataset_index({k: v for k, v in _index().items() if k != "shards"})
 
 

@@ -9,14 +9,16 @@ import re
 import shutil
 from pathlib import Path
 
+import av
 import decord
 import numpy as np
 import pytest
-from pl_helpers import REAL_VIDEOS, decode_all, read_shards, smooth_frames, write_video
-from vasot_pipelines import format as fmt
+from pl_helpers import REAL_VIDEOS, decode_all, read_shards, set_display_matrix, smooth_frames, write_video
 from vasot_pipelines.manifest import read_label_map
 from vasot_pipelines.shard import EXIT_FATAL, EXIT_INTERRUPTED, main, verify_dataset
 from vasot_pipelines.video import encode_frames
+
+from vasot_dist.data import format as fmt
 
 
 def write_jsonl(path: Path, lines) -> Path:
@@ -182,10 +184,10 @@ def test_resume_after_interruption_gives_the_same_dataset(tmp_path, labels_file)
               "--max-shard-samples", "2"]
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert main([*common, "--out", str(ref)]) == 0
-    # "kill" after the first completed shard: one .tmp shard is left half written
+    # "kill" after the first completed shard: a temporary shard (.<name>.tar.<hex>.tmp) is left half written
     assert main([*common, "--out", str(out), "--stop-after-shards", "1"]) == EXIT_INTERRUPTED
     assert not (out / "dataset.json").exists()
-    assert len(list(out.glob("*.tar"))) == 1 and len(list(out.glob("*.tar.tmp"))) >= 1
+    assert len(list(out.glob("*.tar"))) == 1 and len(list(out.glob(".*.tar.*.tmp"))) >= 1
     (out / "train-000007.tar").write_bytes(b"stale shard of an older run")
     assert main([*common, "--out", str(out)]) == 0
     assert (out / "dataset.json").read_text() == (ref / "dataset.json").read_text()
@@ -263,7 +265,11 @@ def test_workers_and_real_clips(tmp_path):
         # independent count: output frames j with j / 10 s before the middle of the last source frame
         m = math.ceil((n - 0.5) * 10 / fps - 1e-9)
         src = [min(n - 1, math.floor(j * fps / 10 + 0.5)) for j in range(m)]
-        expected["real__" + p.stem] = (m, [1 if i <= n // 2 else 2 for i in src], vr[0].shape)
+        # shown as a player shows it: arm_wrestling.mp4 has non-square pixels (SAR 64:51, 340x256 -> 5:3)
+        with av.open(str(p)) as c:
+            sar = c.streams.video[0].sample_aspect_ratio or 1
+        h0, w0 = vr[0].shape[:2]
+        expected["real__" + p.stem] = (m, [1 if i <= n // 2 else 2 for i in src], (h0, w0 * sar))
     manifest = write_jsonl(tmp_path / "m.jsonl", lines)
     labels = tmp_path / "l.json"
     labels.write_text(json.dumps({"bg": 0, "a": 1, "b": 2}))
@@ -273,7 +279,7 @@ def test_workers_and_real_clips(tmp_path):
     assert rc == 0, (out / "failures.jsonl").read_text()
     samples = read_shards(out)
     assert set(samples) == set(expected)
-    for key, (m, labs, (h0, w0, _)) in expected.items():
+    for key, (m, labs, (h0, w0)) in expected.items():
         meta = samples[key]["json"]
         assert meta["num_frames"] == m and meta["labels"] == labs
         assert min(meta["height"], meta["width"]) == 64
@@ -326,3 +332,58 @@ def test_writer_refuses_foreign_shards_duplicates_and_wrong_payloads(tmp_path):
         w.add(Sample({**meta, "key": "a__w"}, b"", "mp4"))
     index = json.loads(w.finish().read_text())
     assert index["shards"] == [{"path": "train-000000.tar", "split": "train", "num_samples": 1, "num_frames": 2}]
+
+
+def test_phone_video_is_sharded_upright_and_verify_compares_with_the_source_as_shown(tmp_path, labels_file):
+    # a phone held upright records landscape pixels and "rotation -90": the display matrix (0, 1, -1, 0)
+    tall, square = smooth_frames(4, 32, 48, seed=1), smooth_frames(4, 32, 32, seed=2)
+    for name, frames in (("tall", tall), ("square", square)):
+        set_display_matrix(write_video(tmp_path / f"{name}.mp4", frames, fps=10), (0, 1, -1, 0))
+    m = write_jsonl(tmp_path / "m.jsonl", [{"path": f"{n}.mp4", "activity": "a", "split": "train",
+                                            "labels": ["open"] * 4} for n in ("tall", "square")])
+    out = tmp_path / "out"
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(out), "--short-side", "32",
+                 "--no-progress", "--verify"]) == 0
+    samples = read_shards(out)
+    for key, frames in (("a__tall", tall), ("a__square", square)):
+        meta = samples[key]["json"]
+        upright = np.rot90(frames[0], k=-1)  # what a player shows: turned a quarter clockwise
+        assert (meta["height"], meta["width"]) == upright.shape[:2]
+        assert np.abs(decode_all(samples[key]["mp4"])[0].astype(int) - upright).mean() < 6
+    # the sources re-encoded without their rotation: the shards no longer show what a player shows
+    for name, frames in (("tall", tall), ("square", square)):
+        write_video(tmp_path / f"{name}.mp4", frames, fps=10)
+    reasons = {f["key"]: f["reason"] for f in verify_dataset(out)}
+    assert "frames are 48x32, but" in reasons["a__tall"] and "as a player shows it is 32x48" in reasons["a__tall"]
+    assert re.search(r"frame 0 differs from .*square.mp4 as a player shows it: mean absolute difference",
+                     reasons["a__square"])
+
+
+def test_segments_in_seconds_past_the_end_of_the_video_are_rejected(tmp_path, labels_file):
+    src = write_video(tmp_path / "clip.mp4", smooth_frames(20, 32, 32), fps=10)  # 2.0 s
+    ok = {"path": str(src), "activity": "a", "split": "train"}
+    m = write_jsonl(tmp_path / "m.jsonl", [
+        {**ok, "id": "rounded", "segments_sec": [[0.0, 1.0, "open"], [1.0, 2.9, "pour"]]},  # 0.9 s over: clipped
+        {**ok, "id": "longer", "segments_sec": [[0.0, 1.0, "open"], [1.0, 5.5, "pour"]]},
+        {**ok, "id": "later", "segments_sec": [[4.0, 5.0, "open"]]},
+    ])
+    out = tmp_path / "out"
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(out), "--short-side", "32",
+                 "--no-progress"]) == 2
+    assert read_shards(out)["a__rounded"]["json"]["labels"] == [1] * 10 + [2] * 10
+    fails = {f["key"]: f for f in map(json.loads, (out / "failures.jsonl").read_text().splitlines())}
+    assert set(fails) == {"a__longer", "a__later"} and fails["a__longer"]["path"] == str(src)
+    assert fails["a__longer"]["reason"] == (
+        "segments_sec entry [1.0, 5.5, 'pour'] (frames 10..55 at 10 fps) ends after the last frame 19 of "
+        "clip.mp4 (2.00 s) (more than 1 s)")
+    assert fails["a__later"]["reason"].startswith("segments_sec entry [4.0, 5.0, 'open'] (frames 40..50 at 10 fps) "
+                                                  "starts after the last frame 19 of clip.mp4")
+
+
+def test_empty_manifest_is_a_fatal_error(tmp_path, labels_file, capsys):
+    m = tmp_path / "m.jsonl"
+    m.write_text("\n  \n")
+    assert main(["--manifest", str(m), "--labels", str(labels_file), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == EXIT_FATAL
+    assert f"vasot-shard: error: manifest {m} lists no videos" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pl_helpers import decode_all, read_shards
 from vasot_pipelines import synthetic as syn
-from vasot_pipelines.format import read_frame_index
 
 from vasot_dist.config.schema import SyntheticConfig
+from vasot_dist.data.format import read_frame_index
 
 SMALL = SyntheticConfig(num_activities=2, steps_per_activity=3, videos_per_activity=2, test_videos_per_activity=1,
                         frames_min=16, frames_max=40, size=32, feature_dim=16, seed=0)

@@ -23,10 +23,12 @@ def main() -> None:
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
 
+    from vasot_dist.cli import ensure_synthetic_data
     from vasot_dist.config import load_config
     from vasot_dist.train.loop import run
 
     cfg = load_config(a.config, a.overrides)
+    ensure_synthetic_data(cfg)  # as vasot-train does before run()
     rank = int(os.environ.get("RANK", "0"))
 
     def on_step(step, model, out):

@@ -6,8 +6,8 @@ import logging
 
 import torch
 
+from vasot_dist.runtime.seeding import rng_state, set_rng_state
 from vasot_dist.train import checkpoint as ckpt
-from vasot_dist.train.seeding import rng_state, set_rng_state
 
 
 def _state(v: float) -> dict:

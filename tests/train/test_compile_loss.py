@@ -2,8 +2,8 @@
 
 One graph is what lets inductor fuse a solver iteration's elementwise chain and CUDA graphs replay the
 whole solve (issue 9): a graph break inside a solve would split it at every iteration. ``backend="eager"``
-checks the capture (dynamo) without paying inductor's code generation on CPU; one inductor case checks
-that the generated code computes the same plan.
+(here: an eager backend that counts the graphs) checks the capture (dynamo) without paying inductor's code
+generation on CPU; one inductor case checks that the generated code computes the same plan.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from vasot_dist.losses import LOSSES, build_loss
 from vasot_dist.ot import segment_asot
 from vasot_dist.train.model import build_train_model, compile_for_training
 
-SMALL = ["model.embed_dim=16", "model.num_actions=4", "ot.n_iters=4", "model.head_dim=16", "ot.sinkhorn_iters=20",
-         "ot.partial_n_iters=3", "ot.partial_inner_iters=5"]
+pytestmark = pytest.mark.slow  # dynamo traces every solver iteration: seconds per loss on CPU
+
+_SOLVES = ("asot.segment", "asot.decode", "vaot.align", "vasot.segment", "vasot.decode", "vasot.align", "clot.segment",
+           "clot.decode")
+SMALL = ["model.embed_dim=16", "model.num_actions=4", "model.head_dim=16", *(f"method.{s}.n_iters=4" for s in _SOLVES),
+         "method.kot.n_iters=20", "method.realign.align.n_iters=3", "method.realign.align.inner_iters=5"]
 
 
 def _loss_and_inputs(method: str):
@@ -42,14 +46,19 @@ def test_loss_compiles_without_graph_breaks_and_matches_eager(method):
     torch._dynamo.reset()
     # CLOT draws its SW projections with a seeded torch.Generator, which dynamo cannot trace, and REALIGN's
     # 2,000-iteration solve is not worth unrolling: each runs eagerly between two graphs; every other loss,
-    # its solves included, is one graph.
+    # its solves included, is one graph (fullgraph=True raises on any break).
     eager_call = method in ("clot", "realign")
-    compiled = torch.compile(loss, backend="eager", fullgraph=not eager_call)
+    graphs = []
+
+    def eager_counting(gm: torch.fx.GraphModule, example_inputs):  # backend="eager" that counts the graphs
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = torch.compile(loss, backend=eager_counting, fullgraph=not eager_call)
     comp_emb = emb.clone().requires_grad_()
     out = compiled(comp_emb, mask, step=3)
     out.loss.backward()
-    explain = torch._dynamo.explain(loss)(emb.clone().requires_grad_(), mask, step=3)
-    assert explain.graph_break_count <= (1 if eager_call else 0), explain.break_reasons
+    assert 1 <= len(graphs) <= (2 if eager_call else 1), [g.code for g in graphs]  # graph breaks + 1
 
     torch.testing.assert_close(out.loss, eager.loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(comp_emb.grad, eager_emb.grad, rtol=1e-4, atol=1e-6)
@@ -71,12 +80,14 @@ def test_inductor_compiled_asot_solve_matches_eager():
 
 def test_compile_for_training_keeps_state_dict_keys():
     """In-place compilation: a checkpoint of a compiled run loads into an eager model and back."""
-    cfg = load_config("configs/demo.yaml", ["method.name=asot", *SMALL])
+    # The MLP encoder: nn.Module.compile is the same for any encoder, and tracing it costs no ResNet-50.
+    cfg = load_config("configs/demo.yaml", ["method.name=asot", "data.modality=features", "model.encoder=mlp",
+                                            "model.mlp_layers=[8,16]", *SMALL])
     model = build_train_model(cfg)
     keys = list(model.state_dict())
     compile_for_training(model, backend="eager")
     assert list(model.state_dict()) == keys
     build_train_model(cfg).load_state_dict(model.state_dict())
-    frames = torch.randint(0, 256, (2, 4, 1, 32, 32, 3), dtype=torch.uint8)
-    out = model(frames, None, step=1)  # runs through the compiled encoder and loss
+    features = torch.randn(2, 10, 8)
+    out = model(features, None, step=1)  # runs through the compiled encoder and loss
     assert torch.isfinite(out.loss)

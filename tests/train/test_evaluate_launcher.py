@@ -1,5 +1,6 @@
-"""launchers/evaluate.py on a checkpoint of a tiny video run: metrics.json, a Markdown report and its PNGs
-(transport plans, segmentation bars, retrieval strips)."""
+"""vasot-evaluate on a checkpoint of a tiny video run: metrics.json, a Markdown report and its PNGs
+(transport plans, segmentation bars, retrieval strips); a missing checkpoint is a clear error; the launcher
+scripts start the same entry points from a checkout."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from trainutil import ROOT, run_worker
+from trainutil import ROOT
 
-pytestmark = pytest.mark.slow
+from vasot_dist.cli import evaluate_main, train_main
 
 
+@pytest.mark.slow
 def test_evaluate_checkpoint_writes_metrics_and_report(tmp_path):
     overrides = [
         f"data.shards={tmp_path / 'syn'}", f"train.output_dir={tmp_path / 'runs'}", "train.experiment=e",
@@ -23,15 +25,11 @@ def test_evaluate_checkpoint_writes_metrics_and_report(tmp_path):
         "data.synthetic.test_videos_per_activity=2", "data.synthetic.frames_min=24",
         "data.synthetic.frames_max=32", "eval.batch_frames=32",
     ]
-    run_worker(tmp_path / "rec", overrides, extra=["--config", str(ROOT / "configs" / "demo.yaml")])
+    assert train_main(["--config", "demo", *overrides]) == 0
     run_dir = tmp_path / "runs" / "e" / "r"
     out_dir = tmp_path / "evaluation"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "launchers" / "evaluate.py"), "--config", str(run_dir / "config.yaml"),
-         "--checkpoint", str(run_dir), "--out", str(out_dir)],
-        capture_output=True, text=True, timeout=600, cwd=str(ROOT),
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert evaluate_main(["--config", str(run_dir / "config.yaml"), "--checkpoint", str(run_dir),
+                          "--out", str(out_dir)]) == 0
     metrics = json.loads((out_dir / "metrics.json").read_text())
     for key in ("phase_acc@1", "kendalls_tau", "ap@5", "align_acc", "seg/MoF", "seg/F1", "seg/mIoU"):
         assert key in metrics, key
@@ -46,11 +44,22 @@ def test_evaluate_checkpoint_writes_metrics_and_report(tmp_path):
         assert p.name in report
 
 
-def test_evaluate_reports_a_missing_checkpoint(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "launchers" / "evaluate.py"), "--config", str(ROOT / "configs" / "demo.yaml"),
-         "--checkpoint", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=str(ROOT),
-    )
-    assert proc.returncode != 0
-    assert f"{tmp_path} is neither a checkpoint file nor a run directory" in proc.stderr
+def test_evaluate_reports_a_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        evaluate_main(["--config", "demo", "--checkpoint", str(tmp_path)])
+    assert stop.value.code == 2
+    assert f"{tmp_path} is neither a checkpoint file nor a run directory" in capsys.readouterr().err
+
+
+def test_launcher_scripts_start_their_entry_points_from_a_checkout():
+    script = ("import runpy, sys\n"
+              "for name in ('train', 'evaluate', 'tune', 'compare'):\n"
+              "    sys.argv = [name, '--help']\n"
+              "    try:\n"
+              "        runpy.run_path(f'launchers/{name}.py', run_name='__main__')\n"
+              "    except SystemExit as e:\n"
+              "        assert e.code == 0, (name, e.code)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for prog in ("vasot-train", "vasot-evaluate", "vasot-tune", "vasot-compare"):
+        assert f"usage: {prog}" in proc.stdout

@@ -13,7 +13,7 @@ import torch
 from vasot_dist.config import load_config
 from vasot_dist.losses import LOSSES
 from vasot_dist.ot import align_fgw, align_partial_fgw, circular_sw_cost, segment_asot, sinkhorn
-from vasot_dist.train.distributed import DistContext
+from vasot_dist.runtime.distributed import DistContext
 from vasot_dist.train.engine import build_engine
 from vasot_dist.train.host_syncs import HostSyncRecorder
 from vasot_dist.train.log_window import LogWindow

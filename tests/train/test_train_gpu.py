@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from vasot_dist.config import load_config
 from vasot_dist.losses import LOSSES, build_loss
-from vasot_dist.train.distributed import DistContext
+from vasot_dist.runtime.distributed import DistContext
 from vasot_dist.train.engine import build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import build_train_model

@@ -13,7 +13,7 @@ ROOT = HERE.parents[1]
 def feature_overrides(tmp: Path, **kw) -> list[str]:
     """A tiny ASOT-on-features run: fast on CPU, deterministic."""
     base = {
-        "data.modality": "features", "model.encoder": "mlp", "model.mlp_layers": "[32,32,16]",
+        "data.name": "synthetic", "data.modality": "features", "model.encoder": "mlp", "model.mlp_layers": "[32,32,16]",
         "model.embed_dim": 16, "data.shards": str(tmp / "syn"), "data.frames_per_video": 16,
         "data.batch_size": 2, "data.num_workers": 0, "data.shuffle_buffer": 4, "method.name": "asot",
         "model.num_actions": 4, "train.output_dir": str(tmp / "runs"), "train.experiment": "t",
@@ -28,7 +28,7 @@ def feature_overrides(tmp: Path, **kw) -> list[str]:
 
 def run_worker(record: Path, overrides: list[str], *, nproc: int = 1, extra: list[str] = (), timeout: int = 300,
                check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "pipelines")])}
     worker = [str(HERE / "_worker.py"), *extra, str(record), *overrides]
     if nproc == 1:
         cmd = [sys.executable, *worker]

@@ -1,5 +1,5 @@
-"""Shared pieces of the sweep tests: a tiny ASOT-on-synthetic-features base config, a sweep-file writer, and
-Ray shut down after every test."""
+"""Shared pieces of the sweep tests: a tiny ASOT-on-synthetic-features base config (its features written once
+per session) and a sweep-file writer."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ import pytest
 import yaml
 from tune_helpers import DEMO, tiny_overrides
 
+from vasot_dist.cli import ensure_synthetic_data
 from vasot_dist.config import RunConfig, load_config
 
 
 @pytest.fixture(scope="session")
 def features_dir(tmp_path_factory) -> Path:
-    """One set of synthetic features for the session (written by the first run that needs it)."""
+    """Where the session's synthetic features go (written by :func:`tiny_cfg`)."""
     return tmp_path_factory.mktemp("synthetic") / "features"
 
 
 @pytest.fixture(scope="session")
 def tiny_cfg(features_dir, tmp_path_factory) -> RunConfig:
     """The tiny base config (shared: tests must not modify it; sweeps give each trial its own run dir)."""
-    return load_config(DEMO, tiny_overrides(features_dir, tmp_path_factory.mktemp("runs")))
+    cfg = load_config(DEMO, tiny_overrides(features_dir, tmp_path_factory.mktemp("runs")))
+    ensure_synthetic_data(cfg)  # as vasot-tune does before the sweep
+    return cfg
 
 
 @pytest.fixture
@@ -34,12 +37,3 @@ def write_sweep(tmp_path):
         return path
 
     return _write
-
-
-@pytest.fixture(autouse=True)
-def _ray_shut_down_after_test():
-    yield
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()

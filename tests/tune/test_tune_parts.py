@@ -24,20 +24,20 @@ MOUNTS = """\
 /dev/sda1 / ext4 rw,relatime 0 0
 proc /proc proc rw 0 0
 tmpfs /tmp tmpfs rw 0 0
-nas:/export/shared /mnt/shared nfs4 rw,vers=4.2 0 0
+nas:/export/shared /mnt/nfs nfs4 rw,vers=4.2 0 0
 s3fs /mnt/bucket fuse.s3fs rw 0 0
-/dev/sdb1 /mnt/shared/local\\040disk xfs rw 0 0
+/dev/sdb1 /mnt/nfs/local\\040disk xfs rw 0 0
 """
 
 
 @pytest.mark.parametrize("path,fstype,shared", [
     ("/home/me/ray", "ext4", False),
     ("/tmp/x", "tmpfs", False),
-    ("/mnt/shared/sweeps/a", "nfs4", True),
-    ("/mnt/shared", "nfs4", True),
-    ("/mnt/sharedx/a", "ext4", False),  # a prefix of the name, not of the path
+    ("/mnt/nfs/sweeps/a", "nfs4", True),
+    ("/mnt/nfs", "nfs4", True),
+    ("/mnt/nfsx/a", "ext4", False),  # a prefix of the name, not of the path
     ("/mnt/bucket/a", "fuse.s3fs", True),
-    ("/mnt/shared/local disk/a", "xfs", False),  # the longest mount point wins; \040 is a space
+    ("/mnt/nfs/local disk/a", "xfs", False),  # the longest mount point wins; \040 is a space
 ])
 def test_filesystem_type_and_sharing(path, fstype, shared):
     assert filesystem_type(path, MOUNTS) == fstype
@@ -53,7 +53,7 @@ def test_uris_are_shared_and_kept():
 
 def test_local_storage_refused_only_on_multinode_clusters():
     check_multinode_storage("/home/me/ray", 1, MOUNTS)  # one node: any path
-    check_multinode_storage("/mnt/shared/ray", 4, MOUNTS)
+    check_multinode_storage("/mnt/nfs/ray", 4, MOUNTS)
     check_multinode_storage("s3://bucket/ray", 4, MOUNTS)
     with pytest.raises(ValueError) as err:
         check_multinode_storage("/home/me/ray", 3, MOUNTS)
@@ -90,6 +90,10 @@ def test_sweep_base_config_makes_paths_absolute_and_groups(tiny_cfg, monkeypatch
     assert base.train.run_id is None and base.log.group == "my_sweep"
     assert sweep_base_config(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shards="/abs/x")),
                              "s").data.shards == "/abs/x"
+    # model.weights: the names imagenet and none stay names; a file path becomes absolute
+    for weights, expected in (("imagenet", "imagenet"), ("none", "none"), ("w/r50.pth", str(tmp_path / "w" / "r50.pth"))):
+        with_weights = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, weights=weights))
+        assert sweep_base_config(with_weights, "s").model.weights == expected
 
 
 def _touch(folder: Path, *names: str) -> None:
@@ -135,12 +139,12 @@ def test_reporter_names_a_missing_metric():
 
 
 ROWS = [
-    TrialRow("a", "completed", 4, 40.0, {"ot.eps": 0.05}),
-    TrialRow("b", "error", 2, 90.0, {"ot.eps": 0.07}, error="RuntimeError: boom"),
-    TrialRow("c", "stopped", 2, 20.0, {"ot.eps": 0.1}),
-    TrialRow("d", "error", None, None, {"ot.eps": 0.2}),
-    TrialRow("e", "completed", 4, 60.0, {"ot.eps": 0.03}),
-    TrialRow("f", "unfinished", 2, 70.0, {"ot.eps": 0.04}),
+    TrialRow("a", "completed", 4, 40.0, {"method.asot.segment.eps": 0.05}),
+    TrialRow("b", "error", 2, 90.0, {"method.asot.segment.eps": 0.07}, error="RuntimeError: boom"),
+    TrialRow("c", "stopped", 2, 20.0, {"method.asot.segment.eps": 0.1}),
+    TrialRow("d", "error", None, None, {"method.asot.segment.eps": 0.2}),
+    TrialRow("e", "completed", 4, 60.0, {"method.asot.segment.eps": 0.03}),
+    TrialRow("f", "unfinished", 2, 70.0, {"method.asot.segment.eps": 0.04}),
 ]
 
 
@@ -153,17 +157,17 @@ def test_rows_sort_by_metric_and_the_best_did_not_fail():
 
 
 def test_table_lists_every_trial_in_order():
-    table = format_table(sort_rows(ROWS, "max"), "seg/MoF", ["ot.eps"])
+    table = format_table(sort_rows(ROWS, "max"), "seg/MoF", ["method.asot.segment.eps"])
     lines = table.splitlines()
-    assert lines[0].split() == ["#", "trial", "status", "step", "seg/MoF", "ot.eps"]
+    assert lines[0].split() == ["#", "trial", "status", "step", "seg/MoF", "method.asot.segment.eps"]
     assert [ln.split()[1] for ln in lines[2:]] == ["b", "f", "e", "a", "c", "d"]
     assert lines[-1].split() == ["6", "d", "error", "-", "-", "0.2"]
 
 
 def test_best_config_loads_as_a_run_config(tiny_cfg, tmp_path):
     base = sweep_base_config(tiny_cfg, "s")
-    best = TrialRow("e", "completed", 4, 60.0, {"ot.eps": 0.03, "optim.lr": 2e-3})
+    best = TrialRow("e", "completed", 4, 60.0, {"method.asot.segment.eps": 0.03, "optim.lr": 2e-3})
     path = write_best_config(base, best, tmp_path / "best.yaml")
     cfg = load_config(path)
-    assert cfg.ot.eps == 0.03 and cfg.optim.lr == 2e-3 and cfg.train.run_id is None
-    assert dataclasses.replace(cfg, ot=base.ot, optim=base.optim) == base
+    assert cfg.method.asot.segment.eps == 0.03 and cfg.optim.lr == 2e-3 and cfg.train.run_id is None
+    assert dataclasses.replace(cfg, method=base.method, optim=base.optim) == base

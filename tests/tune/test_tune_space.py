@@ -18,9 +18,9 @@ VALID = {
     "mode": "max",
     "num_samples": 2,
     "space": {
-        "ot.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
-        "ot.alpha": {"dist": "uniform", "lower": 0.1, "upper": 0.6},
-        "method.tau": {"dist": "choice", "values": [0.07, 0.1]},
+        "method.asot.segment.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
+        "method.asot.segment.alpha": {"dist": "uniform", "lower": 0.1, "upper": 0.6},
+        "method.asot.tau": {"dist": "choice", "values": [0.07, 0.1]},
     },
 }
 
@@ -43,27 +43,28 @@ def _with(**changes) -> dict:
 
 # (sweep mapping, fragments the message must hold)
 BAD = {
-    "unknown key": (_with(space__ot__epss={"dist": "uniform", "lower": 0.1, "upper": 0.2}),
-                    ["'ot.epss'", "did you mean 'ot.eps'"]),
+    "unknown key": (_with(space__method__asot__segment__epss={"dist": "uniform", "lower": 0.1, "upper": 0.2}),
+                    ["'method.asot.segment.epss'", "did you mean 'method.asot.segment.eps'"]),
     "section typo": (_with(space__opt__lr={"dist": "loguniform", "lower": 1e-4, "upper": 1e-3}),
                      ["'opt.lr'", "did you mean 'optim.lr'"]),
-    "section, not key": (_with(space__ot={"dist": "choice", "values": [1]}), ["'ot'", "a config section"]),
+    "section, not key": (_with(space__method__asot={"dist": "choice", "values": [1]}),
+                         ["'method.asot'", "a config section"]),
     "empty space": (_with(space={}), ["'space' is empty"]),
     "no space": (_with(space=None), ["missing required key 'space'"]),
-    "bad distribution": (_with(space__ot__eps={"dist": "normal", "lower": 0.1, "upper": 0.2}),
-                         ["'ot.eps'", "'dist' must be one of", "'normal'"]),
-    "missing arg": (_with(space__ot__eps={"dist": "uniform", "lower": 0.1}), ["'ot.eps'", "missing ['upper']"]),
-    "extra arg": (_with(space__ot__eps={"dist": "uniform", "lower": 0.1, "upper": 0.2, "q": 0.01}),
-                  ["'ot.eps'", "unknown ['q']"]),
-    "lower >= upper": (_with(space__ot__eps={"dist": "uniform", "lower": 0.2, "upper": 0.1}),
-                       ["'ot.eps'", "lower < upper"]),
+    "bad distribution": (_with(space__method__asot__segment__eps={"dist": "normal", "lower": 0.1, "upper": 0.2}),
+                         ["'method.asot.segment.eps'", "'dist' must be one of", "'normal'"]),
+    "missing arg": (_with(space__method__asot__segment__eps={"dist": "uniform", "lower": 0.1}), ["'method.asot.segment.eps'", "missing ['upper']"]),
+    "extra arg": (_with(space__method__asot__segment__eps={"dist": "uniform", "lower": 0.1, "upper": 0.2, "q": 0.01}),
+                  ["'method.asot.segment.eps'", "unknown ['q']"]),
+    "lower >= upper": (_with(space__method__asot__segment__eps={"dist": "uniform", "lower": 0.2, "upper": 0.1}),
+                       ["'method.asot.segment.eps'", "lower < upper"]),
     "loguniform at 0": (_with(space__optim__lr={"dist": "loguniform", "lower": 0.0, "upper": 1e-3}),
                         ["'optim.lr'", "lower > 0"]),
     "randint floats": (_with(space__model__num_actions={"dist": "randint", "lower": 2.5, "upper": 6}),
                        ["'model.num_actions'", "integer bounds"]),
-    "empty choice": (_with(space__method__tau={"dist": "choice", "values": []}), ["'method.tau'", "non-empty list"]),
-    "string bounds": (_with(space__ot__eps={"dist": "uniform", "lower": "a", "upper": 0.2}),
-                      ["'ot.eps'", "finite numbers"]),
+    "empty choice": (_with(space__method__asot__tau={"dist": "choice", "values": []}), ["'method.asot.tau'", "non-empty list"]),
+    "string bounds": (_with(space__method__asot__segment__eps={"dist": "uniform", "lower": "a", "upper": 0.2}),
+                      ["'method.asot.segment.eps'", "finite numbers"]),
     "bad mode": (_with(mode="maximize"), ["'mode' must be 'max' or 'min'", "'maximize'"]),
     "no metric": (_with(metric=None), ["missing required key 'metric'"]),
     "unknown top key": (_with(metrik="x"), ["unknown key 'metrik'", "did you mean 'metric'"]),
@@ -72,15 +73,15 @@ BAD = {
                                                                           "did you mean 'grace_period'"]),
     "grace > max_t": (_with(scheduler={"name": "asha", "max_t": 2, "grace_period": 4}), ["grace_period"]),
     "bad search": (_with(search="bayes"), ["'search' must be one of", "'bayes'"]),
-    "grid with continuous": (_with(search="grid"), ["'search: grid'", "ot.eps"]),
+    "grid with continuous": (_with(search="grid"), ["'search: grid'", "method.asot.segment.eps"]),
     "reserved key": (_with(space__train__run_id={"dist": "choice", "values": ["a"]}),
                      ["'train.run_id'", "cannot be swept"]),
-    "swept and overridden": (_with(overrides=["ot.eps=0.1"]), ["'ot.eps'", "both swept"]),
+    "swept and overridden": (_with(overrides=["method.asot.segment.eps=0.1"]), ["'method.asot.segment.eps'", "both swept"]),
     # values the config's own range / type checks reject
-    "out of range upper": (_with(space__ot__alpha={"dist": "uniform", "lower": 0.5, "upper": 1.5}),
-                           ["'ot.alpha'", "upper", "expected a value in [0, 1]"]),
-    "out of range lower": (_with(space__ot__eps={"dist": "uniform", "lower": 0.0, "upper": 0.1}),
-                           ["'ot.eps'", "lower = 0.0", "(0, inf]"]),
+    "out of range upper": (_with(space__method__asot__segment__alpha={"dist": "uniform", "lower": 0.5, "upper": 1.5}),
+                           ["'method.asot.segment.alpha'", "upper", "expected a value in [0, 1]"]),
+    "out of range lower": (_with(space__method__asot__segment__eps={"dist": "uniform", "lower": 0.0, "upper": 0.1}),
+                           ["'method.asot.segment.eps'", "lower = 0.0", "(0, inf]"]),
     "bad choice value": (_with(space__optim__name={"dist": "choice", "values": ["adam", "sgd"]}),
                          ["'optim.name'", "values[1] = 'sgd'", "expected one of"]),
     "float for int key": (_with(space__model__num_actions={"dist": "uniform", "lower": 2, "upper": 8}),
@@ -123,7 +124,7 @@ def test_extreme_samples_that_are_valid_pass(write_sweep, tiny_cfg):
         space__model__dropout={"dist": "uniform", "lower": 0.0, "upper": 1.0},
         space__model__num_actions={"dist": "randint", "lower": 1, "upper": 9},
         overrides=["train.max_steps=7"])), tiny_cfg)
-    assert [d.key for d in spec.space] == ["ot.eps", "ot.alpha", "method.tau", "model.dropout", "model.num_actions"]
+    assert [d.key for d in spec.space] == ["method.asot.segment.eps", "method.asot.segment.alpha", "method.asot.tau", "model.dropout", "model.num_actions"]
     assert base.train.max_steps == 7 and tiny_cfg.train.max_steps == 4  # overrides apply to a copy
     assert spec.name == "sweep"
 
@@ -140,30 +141,30 @@ def test_domains_sample_inside_their_bounds_and_the_config():
                            default_name="x")
     space = spec.param_space()
     rng = np.random.default_rng(0)
-    eps = np.array(space["ot.eps"].sample(size=4000, random_state=rng))
+    eps = np.array(space["method.asot.segment.eps"].sample(size=4000, random_state=rng))
     assert eps.min() >= 0.03 and eps.max() < 0.15
     # log-uniform: half of the mass below the geometric mean of the bounds (uniform would put ~0.33 there)
     assert abs(np.mean(eps < math.sqrt(0.03 * 0.15)) - 0.5) < 0.03
-    alpha = np.array(space["ot.alpha"].sample(size=4000, random_state=rng))
+    alpha = np.array(space["method.asot.segment.alpha"].sample(size=4000, random_state=rng))
     assert abs(np.mean(alpha < 0.35) - 0.5) < 0.03
     acts = space["model.num_actions"].sample(size=2000, random_state=rng)
     assert set(acts) == {3, 4, 5}
-    assert set(space["method.tau"].sample(size=200, random_state=rng)) == {0.07, 0.1}
+    assert set(space["method.asot.tau"].sample(size=200, random_state=rng)) == {0.07, 0.1}
 
 
 def test_grid_search_turns_choices_into_grid_axes():
     spec = sweep_from_dict({"metric": "m", "mode": "max", "search": "grid", "space": {
-        "method.tau": {"dist": "choice", "values": [0.05, 0.1]},
+        "method.asot.tau": {"dist": "choice", "values": [0.05, 0.1]},
         "optim.lr": {"dist": "grid", "values": [1e-4, 3e-4, 1e-3]}}}, "mem", default_name="g")
     space = spec.param_space()
-    assert space["method.tau"] == {"grid_search": [0.05, 0.1]}
+    assert space["method.asot.tau"] == {"grid_search": [0.05, 0.1]}
     assert space["optim.lr"] == {"grid_search": [1e-4, 3e-4, 1e-3]}
 
 
 def test_apply_params_sets_nested_keys(tiny_cfg):
-    cfg = apply_params(tiny_cfg, {"ot.eps": 0.11, "data.synthetic.seed": 5, "model.mlp_layers": [64, 8]})
-    assert cfg.ot.eps == 0.11 and cfg.data.synthetic.seed == 5 and cfg.model.mlp_layers == [64, 8]
-    assert tiny_cfg.ot.eps != 0.11  # the base is untouched
+    cfg = apply_params(tiny_cfg, {"method.asot.segment.eps": 0.11, "data.synthetic.seed": 5, "model.mlp_layers": [64, 8]})
+    assert cfg.method.asot.segment.eps == 0.11 and cfg.data.synthetic.seed == 5 and cfg.model.mlp_layers == [64, 8]
+    assert tiny_cfg.method.asot.segment.eps != 0.11  # the base is untouched
     assert cfg.optim == tiny_cfg.optim
 
 
@@ -182,8 +183,9 @@ def test_shipped_sweeps_are_valid():
 
     repo = Path(__file__).resolve().parents[2]
     spec, base = load_sweep(repo / "configs/sweeps/demo_asot.yaml", load_config(repo / "configs/demo.yaml"))
-    assert {d.key for d in spec.space} == {"ot.eps", "ot.alpha", "optim.lr"}
+    assert {d.key for d in spec.space} == {"method.asot.segment.eps", "method.asot.segment.alpha", "optim.lr"}
     assert base.train.eval_every > 0 and base.tune.gpus_per_worker == 0 and base.data.modality == "features"
     spec, base = load_sweep(repo / "configs/sweeps/ikea_asm.yaml", load_config(repo / "configs/ikea_asm.yaml"))
-    assert {d.key for d in spec.space} == {"ot.eps", "ot.alpha", "ot.align_radius", "method.tau", "optim.lr"}
+    assert {d.key for d in spec.space} == {"method.vasot.align.eps", "method.vasot.align.alpha", "method.vasot.align.radius", "method.vasot.tau",
+                                             "optim.lr"}
     assert base.train.eval_every > 0 and base.tune.gpus_per_worker > 0

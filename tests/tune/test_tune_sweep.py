@@ -1,8 +1,10 @@
 """Real sweeps on a local Ray instance (CPU): trials are Ray Train runs of the training loop on synthetic
-features. Each test starts its own Ray and the conftest fixture shuts it down."""
+features. The tests share one Ray instance (:func:`shared_ray`), started once for the module; the multi-node
+test makes its own cluster."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,29 +14,52 @@ import time
 from pathlib import Path
 
 import pytest
+from tune_faults import FAIL_ONCE
 from tune_helpers import DEMO, REPO, tiny_overrides
 
 from vasot_dist.config import load_config
 from vasot_dist.train.checkpoint import list_checkpoints
 from vasot_dist.tune.space import SweepError
 from vasot_dist.tune.sweep import run_sweep
-from vasot_dist.tune.trial import FAIL_ONCE_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
+# Fewer helper actors per Train run (no preemption watcher, no metrics) and patience with a loaded 2-core
+# machine, where a worker group can take more than Ray Train's default 60 s to start.
+LEAN_RAY_TRAIN = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0",
+                  "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300"}
+# 2 logical CPUs: one trial (1 worker CPU + the driver's 0.25) at a time, so a trial that does not free its
+# resources when it ends holds up the next one.
+RAY_CPUS = 2
 
 
-@pytest.fixture(autouse=True)
-def _lean_ray_train(monkeypatch):
-    """Fewer helper actors per Train run (no preemption watcher, no metrics) and patience with a loaded
-    2-core machine, where a worker group can take more than Ray Train's default 60 s to start."""
-    monkeypatch.setenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-    monkeypatch.setenv("RAY_TRAIN_METRICS_ENABLED", "0")
-    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "300")
+@pytest.fixture(scope="module")
+def _ray_settings():
+    """The environment every Ray process of the module inherits (set before Ray starts); Ray stops at the end."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in LEAN_RAY_TRAIN.items():
+            mp.setenv(k, v)
+        # the workers import tune_faults (this folder) for their setup hook
+        here = str(Path(__file__).resolve().parent)
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+        yield
+        import ray
+
+        ray.shutdown()
+
+
+@pytest.fixture
+def shared_ray(_ray_settings):
+    """The module's local Ray instance (started by the first test that needs it, again after the multi-node
+    test stopped it); ``run_sweep`` uses an instance that is already running."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=RAY_CPUS, runtime_env={"worker_process_setup_hook": "tune_faults.install"})
 
 
 SPACE = {
-    "ot.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
+    "method.asot.segment.eps": {"dist": "loguniform", "lower": 0.03, "upper": 0.15},
     "optim.lr": {"dist": "choice", "values": [1.0e-3, 3.0e-3]},
 }
 
@@ -52,13 +77,33 @@ def _reported_steps(exp: Path, trial_id: str) -> list[int]:
     return [row["step"] for row in _jsonl(exp / f"trial_{trial_id}" / "result.json")]
 
 
-def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_sweep, tmp_path, capsys):
+def test_a_local_storage_path_is_refused_on_a_multinode_cluster(tiny_cfg, write_sweep, tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # run_sweep would use the shared instance; this test needs a cluster of two nodes
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        with pytest.raises(SweepError) as err:
+            run_sweep(tiny_cfg, write_sweep(_sweep("two_nodes")), address=cluster.address,
+                      storage_path=str(tmp_path / "store"))
+        assert f"'{tmp_path / 'store'}'" in str(err.value) and "2 alive nodes" in str(err.value)
+        assert not (tmp_path / "store" / "two_nodes").exists()  # refused before any trial or state
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_sweep, tmp_path, capsys,
+                                                                shared_ray):
     # ASHA's budget max_t = 2 steps stops both trials at their first report (of 10 steps). The stop reaches
     # the workers a step or two later; it must end each Train run cleanly and free its resources, since the
-    # 2 trials run one after the other (2 CPUs).
+    # 2 trials run one after the other (RAY_CPUS).
     sweep = write_sweep(_sweep("e2e", scheduler={"name": "asha", "max_t": 2, "grace_period": 1},
                                overrides=["train.max_steps=10"]))
-    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=2)
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"))
     exp = tmp_path / "store" / "e2e"
     assert result.experiment_path == str(exp)
     assert [r.status for r in result.rows] == ["stopped", "stopped"]
@@ -76,7 +121,7 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
         assert max(r["step"] for r in logged) < 10  # the workers left the loop before train.max_steps
         # the trial's config is the base with its sampled values
         run_cfg = load_config(run_dir / "config.yaml")
-        assert run_cfg.ot.eps == pytest.approx(row.params["ot.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
+        assert run_cfg.method.asot.segment.eps == pytest.approx(row.params["method.asot.segment.eps"]) and run_cfg.optim.lr == row.params["optim.lr"]
         assert run_cfg.train.run_id == row.trial_id and run_cfg.log.group == "e2e"
 
     best = result.best
@@ -87,7 +132,7 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
     assert "sweep 'e2e': 2 trials by seg/MoF (max)" in out and str(result.best_config_path) in out
     assert result.best_config_path == exp / "best_config.yaml"
     best_cfg = load_config(result.best_config_path)
-    assert best_cfg.train.run_id is None and best_cfg.ot.eps == pytest.approx(best.params["ot.eps"])
+    assert best_cfg.train.run_id is None and best_cfg.method.asot.segment.eps == pytest.approx(best.params["method.asot.segment.eps"])
     assert best_cfg.optim.lr == best.params["optim.lr"] and best_cfg.train.max_steps == 10
 
     # ... and it trains as is, through the same loop launchers/train.py runs
@@ -98,13 +143,14 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
     assert summary["status"] == "completed" and summary["step"] == 2 and "seg/MoF" in summary["metrics"]
 
 
-def test_a_failing_trial_is_retried_from_its_checkpoint(tiny_cfg, write_sweep, tmp_path, monkeypatch):
-    markers = tmp_path / "failures"
-    monkeypatch.setenv(FAIL_ONCE_ENV, str(markers))  # rank 0 raises once, right after its first report
+def test_a_failing_trial_is_retried_from_its_checkpoint(tiny_cfg, write_sweep, tmp_path, shared_ray):
+    runs = tmp_path / "runs"
+    (runs / FAIL_ONCE).mkdir(parents=True)  # tune_faults: each trial's rank 0 raises once, after its first report
+    cfg = dataclasses.replace(tiny_cfg, train=dataclasses.replace(tiny_cfg.train, output_dir=str(runs)))
     sweep = write_sweep(_sweep("retry", num_samples=1, scheduler="fifo"))
-    result = run_sweep(tiny_cfg, sweep, storage_path=str(tmp_path / "store"), num_cpus=3)
+    result = run_sweep(cfg, sweep, storage_path=str(tmp_path / "store"))
     (row,) = result.rows
-    assert (markers / f"{row.trial_id}.failed").read_text().strip() == "2"  # it did fail after step 2
+    assert (runs / FAIL_ONCE / f"{row.trial_id}.failed").read_text().strip() == "2"  # it did fail after step 2
     assert row.status == "completed" and row.step == 4
     # the retry continued from the step-2 checkpoint: a restart from scratch would have reported 2, 2, 4
     assert _reported_steps(tmp_path / "store" / "retry", row.trial_id) == [2, 4]
@@ -119,13 +165,13 @@ def _trial_statuses(exp: Path) -> dict[str, str]:
         return {}
 
 
-def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, write_sweep, tmp_path):
+def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, write_sweep, tmp_path, shared_ray):
     sweep = write_sweep(_sweep("killed", max_concurrent=1, scheduler="fifo"))
     store, exp = tmp_path / "store", tmp_path / "store" / "killed"
     overrides = tiny_overrides(Path(tiny_cfg.data.shards), Path(tiny_cfg.train.output_dir))
     script = ("import sys; from vasot_dist.config import load_config; from vasot_dist.tune.sweep import run_sweep; "
               f"run_sweep(load_config({str(DEMO)!r}, {overrides!r}), {str(sweep)!r}, storage_path={str(store)!r}, "
-              "num_cpus=2)")
+              f"num_cpus={RAY_CPUS})")  # its own local Ray instance, killed with it
     log = open(tmp_path / "first_attempt.log", "w")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own process group: Ray's processes die with it
@@ -149,28 +195,9 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, writ
     done_run = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / done
     done_metrics = (done_run / "metrics.jsonl").read_text()
 
-    result = run_sweep(tiny_cfg, sweep, storage_path=str(store), resume=True, num_cpus=3)
+    result = run_sweep(tiny_cfg, sweep, storage_path=str(store), resume=True)
     assert {r.trial_id for r in result.rows} == set(statuses)
     assert all(r.status == "completed" and r.step == 4 for r in result.rows)
     # the finished trial was not run again: neither Tune's results nor its run directory changed
     assert (exp / f"trial_{done}" / "result.json").read_text() == done_results
     assert (done_run / "metrics.jsonl").read_text() == done_metrics
-
-
-def test_a_local_storage_path_is_refused_on_a_multinode_cluster(tiny_cfg, write_sweep, tmp_path):
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        with pytest.raises(SweepError) as err:
-            run_sweep(tiny_cfg, write_sweep(_sweep("two_nodes")), address=cluster.address,
-                      storage_path=str(tmp_path / "store"))
-        assert f"'{tmp_path / 'store'}'" in str(err.value) and "2 alive nodes" in str(err.value)
-        assert not (tmp_path / "store" / "two_nodes").exists()  # refused before any trial or state
-    finally:
-        import ray
-
-        ray.shutdown()
-        cluster.shutdown()

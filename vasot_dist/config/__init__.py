@@ -4,11 +4,12 @@ from .loader import (
     SCHEMA_KEYS,
     ConfigError,
     YamlLoader,
-    atomic_write_text,
     config_from_dict,
     config_to_dict,
     config_to_yaml,
+    find_config,
     load_config,
+    packaged_configs,
     save_config,
 )
 from .schema import ALIGNMENT_METHODS, METHODS, RunConfig
@@ -20,10 +21,11 @@ __all__ = [
     "ConfigError",
     "RunConfig",
     "YamlLoader",
-    "atomic_write_text",
     "config_from_dict",
     "config_to_dict",
     "config_to_yaml",
+    "find_config",
     "load_config",
+    "packaged_configs",
     "save_config",
 ]

@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import os
 import re
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vasot_dist.runtime.files import write_text_atomic
+
+from .methods import MOVED_KEYS
+from .rules import value_at, violation
 from .schema import _RULES, RunConfig
 
 
@@ -78,6 +81,8 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _suggest(key: str) -> str:
+    if key in MOVED_KEYS:  # a key of the shared sections before each method had its own
+        return "; it moved to " + " / ".join(f"'{k}'" for k in MOVED_KEYS[key])
     close = difflib.get_close_matches(key, list(SCHEMA_KEYS), n=1, cutoff=0.6)
     if not close:  # a typo in the section name: compare the last part within all sections
         leaf = key.rsplit(".", 1)[-1]
@@ -92,13 +97,39 @@ def _check_keys(d: dict, source: str) -> None:
             raise ConfigError(f"unknown key '{key}' in {source}{_suggest(key)}")
 
 
+# The configs shipped with the package: the repository's configs/ folder (vasot_dist/configs links to it in a
+# checkout; a wheel holds a copy), so `--config ikea_asm` works from a pip install as from the repository.
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def packaged_configs(folder: str = "") -> list[str]:
+    """Names of the packaged configs in ``folder`` (``""`` for run configs, ``"sweeps"`` for sweep files)."""
+    return sorted(p.stem for p in (PACKAGED_CONFIGS / folder).glob("*.yaml"))
+
+
+def find_config(name: str | os.PathLike, folder: str = "", *, relative_to: Path | None = None) -> Path:
+    """The file ``name`` means: a path (relative to ``relative_to``, else the working directory) when it exists,
+    else a packaged config of that name (``ikea_asm``, ``ikea_asm.yaml``; sweep files with ``folder="sweeps"``).
+
+    Raises:
+        ConfigError: neither exists; lists the packaged names.
+    """
+    path = Path(name)
+    given = relative_to / path if relative_to is not None and not path.is_absolute() else path
+    if given.is_file():
+        return given.resolve()
+    if len(path.parts) == 1:  # a bare name: look among the packaged configs
+        packaged = PACKAGED_CONFIGS / folder / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+        if packaged.is_file():
+            return packaged.resolve()
+    raise ConfigError(f"config file not found: {given} (nor a packaged config of that name; packaged: "
+                      f"{', '.join(packaged_configs(folder))})")
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and the chain of files it extends, deepest base first, merged as plain dicts."""
-    path = path.resolve()
     if path in seen:
         raise ConfigError(f"circular 'extends' in {path}: {' -> '.join(str(p) for p in seen + (path,))}")
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as e:
@@ -110,8 +141,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     _check_keys(data, shown)
     if base is None:
         return {"__layers__": [(shown, data)]}
-    base_path = (path.parent / base) if not os.path.isabs(base) else Path(base)
-    parent = _read_yaml(base_path, seen + (path,))
+    parent = _read_yaml(find_config(base, relative_to=path.parent), seen + (path,))
     parent["__layers__"].append((shown, data))
     return parent
 
@@ -159,32 +189,19 @@ def _merge_layer(cfg: DictConfig, layer: dict, source: str) -> DictConfig:
 def _check_ranges(cfg: RunConfig, provenance: dict[str, str]) -> None:
     """Range and choice checks; ``provenance`` maps a key to the file or override that set it."""
     for key, rule in _RULES.items():
-        source = provenance.get(key, "defaults")
-        obj: Any = cfg
-        for p in key.split("."):
-            obj = getattr(obj, p)
-        if rule[0] == "in":
-            if obj not in rule[1]:
-                raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected one of {list(rule[1])}")
-            continue
-        _, lo, hi, lo_open, hi_open = rule
-        ok = True
-        if lo is not None:
-            ok &= obj > lo if lo_open else obj >= lo
-        if hi is not None:
-            ok &= obj < hi if hi_open else obj <= hi
-        if not ok:
-            left = "(" if lo_open else "["
-            right = ")" if hi_open else "]"
-            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-            raise ConfigError(f"invalid value {obj!r} for '{key}' in {source}: expected a value in {span}")
+        value = value_at(cfg, key)
+        expected = violation(value, rule)
+        if expected is not None:
+            source = provenance.get(key, "defaults")
+            raise ConfigError(f"invalid value {value!r} for '{key}' in {source}: {expected}")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Build a validated :class:`RunConfig`.
 
     Args:
-        path: a YAML file; ``extends: base.yaml`` (relative to the file) chains bases.
+        path: a YAML file, or the name of a packaged config (``ikea_asm``); ``extends: base.yaml`` (relative to
+            the file, else a packaged config of that name) chains bases.
         overrides: dotted ``key.sub=value`` items applied last (YAML-typed values).
 
     Raises:
@@ -193,7 +210,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     cfg = OmegaConf.structured(RunConfig)
     provenance: dict[str, str] = {}
     if path is not None:
-        for src, layer in _read_yaml(Path(path))["__layers__"]:
+        for src, layer in _read_yaml(find_config(path))["__layers__"]:
             cfg = _merge_layer(cfg, layer, src)
             provenance.update({k: src for k, _ in _flatten(layer)})
     for item in overrides or []:
@@ -214,29 +231,11 @@ def config_to_yaml(cfg: RunConfig) -> str:
 
 
 def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
-    """Write the resolved config as YAML atomically (temp file, then rename)."""
+    """Write the resolved config as YAML atomically (:mod:`vasot_dist.runtime.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, config_to_yaml(cfg))
-    return path
+    return write_text_atomic(path, config_to_yaml(cfg))
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` via a temporary file in the same folder, fsync, then ``os.replace``: a reader sees the old
-    file or the new one, never a partial one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; configs and reports are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def config_from_dict(d: dict) -> RunConfig:

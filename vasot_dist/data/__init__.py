@@ -1,5 +1,7 @@
 """Streaming data: WebDataset shards -> uint8 frames (or features) on the device.
 
+- :mod:`.format`: the shard format (names, ``<key>.json`` and ``dataset.json`` schemas, version), shared
+  with the writers in ``vasot_pipelines``.
 - :mod:`.index`: ``dataset.json`` (:class:`DatasetIndex`).
 - :mod:`.decode`: :func:`decode_frames` over decord (default) / pyav, :class:`CorruptSample`.
 - :mod:`.samplers`: :class:`BinSampler`, :class:`RandomSampler`, :class:`AllFramesSampler`, :func:`context_indices`.
@@ -19,7 +21,6 @@ from .pipeline import (
     epoch_batches,
     make_eval_loader,
     make_train_loader,
-    num_eval_videos,
 )
 from .samplers import AllFramesSampler, BinSampler, FrameSampler, RandomSampler, context_indices, make_sampler
 from .sources import ShardSource, resolve_shards
@@ -47,7 +48,6 @@ __all__ = [
     "make_eval_loader",
     "make_sampler",
     "make_train_loader",
-    "num_eval_videos",
     "register_decoder",
     "resolve_shards",
 ]

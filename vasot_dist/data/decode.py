@@ -153,11 +153,19 @@ def decode_frames(video_bytes: bytes, indices: np.ndarray, size: int | tuple[int
 
 # ------------------------------------------------------------------------------------------ backends
 _decord_quiet = False
+# Types of the first box of an ISO-BMFF file (mp4, mov, m4v, 3gp): what decord is given.
+_ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 
 def _decode_decord(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
                    num_frames: int | None) -> np.ndarray:
     global _decord_quiet
+    if data[4:8] not in _ISO_BMFF_FIRST_BOXES:
+        # decord's "ERROR opening: <file name>" names an in-memory file by its bytes, printed to stderr
+        # up to the first zero byte and past any log level: for garbage that is the raw data. An mp4
+        # starts with a zero (the top byte of its first box size), so only non-mp4 input goes to PyAV,
+        # which decodes any container and fails on garbage with a short message.
+        return _decode_pyav(data, indices, size, num_frames)
     import decord
 
     if not _decord_quiet:  # ffmpeg's own log would print every corrupt file's parse errors

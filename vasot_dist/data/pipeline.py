@@ -4,7 +4,7 @@ Training pipeline, built explicitly from webdataset's public pieces (per DataLoa
 
     ShardPasses (order shuffled by (seed, epoch, pass), same on every rank)  |  ShardDraws (resampled)
     -> SplitByNode(rank, world_size) -> SplitByWorker                        |  (no split)
-    -> wds.tarfile_to_samples(handler=warn and count)
+    -> TarSamples (wds.tarfile_to_samples per shard, warn and count; each shard held to its stated count)
     -> ParseSamples (JSON, members, sizes; corrupt ones counted and skipped)
     -> wds.shuffle(rng seeded by (seed, epoch, rank, worker, pass))
     -> SingleUnits | PairByActivity (two videos of one activity, adjacent in the batch)
@@ -14,7 +14,9 @@ Training pipeline, built explicitly from webdataset's public pieces (per DataLoa
     -> EpochPipeline.with_epoch(this worker's share of the rank's batches)
 
 Epoch length: ``floor(num_samples / (world_size * batch_size))`` batches per rank from ``dataset.json``
-(pairs: ``floor((num_samples // 2) / (world_size * batch_size / 2))``), identical on every rank.
+(pairs: ``floor((num_samples // 2) / (world_size * batch_size / 2))``), identical on every rank. A
+shard that holds another number of samples than ``dataset.json`` says is an error (ValueError naming
+both): with overstated counts the extra passes would repeat videos to fill the epoch.
 
 Reproducibility: a worker's stream is a pure function of (seed, epoch, rank, worker); per-video
 randomness is seeded by the video's position in that stream, so ``start_batch=k`` skips k batches
@@ -32,12 +34,11 @@ for progress logs.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
+from ..config.rules import check_section
 from ..config.schema import DataConfig
 from .augment import VideoAugment
 from .samplers import AllFramesSampler, make_sampler
@@ -62,24 +63,8 @@ from .stages import (
     SplitByWorker,
     SplitSamples,
     StreamState,
-    tar_samples,
+    TarSamples,
 )
-
-MODALITIES = ("video", "features")
-
-
-def _check_cfg(cfg: DataConfig) -> None:
-    if cfg.modality not in MODALITIES:
-        raise ValueError(f"data.modality must be one of {MODALITIES}, got {cfg.modality!r}")
-    for name in ("frames_per_video", "batch_size", "context_frames", "image_size"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"data.{name} must be >= 1, got {getattr(cfg, name)!r}")
-    if cfg.num_workers < 0:
-        raise ValueError(f"data.num_workers must be >= 0, got {cfg.num_workers}")
-    if cfg.context_stride < 0:
-        raise ValueError(f"data.context_stride must be >= 0, got {cfg.context_stride}")
-    if not cfg.timeout_s > 0:
-        raise ValueError(f"data.timeout_s must be > 0, got {cfg.timeout_s}")
 
 
 def _check_rank(rank: int, world_size: int) -> None:
@@ -90,6 +75,14 @@ def _check_rank(rank: int, world_size: int) -> None:
 def _check_modality(cfg: DataConfig, source: ShardSource) -> None:
     if source.modality is not None and source.modality != cfg.modality:
         raise ValueError(f"data.modality={cfg.modality!r} but {source.index.path} holds {source.modality!r} shards")
+
+
+def _tar_samples(source: ShardSource, state: StreamState) -> TarSamples:
+    """Tar reading that holds each shard to the count ``dataset.json`` states (none known for patterns)."""
+    if source.index is None:
+        return TarSamples(state)
+    stated = {s.url: s.num_samples for s in source.index.shards_of(source.split)}
+    return TarSamples(state, stated, str(source.index.path))
 
 
 def epoch_batches(num_samples: int, world_size: int, batch_size: int, pairs: bool = False) -> int:
@@ -124,7 +117,7 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
             resampled without it gives an endless stream.
         start_batch: batches of this epoch already consumed (exact resume).
     """
-    _check_cfg(cfg)
+    check_section(cfg, "data")
     _check_rank(rank, world_size)
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}")
@@ -172,7 +165,7 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
     spec = _decode_spec(cfg, make_sampler(cfg.sampler, cfg.frames_per_video), augment=cfg.augment, decoder=decoder)
     return EpochPipeline(
         *head,
-        tar_samples(state),
+        _tar_samples(source, state),
         ParseSamples(state, cfg.modality),
         SeededShuffle(state, cfg.shuffle_buffer),
         units,
@@ -221,7 +214,7 @@ def build_eval_dataset(cfg: DataConfig, split: str, *, rank: int, world_size: in
     Every ``stride``-th frame, thinned to ``max_frames`` evenly spaced frames when longer; context frames
     as in training; no augmentation.
     """
-    _check_cfg(cfg)
+    check_section(cfg, "data")
     _check_rank(rank, world_size)
     source = resolve_shards(cfg.shards, split)
     _check_modality(cfg, source)
@@ -229,7 +222,7 @@ def build_eval_dataset(cfg: DataConfig, split: str, *, rank: int, world_size: in
     spec = _decode_spec(cfg, AllFramesSampler(stride=stride, max_frames=max_frames), augment=False, decoder=decoder)
     return OrderedPipeline(
         ShardPasses(source.urls, state, shuffle=False),
-        tar_samples(state),
+        _tar_samples(source, state),
         SplitSamples(state, rank, world_size),
         ParseSamples(state, cfg.modality),
         DecodeEach(state, spec),
@@ -255,7 +248,3 @@ def corrupt_count(loader: DataLoader | EpochPipeline | OrderedPipeline) -> int:
         raise ValueError(f"{type(loader).__name__} is not a vasot_dist data loader")
     return int(state.counts.sum())
 
-
-def num_eval_videos(num_samples: int, rank: int, world_size: int) -> int:
-    """Samples rank ``rank`` is given by :func:`make_eval_loader` (corrupt ones are then skipped)."""
-    return max(0, math.ceil((num_samples - rank) / world_size))

@@ -28,6 +28,7 @@ import numpy as np
 import torch.utils.data
 import webdataset as wds
 
+from . import format as fmt
 from .augment import VideoAugment
 from .batch import IGNORE_LABEL, NO_STEP, Batch, collate
 from .decode import CorruptSample, decode_frames
@@ -35,7 +36,7 @@ from .samplers import FrameSampler, context_indices
 
 log = logging.getLogger("vasot_dist.data")
 
-MEMBERS = {"video": "mp4", "features": "npy"}
+MEMBERS = {"video": fmt.VIDEO_EXT, "features": fmt.FEATURES_EXT}  # the payload member of a sample
 # Stream tags keep the random streams drawn from one (seed, epoch, rank, worker) independent.
 _TAG_SHARDS, _TAG_RESAMPLE, _TAG_SHUFFLE, _TAG_UNIT = 1, 2, 3, 4
 
@@ -83,6 +84,7 @@ class StreamState:
         self.worker, self.num_workers = worker, num_workers
         self.pass_index = 0
         self.corrupt = 0  # corrupt samples + unreadable shard events, cumulative in this worker
+        self.read_errors = 0  # unreadable shard events alone
         if worker < len(self.counts):
             self.counts[worker] = 0
         self.good = 0  # samples that parsed
@@ -190,6 +192,7 @@ class CountingHandler:
         self.state = state
 
     def __call__(self, exn: BaseException) -> bool:
+        self.state.read_errors += 1
         self.state.count_corrupt()
         text = repr(exn)
         log.warning("unreadable shard data skipped: %s (rank %d, worker %d: %d skipped so far)",
@@ -197,9 +200,27 @@ class CountingHandler:
         return True
 
 
-def tar_samples(state: StreamState):
-    """``wds.tarfile_to_samples`` with the warn-and-count handler."""
-    return wds.tarfile_to_samples(handler=CountingHandler(state))
+class TarSamples:
+    """``wds.tarfile_to_samples`` with the warn-and-count handler, one shard at a time, so that each shard
+    read to its end is held to the sample count its index states (``stated``: url -> num_samples, from
+    ``index``). Epoch lengths come from those counts; an overstated one would have the loader make up
+    the difference by silently reading the same videos again, so a mismatch raises ValueError. Shards
+    with read errors (already counted as corrupt) are not held to their count."""
+
+    def __init__(self, state: StreamState, stated: dict[str, int] | None = None, index: str = "dataset.json"):
+        self.state, self.stated, self.index = state, dict(stated or {}), index
+        self.expand = wds.tarfile_to_samples(handler=CountingHandler(state))
+
+    def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
+        for item in src:
+            errors, n = self.state.read_errors, 0
+            for sample in self.expand(iter([item])):
+                n += 1
+                yield sample
+            stated = self.stated.get(item["url"])
+            if stated is not None and n != stated and self.state.read_errors == errors:
+                raise ValueError(f"shard {item['url']} holds {n} samples but {self.index} says {stated}: the index "
+                                 "does not describe these shards (rewrite them with vasot-shard, or copy them again)")
 
 
 # ---------------------------------------------------------------------------------------------- parse

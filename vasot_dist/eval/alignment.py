@@ -1,6 +1,6 @@
 """Alignment metrics on frozen per-frame embeddings: the TCC / LAV / VAOT / VAVA protocols.
 
-Protocols as coded by the authors (METHODS.md "Evaluation protocols"; REFERENCE.md §8.1). Inputs are lists
+Protocols as coded by the authors (``docs/evaluation.md#alignment-tcc-lav-vaot-vava``). Inputs are lists
 with one entry per video, in the order the caller wants the "first n videos" to be (sort by name first).
 Alignment scores are fractions in [0, 1] (R² and τ can be negative), as the authors' code returns them.
 """
@@ -239,6 +239,15 @@ def gt_match_from_progress(progress_x: np.ndarray, progress_y: np.ndarray) -> np
     return out
 
 
+def _matches(pred_match: np.ndarray, n_x: int, x_name: str, n_y: int) -> np.ndarray:
+    """``pred_match`` as ints, one per frame of x (``x_name`` has ``n_x``), each -1 or a frame of y (``n_y``)."""
+    pred_match = as_label_array(pred_match, "pred_match")
+    if len(pred_match) != n_x:
+        raise ValueError(f"pred_match has {len(pred_match)} frames but {x_name} has {n_x}")
+    _check_index(pred_match, n_y, "pred_match")
+    return pred_match
+
+
 def alignment_accuracy(pred_match: np.ndarray, gt_match: np.ndarray, labels_y: np.ndarray) -> float:
     """Frame alignment accuracy where ground-truth correspondence is known (synthetic benchmark; our metric).
 
@@ -250,12 +259,9 @@ def alignment_accuracy(pred_match: np.ndarray, gt_match: np.ndarray, labels_y: n
     ``labels_y[pred_match] == labels_y[gt_match]``; a -1 prediction is wrong. Frames without a counterpart
     are not scored. Returns the fraction correct (NaN when no frame is scored).
     """
-    pred_match = as_label_array(pred_match, "pred_match")
     gt_match = as_label_array(gt_match, "gt_match")
     labels_y = as_label_array(labels_y, "labels_y")
-    if len(pred_match) != len(gt_match):
-        raise ValueError(f"pred_match has {len(pred_match)} frames but gt_match has {len(gt_match)}")
-    _check_index(pred_match, len(labels_y), "pred_match")
+    pred_match = _matches(pred_match, len(gt_match), "gt_match", len(labels_y))
     _check_index(gt_match, len(labels_y), "gt_match")
     scored = gt_match >= 0
     if not np.any(scored):
@@ -273,12 +279,9 @@ def alignment_progress_error(pred_match: np.ndarray, progress_x: np.ndarray, pro
     Error = ``|progress_x[i] - progress_y[pred_match[i]]|``; a frame matched to -1 or to a y frame without
     progress gets the maximal error 1. Lower is better; NaN when no frame is scored.
     """
-    pred_match = as_label_array(pred_match, "pred_match")
     px = _progress(progress_x, "progress_x")
     py = _progress(progress_y, "progress_y")
-    if len(pred_match) != len(px):
-        raise ValueError(f"pred_match has {len(pred_match)} frames but progress_x has {len(px)}")
-    _check_index(pred_match, len(py), "pred_match")
+    pred_match = _matches(pred_match, len(px), "progress_x", len(py))
     scored = np.isfinite(px)
     if not np.any(scored):
         return float("nan")

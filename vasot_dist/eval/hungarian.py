@@ -1,6 +1,6 @@
 """Hungarian matching of predicted clusters to ground-truth classes (ASOT/VASOT/CLOT ``src/metrics.py``).
 
-Protocol (REFERENCE.md §8.2, ``pred_to_gt_match``): build the count matrix ``C[p, g] = #frames with
+Protocol (ASOT ``src/metrics.py`` ``pred_to_gt_match``; ``docs/evaluation.md``): build the count matrix ``C[p, g] = #frames with
 pred == p and gt == g`` over the *sorted unique* predicted labels × sorted unique ground-truth labels, and
 solve ``scipy.optimize.linear_sum_assignment(C, maximize=True)``. The matrix may be rectangular; clusters
 (or classes) left without a partner count as wrong. Building the matrix over the same sorted label order as

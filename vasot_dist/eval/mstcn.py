@@ -1,4 +1,4 @@
-"""Segmental Edit score and F1@IoU, the MS-TCN definitions (yabufarha/ms-tcn ``eval.py``; REFERENCE.md §8.2).
+"""Segmental Edit score and F1@IoU, the MS-TCN definitions (yabufarha/ms-tcn ``eval.py``; ``docs/evaluation.md``).
 
 Both compare *label sequences in ground-truth label space*: for unsupervised segmentation the caller first
 maps clusters to classes (Hungarian, :mod:`vasot_dist.eval.hungarian`).

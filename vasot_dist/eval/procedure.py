@@ -1,6 +1,6 @@
 """Procedure-learning key-step metrics: the EgoProceL protocol used by OPEL / RGWOT / REALIGN.
 
-Protocol (REFERENCE.md §7 "Procedure-learning evaluation"; Sid2697 EgoProceL ``evaluate/metrics.py:
+Protocol (``docs/evaluation.md#procedure-learning-realign``; Sid2697 EgoProceL ``evaluate/metrics.py:
 compute_align_MoF_UoI``, default ``per_keystep=False``), per video:
 
 1. One-hot ``Z_pred`` (T, M) over the M clusters and ``Z_gt`` (T, C) over the C = n_keystep + 1 classes,

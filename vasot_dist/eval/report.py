@@ -1,13 +1,12 @@
 """The evaluation report a person reads: ``report.md`` (metric table + figures) and ``metrics.json``.
 
-Both files are written atomically (temporary file in the same folder, then ``os.replace``), so a reader or a
+Both files are written atomically (:mod:`vasot_dist.runtime.files`), so a reader or a
 crashed run never sees half a file. Figures outside ``out_dir`` are copied into ``out_dir/figures`` so the
 folder is self-contained; links in the Markdown are relative.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vasot_dist.config.loader import atomic_write_text
+from vasot_dist.runtime.files import write_json_atomic, write_text_atomic
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -75,9 +74,7 @@ def write_report(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     clean = to_jsonable(dict(metrics))
-    atomic_write_text(
-        os.path.join(out_dir, "metrics.json"), json.dumps(clean, indent=2, sort_keys=False) + "\n"
-    )
+    write_json_atomic(os.path.join(out_dir, "metrics.json"), clean, indent=2)
 
     lines = [f"# {title}", "", "## Metrics", ""]
     flat = flatten_metrics(clean)
@@ -103,5 +100,5 @@ def write_report(
             rel = os.path.relpath(img_abs, out_abs).replace(os.sep, "/")
             lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
     report = os.path.join(out_dir, "report.md")
-    atomic_write_text(report, "\n".join(lines))
+    write_text_atomic(report, "\n".join(lines))
     return report

@@ -1,8 +1,10 @@
-"""Evaluation of a model or checkpoint: embeddings of whole videos (split across ranks, gathered on rank 0),
-the protocols of ``alignment`` / ``segmentation`` / ``procedure``, plots, ``metrics.json`` and a report.
+"""Evaluation of a model: embeddings of whole videos (split across ranks, gathered on rank 0), the protocols of
+``alignment`` / ``segmentation`` / ``procedure``, plots, ``metrics.json`` and a report.
 
 This module is the glue between torch and the pure-numpy metric functions; the metrics themselves stay free of
-torch and distributed code.
+torch and distributed code. It knows nothing of training: the model is anything with ``embed(inputs, mask)``,
+``train()`` / ``eval()`` and ``loss.segment(emb, mask)`` (a ``TrainModel``); loading checkpoints is
+``vasot_dist.train.evaluate``'s job.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from vasot_dist.eval import plots
 from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
 from vasot_dist.eval.report import write_report
 from vasot_dist.eval.segmentation import segmentation_metrics
-from vasot_dist.train.distributed import DistContext, all_gather_objects
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.runtime.distributed import DistContext, all_gather_objects
+from vasot_dist.runtime.ranklog import get_logger
 
 log = get_logger(__name__)
 
@@ -200,20 +202,9 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
     for i, (x, y) in enumerate(pairs):
         ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
         cost = 1 - ex @ ey.transpose(1, 2)
-        plan = align_fgw(
-            cost,
-            eps=cfg.ot.eps,
-            alpha=cfg.ot.alpha,
-            radius=cfg.ot.align_radius,
-            lambda_x=0.0,
-            lambda_y=0.0,
-            unbalanced_x=False,
-            unbalanced_y=False,
-            temporal_prior=cfg.ot.align_temporal_prior,
-            virtual_cost=None,
-            n_iters=25,
-            inner_iters=1,
-        )[0].numpy()
+        # the run's alignment solve (VAOT's for methods without one), without the virtual frame
+        align = cfg.method.vasot.align if cfg.method.name == "vasot" else cfg.method.vaot.align
+        plan = align_fgw(cost, **{**dataclasses.asdict(align), "virtual_cost": None})[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)
             if x.progress is not None and y.progress is not None
@@ -252,34 +243,3 @@ def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, k: int = 5) -
             retrieved_labels=[int(x) for x in cand_lab[near]])
     return images
 
-
-def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
-    """``launchers/evaluate.py``: load a checkpoint (file or run dir), evaluate, write metrics.json + report."""
-    from vasot_dist.train import checkpoint as ckpt
-    from vasot_dist.train.distributed import init_distributed, shutdown
-    from vasot_dist.train.model import build_train_model
-    from vasot_dist.train.ranklog import setup_logging
-
-    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
-    setup_logging(ctx.rank)
-    try:
-        path = Path(checkpoint)
-        if path.is_dir() and (path / "checkpoints").is_dir():
-            found = ckpt.latest_loadable(path / "checkpoints")
-            if found is None:
-                raise FileNotFoundError(f"no loadable checkpoint under {path / 'checkpoints'}")
-            path = found[0]
-        if path.is_dir():
-            if not ckpt.is_checkpoint_name(path.name):
-                raise FileNotFoundError(f"{path} is neither a checkpoint file nor a run directory (no checkpoints/)")
-            raise ValueError(f"{path} is a DeepSpeed folder; convert it with deepspeed's zero_to_fp32 first")
-        state = ckpt.load_file_checkpoint(path)
-        model = build_train_model(cfg).to(ctx.device)
-        model.load_state_dict(state["model"])
-        out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
-        metrics = evaluate_model(cfg, model, ctx, out_dir=out)
-        if ctx.is_main:
-            log.info("wrote %s", out / "report.md")
-        return metrics
-    finally:
-        shutdown(ctx)

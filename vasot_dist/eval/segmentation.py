@@ -1,6 +1,6 @@
 """Unsupervised action-segmentation metrics: the ASOT/VASOT/CLOT protocol plus MS-TCN's Edit and F1@k.
 
-Protocol (METHODS.md "Evaluation protocols"; REFERENCE.md §8.2, ``src/metrics.py`` blob 750081e):
+Protocol (``docs/evaluation.md``; ASOT / VASOT ``src/metrics.py``, blob 750081e in both repositories):
 
 - ``exclude_cls`` drops every frame whose *ground-truth* label is excluded, before anything else
   (YouTube Instructions: ``-1``, background).

@@ -1,28 +1,31 @@
 """Method losses behind one interface (:class:`MethodLoss`), chosen by ``method.name`` in the config.
 
-=========  ====================================================================  ===========
-name       loss                                                                  batch
-=========  ====================================================================  ===========
-asot       ASOT pseudo-label CE (frames -> actions), :class:`ASOTLoss`            videos
-vaot       VAOT fused-GW alignment pseudo-label CE, :class:`VAOTLoss`             pairs
-vasot      VAOT on the pair + ASOT on each video, :class:`VASOTLoss`              pairs
-vava       VAVA Sinkhorn distance with priors + contrastive terms, :class:`VAVALoss`  pairs
-clot       CLOT's three ASOT levels, :class:`CLOTLoss`                            videos
-realign    fused partial GW pseudo-labels + contrastive terms, :class:`REALIGNLoss`  pairs
-kot        plain entropic Kantorovich baseline, :class:`KOTLoss`                  pairs
-=========  ====================================================================  ===========
+Each loss is built from its method's settings (``vasot_dist/config/methods.py``), which also say whether it
+trains on pairs of videos.
+
+=========  ===========================================================================
+name       loss
+=========  ===========================================================================
+asot       ASOT pseudo-label CE (frames -> actions), :class:`ASOTLoss`
+vaot       VAOT fused-GW alignment pseudo-label CE, :class:`VAOTLoss`
+vasot      VAOT on the pair + ASOT on each video, :class:`VASOTLoss`
+vava       VAVA Sinkhorn distance with priors + contrastive terms, :class:`VAVALoss`
+clot       CLOT's three ASOT levels, :class:`CLOTLoss`
+realign    fused partial GW pseudo-labels + contrastive terms, :class:`REALIGNLoss`
+kot        plain entropic Kantorovich baseline, :class:`KOTLoss`
+=========  ===========================================================================
 """
 
 from __future__ import annotations
 
-from typing import Any
+from vasot_dist.config.schema import RunConfig
 
-from .asot import ASOTLoss, ASOTSettings
-from .base import LossOutput, MethodLoss
+from .asot import ASOTLoss
+from .base import LossOutput, MethodLoss, PrototypeLoss
 from .clot import CLOTLoss
 from .kot import KOTLoss
-from .realign import PartialAlignSettings, REALIGNLoss
-from .vaot import AlignSettings, VAOTLoss
+from .realign import REALIGNLoss
+from .vaot import VAOTLoss
 from .vasot import VASOTLoss
 from .vava import VAVALoss, vava_psi
 
@@ -37,24 +40,28 @@ LOSSES: dict[str, type[MethodLoss]] = {
 }
 
 
-def build_loss(cfg: Any) -> MethodLoss:
-    """The loss module of ``cfg.method.name`` built from a :class:`~vasot_dist.config.schema.RunConfig`."""
+def build_loss(cfg: RunConfig) -> MethodLoss:
+    """The loss of ``cfg.method.name``, built from its settings ``cfg.method.<name>``; a loss that owns
+    prototypes takes K = ``cfg.model.num_actions``, D = ``cfg.model.embed_dim`` and the run's seed."""
     name = cfg.method.name
     if name not in LOSSES:
         raise ValueError(f"unknown method.name {name!r}; valid names: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name].from_config(cfg)
+    cls = LOSSES[name]
+    if issubclass(cls, PrototypeLoss):
+        return cls(
+            cfg.method.settings, num_actions=cfg.model.num_actions, embed_dim=cfg.model.embed_dim, seed=cfg.train.seed
+        )
+    return cls(cfg.method.settings)
 
 
 __all__ = [
     "LOSSES",
     "ASOTLoss",
-    "ASOTSettings",
-    "AlignSettings",
     "CLOTLoss",
     "KOTLoss",
     "LossOutput",
     "MethodLoss",
-    "PartialAlignSettings",
+    "PrototypeLoss",
     "REALIGNLoss",
     "VAOTLoss",
     "VASOTLoss",

@@ -1,16 +1,20 @@
 """The one interface every method's loss implements.
 
 A loss module gets the batch's frame embeddings and masks and returns the loss, a dict of scalars to log and
-the couplings (detached) for plots. It may own learnable parts (action prototypes, CLOT's decoder): the
-trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter.
+the couplings (detached) for plots. It is built from its method's settings (``vasot_dist/config/methods.py``),
+the single source of its hyper-parameters, and may own learnable parts (action prototypes, CLOT's decoder):
+the trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from vasot_dist.models import ActionPrototypes
 
 
 @dataclass
@@ -21,14 +25,28 @@ class LossOutput:
 
 
 class MethodLoss(nn.Module):
-    """Base class. Subclasses set the class attributes and implement :meth:`forward`.
+    """Base class: ``Loss(settings)``, settings of type ``Settings`` (its defaults when None).
 
     Attributes:
-        needs_pairs: the batch holds pairs of videos of one activity at rows (2i, 2i+1).
+        Settings: the method's settings dataclass (class attribute).
+        settings: this loss's settings; every hyper-parameter is read from here.
+        needs_pairs: the batch holds pairs of videos of one activity at rows (2i, 2i+1) (from ``Settings``).
         prototypes: ``ActionPrototypes`` or None; initialised by k-means from the untrained encoder.
     """
 
-    needs_pairs: bool = False
+    Settings: ClassVar[type]
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__()
+        if settings is None:
+            settings = self.Settings()
+        elif not isinstance(settings, self.Settings):
+            raise TypeError(f"{type(self).__name__} takes {self.Settings.__name__}, got {type(settings).__name__}")
+        self.settings = settings
+
+    @property
+    def needs_pairs(self) -> bool:
+        return self.Settings.needs_pairs
 
     @property
     def prototypes(self) -> nn.Module | None:
@@ -41,6 +59,21 @@ class MethodLoss(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def segment(self, emb: torch.Tensor, mask: torch.Tensor, *, decode: dict | None = None) -> torch.Tensor | None:
+    def segment(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Hard segmentation labels (B, T) for segmentation methods (evaluation); None for pure alignment."""
         return None
+
+
+class PrototypeLoss(MethodLoss):
+    """A loss that owns K learnable action prototypes (ASOT, VASOT, CLOT).
+
+    Args:
+        settings: the method's settings.
+        num_actions: K; embed_dim: D of the encoder's embeddings.
+        seed: the run's seed, for any random draw the loss makes (CLOT's sliced-Wasserstein projections).
+    """
+
+    def __init__(self, settings: Any = None, *, num_actions: int, embed_dim: int, seed: int = 0) -> None:
+        super().__init__(settings)
+        self.prototypes = ActionPrototypes(num_actions, embed_dim)
+        self.seed = seed

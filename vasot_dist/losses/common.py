@@ -1,4 +1,4 @@
-"""Pieces every method loss shares, one way to do each thing (METHODS.md "Notation").
+"""Pieces every method loss shares, one way to do each thing (``docs/methods.md#notation``).
 
 * :func:`soft_cross_entropy`: ``-sum_j T_ij log softmax_j(logits_i)`` averaged over real rows (ASOT Eq. 6-7,
   VAOT Eq. 7), the pseudo-label loss of every OT method here; ``row_weights`` gives the mass-weighted form.

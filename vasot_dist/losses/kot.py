@@ -7,11 +7,10 @@ with rows scaled so each real frame of x carries 1 (x -> y; ``symmetric`` adds y
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from vasot_dist.config.methods import KOTConfig
 from vasot_dist.ot import sinkhorn
 
 from .base import LossOutput, MethodLoss
@@ -20,47 +19,17 @@ from .vaot import alignment_cross_entropy
 
 
 class KOTLoss(MethodLoss):
-    """Balanced entropic OT pseudo-labels on the cosine cost (module docstring).
+    """Balanced entropic OT pseudo-labels on the cosine cost (module docstring)."""
 
-    Args:
-        eps: entropic regularisation (default ASOT/VAOT's training 0.07).
-        n_iters, tol: Sinkhorn budget.  ``tol`` (default None: a fixed budget) stops early once every row
-            marginal is within ``tol`` in L1, at the price of a host read every 10 iterations.
-        tau: softmax temperature; symmetric: add y -> x.
-    """
-
-    needs_pairs = True
-
-    def __init__(
-        self,
-        *,
-        eps: float = 0.07,
-        n_iters: int = 200,
-        tol: float | None = None,
-        tau: float = 0.1,
-        symmetric: bool = False,
-    ) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
-        self.eps = eps
-        self.n_iters = n_iters
-        self.tol = tol
-        self.tau = tau
-        self.symmetric = symmetric
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> KOTLoss:
-        return cls(
-            eps=cfg.ot.eps, n_iters=cfg.ot.sinkhorn_iters, tau=cfg.method.tau,
-            symmetric=cfg.method.symmetric,
-        )  # fmt: skip
+    Settings = KOTConfig
+    settings: KOTConfig
 
     @torch.no_grad()
     def plan(self, x: Tensor, mask_x: Tensor, y: Tensor, mask_y: Tensor) -> Tensor:
         """Balanced plan (B, N, M) scaled by the real frames of x (each real row sums to 1), detached."""
         cost = cosine_cost(x.detach().float(), y.detach().float())
-        raw = sinkhorn(cost, eps=self.eps, n_iters=self.n_iters, tol=self.tol, mask_x=mask_x, mask_y=mask_y)
+        s = self.settings
+        raw = sinkhorn(cost, eps=s.eps, n_iters=s.n_iters, tol=s.tol, mask_x=mask_x, mask_y=mask_y)
         return raw * mask_x.sum(dim=1).to(raw.dtype).view(-1, 1, 1)
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
@@ -70,7 +39,7 @@ class KOTLoss(MethodLoss):
             plan = self.plan(x, mx, y, my)
             t_xy, t_yx = pair_targets(plan, mx, my, virtual=False)
             loss_xy, loss_yx = alignment_cross_entropy(
-                x, mx, y, my, t_xy, t_yx if self.symmetric else None, self.tau
+                x, mx, y, my, t_xy, t_yx if self.settings.symmetric else None, self.settings.tau
             )
         metrics = {"align/ce_xy": loss_xy.detach(), "align/plan_entropy": plan_row_entropy(t_xy, mx)}
         loss = loss_xy

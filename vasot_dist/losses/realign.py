@@ -1,12 +1,12 @@
 """REALIGN: fused partial GW couplings with temporal priors as pseudo-labels, plus contrastive regularisers.
 
-The authors' code is not public (REFERENCE.md section 7); this is our formula, built from the paper's
+The authors' code is not public (``docs/methods.md#realign``); this is our formula, built from the paper's
 components (R-FPGWOT coupling, inter-sequence contrastive learning, LAV's contrastive-IDM against collapse)
 and the pseudo-label training the other OT methods here use.  Per pair (x, y), batch rows (2i, 2i+1):
 
 1. Coupling (stop-gradient, under no_grad):
-   ``T = align_partial_fgw(1 - X Y^T; mass m = ot.mass, Laplace structure scale r = ot.radius (fraction of the
-   video), rho = ot.align_temporal_prior, virtual frame zeta = method.virtual_cost, eps, alpha)``.
+   ``T = align_partial_fgw(1 - X Y^T; settings.align)``: transported mass m, Laplace structure scale r
+   (fraction of the video), rho R, virtual frame zeta.
    Rows of x are scaled so a fully transported real frame carries 1; the y -> x rows are the transpose
    rescaled likewise (:func:`.common.pair_targets`).  ``w_i = sum_j T_ij`` is the mass frame i sends to real
    frames of y (background frames and frames sent to the virtual sink get ``w_i ~ 0``).
@@ -20,18 +20,17 @@ and the pseudo-label training the other OT methods here use.  Per pair (x, y), b
    per-frame means weighted by the transported mass ``w`` (unmatched frames do not take part).
 4. LAV's contrastive-IDM on each video (:func:`.common.contrastive_idm`) against collapse.
 
-    L = L_xy + L_yx + w_c * (C(X, Y) + IDM(X) + IDM(Y)),       w_c = method.realign_contrastive_weight.
+    L = L_xy + L_yx + w_c * (C(X, Y) + IDM(X) + IDM(Y)),       w_c = settings.contrastive_weight.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from vasot_dist.config.methods import PartialAlignSolve, REALIGNConfig
 from vasot_dist.ot import align_partial_fgw
 
 from .base import LossOutput, MethodLoss
@@ -51,35 +50,13 @@ from .vaot import alignment_cross_entropy
 MIN_ROW_MASS = 1e-3  # a frame that sends less than this share of itself to real frames is "unmatched"
 
 
-@dataclass(frozen=True)
-class PartialAlignSettings:
-    """Arguments of one ``align_partial_fgw`` solve."""
-
-    mass: float = 0.8
-    eps: float = 0.07
-    alpha: float = 0.3
-    radius: float = 0.04
-    temporal_prior: float = 0.35
-    virtual_cost: float | None = 0.5
-    n_iters: int = 20
-    inner_iters: int = 100
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> PartialAlignSettings:
-        ot = cfg.ot
-        return cls(
-            mass=ot.mass, eps=ot.eps, alpha=ot.alpha, radius=ot.radius, temporal_prior=ot.align_temporal_prior,
-            virtual_cost=cfg.method.virtual_cost, n_iters=ot.partial_n_iters,
-            inner_iters=ot.partial_inner_iters,
-        )  # fmt: skip
-
-    # n_iters x inner_iters = 2,000 fixed iterations: torch.compile would unroll them all (minutes of tracing,
-    # far longer in inductor), so a compiled loss runs this solve eagerly and compiles the rest.
-    @torch.compiler.disable
-    @torch.no_grad()
-    def solve(self, cost: Tensor, mask_x: Tensor, mask_y: Tensor) -> Tensor:
-        """cost: (B, N, M) -> partial plan (B, N, M), virtual frame dropped, detached."""
-        return align_partial_fgw(cost.detach().float(), mask_x, mask_y, **dataclasses.asdict(self))
+# n_iters x inner_iters fixed iterations: torch.compile would unroll them all (minutes of tracing, far longer
+# in inductor), so a compiled loss runs this solve eagerly and compiles the rest.
+@torch.compiler.disable
+@torch.no_grad()
+def solve_partial(solve: PartialAlignSolve, cost: Tensor, mask_x: Tensor, mask_y: Tensor) -> Tensor:
+    """cost: (B, N, M) -> partial plan (B, N, M), virtual frame dropped, detached."""
+    return align_partial_fgw(cost.detach().float(), mask_x, mask_y, **dataclasses.asdict(solve))
 
 
 def _matched_mass(target: Tensor, mask: Tensor) -> Tensor:
@@ -92,62 +69,25 @@ def _renormalised(target: Tensor, mass: Tensor) -> Tensor:
 
 
 class REALIGNLoss(MethodLoss):
-    """REALIGN loss (module docstring); a pair method without learnable parts.
+    """REALIGN loss (module docstring); a pair method without learnable parts."""
 
-    Args:
-        settings: ``align_partial_fgw`` arguments.
-        tau: softmax temperature of the cross-entropies (0.1).
-        contrastive_weight: w_c on the inter-sequence term and the contrastive-IDM.
-        temperature: temperature of the inter-sequence term (VAVA's 0.5).
-        idm_window, idm_margin: contrastive-IDM settings.
-    """
-
-    needs_pairs = True
-
-    def __init__(
-        self,
-        settings: PartialAlignSettings | None = None,
-        *,
-        tau: float = 0.1,
-        contrastive_weight: float = 1.0,
-        temperature: float = 0.5,
-        idm_window: float = 0.05,
-        idm_margin: float = 2.0,
-    ) -> None:
-        super().__init__()
-        if tau <= 0 or temperature <= 0:
-            raise ValueError(f"tau and temperature must be > 0, got {tau}, {temperature}")
-        if contrastive_weight < 0:
-            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
-        self.settings = settings or PartialAlignSettings()
-        self.tau = tau
-        self.contrastive_weight = contrastive_weight
-        self.temperature = temperature
-        self.idm_window = idm_window
-        self.idm_margin = idm_margin
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> REALIGNLoss:
-        m = cfg.method
-        return cls(
-            PartialAlignSettings.from_config(cfg), tau=m.tau, contrastive_weight=m.realign_contrastive_weight,
-            temperature=m.realign_temperature, idm_window=m.idm_window,
-            idm_margin=m.idm_margin,
-        )  # fmt: skip
+    Settings = REALIGNConfig
+    settings: REALIGNConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
+        s = self.settings
         with float32_math(emb.device):
             emb = emb.float()
             x, mx, y, my = split_pairs(emb, mask)
             cost = cosine_cost(x.detach(), y.detach())
         # Outside the context manager: a compiled loss can only leave its graph for the eager solve there.
-        plan = self.settings.solve(cost, mx, my)
+        plan = solve_partial(s.align, cost, mx, my)
         with float32_math(emb.device):
-            t_xy, t_yx = pair_targets(plan, mx, my, virtual=self.settings.virtual_cost is not None)
+            t_xy, t_yx = pair_targets(plan, mx, my, virtual=s.align.virtual_cost is not None)
             wx, wy = _matched_mass(t_xy, mx), _matched_mass(t_yx, my)
             loss_xy, loss_yx = alignment_cross_entropy(
-                x, mx, y, my, _renormalised(t_xy, wx), _renormalised(t_yx, wy), self.tau, row_weights=(wx, wy)
+                x, mx, y, my, _renormalised(t_xy, wx), _renormalised(t_yx, wy), s.tau, row_weights=(wx, wy)
             )
             loss = loss_xy + loss_yx
             metrics = {
@@ -157,14 +97,14 @@ class REALIGNLoss(MethodLoss):
                 "realign/matched_frames": ((wx > 0.5).sum(dim=1) / mx.sum(dim=1)).float().mean(),
                 "realign/plan_entropy": plan_row_entropy(t_xy, mx & (wx > 0)),
             }
-            if self.contrastive_weight > 0:
+            if s.contrastive_weight > 0:
                 inter = plan_contrastive(
-                    squared_distances(x, y), t_xy, mx, my, temperature=self.temperature,
+                    squared_distances(x, y), t_xy, mx, my, temperature=s.temperature,
                     row_weights=wx, col_weights=wy,
                 ).mean()  # fmt: skip
-                idm = contrastive_idm(emb, mask, window=self.idm_window, margin=self.idm_margin)
+                idm = contrastive_idm(emb, mask, window=s.idm_window, margin=s.idm_margin)
                 idm_pair = (idm[0::2] + idm[1::2]).mean()
                 metrics["realign/inter"] = inter.detach()
                 metrics["realign/idm"] = idm_pair.detach()
-                loss = loss + self.contrastive_weight * (inter + idm_pair)
+                loss = loss + s.contrastive_weight * (inter + idm_pair)
         return LossOutput(loss=loss, metrics=metrics, couplings={"align": plan[:1]})

@@ -1,6 +1,6 @@
 """VAVA: Kantorovich OT with a virtual frame and Gaussian-mixture priors (Liu et al., CVPR 2022).
 
-METHODS.md "VAVA", with the released ``vava.py``'s term definitions (REFERENCE.md section 4).  Per pair
+``docs/methods.md#vava``, with the released ``vava.py``'s term definitions.  Per pair
 (x, y) with n and m real frames, on the (n+1) x (m+1) problem whose virtual frame is index 0:
 
 * cost ``D_ij = ||x_i - y_j||^2`` (squared, as coded), virtual row and column ``zeta`` (0.5);
@@ -24,7 +24,7 @@ Loss (paper Eq. 17 with the code's terms):
 * ``<T, D>`` includes the virtual entries (constant zeta); with T held constant its gradient is ``T * dD``,
   which is also the exact (envelope-theorem) gradient of the regularised OT value
   ``min_T <T, D - S> + lambda2 KL(T || P)`` with respect to D.  Divided once by the real ``n m``
-  (METHODS.md; the code divides twice).
+  (the code divides twice).
 * ``C(X)`` (Eq. 14 as coded): ``mean_{i,j} [ |i-j| <= delta: Dx_ij / ((i-j)^2 + 1) ; else max(0, lambda3 - Dx_ij) ]``
   with ``Dx_ij = mean_d (x_id - x_jd)^2`` (mean over the feature axis, as coded), delta 15 frames,
   lambda3 2, over the n^2 real pairs.
@@ -40,11 +40,11 @@ augmented index before the nearest neighbour itself; we use the nearest neighbou
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from vasot_dist.config.methods import VAVAConfig
 from vasot_dist.ot import sinkhorn
 
 from .base import LossOutput, MethodLoss
@@ -124,70 +124,17 @@ def vava_intra_contrastive(emb: Tensor, mask: Tensor, *, window: int = 15, margi
 
 
 class VAVALoss(MethodLoss):
-    """VAVA loss (module docstring); a pair method without learnable parts.
+    """VAVA loss (module docstring); a pair method without learnable parts."""
 
-    Args:
-        virtual_cost: zeta (0.5).
-        sigma: Gaussian prior width (2).
-        lambda1, lambda2: IDM and KL weights before the length scaling (1.0 -> (n+m), 0.1 -> 0.1 n m / 4).
-        virtual_distance: sets the constant virtual prior (5).
-        gamma: weight of the contrastive terms (0.5).
-        window, margin: C(X)'s delta (15 frames) and lambda3 (2).
-        temperature: C(X, Y)'s temperature (0.5).
-        sinkhorn_iters, sinkhorn_tol: Sinkhorn budget (the code: 20 iterations).
-    """
-
-    needs_pairs = True
-
-    def __init__(
-        self,
-        *,
-        virtual_cost: float = 0.5,
-        sigma: float = 2.0,
-        lambda1: float = 1.0,
-        lambda2: float = 0.1,
-        virtual_distance: float = 5.0,
-        gamma: float = 0.5,
-        window: int = 15,
-        margin: float = 2.0,
-        temperature: float = 0.5,
-        sinkhorn_iters: int = 20,
-        sinkhorn_tol: float | None = None,
-    ) -> None:
-        super().__init__()
-        for name, value in (("sigma", sigma), ("lambda2", lambda2), ("temperature", temperature)):
-            if value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        self.virtual_cost = virtual_cost
-        self.sigma = sigma
-        self.lambda1 = lambda1
-        self.lambda2 = lambda2
-        self.virtual_distance = virtual_distance
-        self.gamma = gamma
-        self.window = window
-        self.margin = margin
-        self.temperature = temperature
-        self.sinkhorn_iters = sinkhorn_iters
-        self.sinkhorn_tol = sinkhorn_tol
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> VAVALoss:
-        m = cfg.method
-        return cls(
-            virtual_cost=m.virtual_cost, sigma=m.vava_sigma, lambda1=m.vava_lambda1,
-            lambda2=m.vava_lambda2, virtual_distance=m.vava_virtual_distance,
-            gamma=m.gamma, window=m.vava_window, margin=m.vava_margin, temperature=m.vava_temperature,
-            sinkhorn_iters=m.vava_sinkhorn_iters,
-        )  # fmt: skip
+    Settings = VAVAConfig
+    settings: VAVAConfig
 
     def augmented_cost(
         self, x: Tensor, mask_x: Tensor, y: Tensor, mask_y: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(D_aug (B, N+1, M+1), mask_x_aug, mask_y_aug)``: squared distances, virtual row/column zeta at 0."""
         d = squared_distances(x, y)
-        d_aug = torch.nn.functional.pad(d, (1, 0, 1, 0), value=self.virtual_cost)
+        d_aug = torch.nn.functional.pad(d, (1, 0, 1, 0), value=self.settings.virtual_cost)
         ones = torch.ones(x.shape[0], 1, dtype=torch.bool, device=x.device)
         return d_aug, torch.cat([ones, mask_x], dim=1), torch.cat([ones, mask_y], dim=1)
 
@@ -198,23 +145,23 @@ class VAVALoss(MethodLoss):
         mask_x / mask_y are the real-frame masks (B, N) / (B, M).  lambda2 differs per pair (it scales with
         n m), so the cost is divided by it and the solve runs at eps = 1 (the same plan).
         """
+        s = self.settings
         d_aug = d_aug.detach().float()
         prior, bonus = vava_prior(
-            d_aug[:, 1:, 1:], mask_x, mask_y, psi, sigma=self.sigma, lambda1=self.lambda1,
-            virtual_distance=self.virtual_distance,
+            d_aug[:, 1:, 1:], mask_x, mask_y, psi, sigma=s.sigma, lambda1=s.lambda1,
+            virtual_distance=s.virtual_distance,
         )  # fmt: skip
         n = mask_x.sum(dim=1).to(d_aug.dtype)
         m = mask_y.sum(dim=1).to(d_aug.dtype)
-        lam2 = (self.lambda2 * n * m / 4.0).view(-1, 1, 1)
+        lam2 = (s.lambda2 * n * m / 4.0).view(-1, 1, 1)
         cost = (d_aug - bonus) / lam2 - torch.log(prior)
         ones = torch.ones(d_aug.shape[0], 1, dtype=torch.bool, device=d_aug.device)
         mx, my = torch.cat([ones, mask_x], dim=1), torch.cat([ones, mask_y], dim=1)
-        return sinkhorn(
-            cost, eps=1.0, n_iters=self.sinkhorn_iters, tol=self.sinkhorn_tol, mask_x=mx, mask_y=my
-        )
+        return sinkhorn(cost, eps=1.0, n_iters=s.n_iters, tol=s.tol, mask_x=mx, mask_y=my)
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)
+        s = self.settings
         psi = vava_psi(step)
         with float32_math(emb.device):
             emb = emb.float()
@@ -225,11 +172,11 @@ class VAVALoss(MethodLoss):
             m = my.sum(dim=1).to(emb.dtype)
             valid = mx_aug.unsqueeze(2) & my_aug.unsqueeze(1)
             ot_term = (torch.where(valid, plan * d_aug, torch.zeros_like(d_aug))).sum(dim=(1, 2)) / (n * m)
-            intra = vava_intra_contrastive(emb, mask, window=self.window, margin=self.margin)
+            intra = vava_intra_contrastive(emb, mask, window=s.window, margin=s.margin)
             inter = plan_contrastive(
-                squared_distances(x, y) / emb.shape[-1], plan[:, 1:, 1:], mx, my, temperature=self.temperature
+                squared_distances(x, y) / emb.shape[-1], plan[:, 1:, 1:], mx, my, temperature=s.temperature
             )
-            per_pair = ot_term + self.gamma * (intra[0::2] + intra[1::2] + inter)
+            per_pair = ot_term + s.gamma * (intra[0::2] + intra[1::2] + inter)
             loss = per_pair.mean()
         metrics = {
             "vava/ot": ot_term.mean().detach(),

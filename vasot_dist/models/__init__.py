@@ -29,7 +29,7 @@ ENCODERS: dict[str, type[nn.Module]] = {"resnet50": AlignmentEncoder, "mlp": MLP
 
 def build_encoder(name: str, **kwargs: Any) -> nn.Module:
     """Encoder by config name: 'resnet50' → :class:`AlignmentEncoder` (kwargs: embed_dim, dropout, weights,
-    allow_download, freeze_stem, freeze_bn, channels_last, chunk_size); 'mlp' → :class:`MLPEncoder`
+    freeze_stem, freeze_bn, channels_last, chunk_size, hidden_dim); 'mlp' → :class:`MLPEncoder`
     (kwargs: layer_sizes)."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; valid names: {', '.join(sorted(ENCODERS))}")

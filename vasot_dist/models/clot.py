@@ -1,4 +1,4 @@
-"""CLOT's network modules (Bueno-Benito & Dimiccoli, ICCV 2025; REFERENCE.md §6.3, METHODS.md "CLOT").
+"""CLOT's network modules (Bueno-Benito & Dimiccoli, ICCV 2025; ``docs/methods.md#clot``).
 
 Encoder output F (B, N, D) → :class:`FeatureDispatching` → frames F → :class:`ParallelDecoder` → segments
 S (B, n_seg, D) → :class:`CrossAttentionRefinement` → refined frames F_R. :class:`CLOTHead` chains them.
@@ -127,7 +127,7 @@ class ParallelDecoder(nn.Module):
 
     Args:
         dim: frame-embedding dimension D (the decoder's d_model; divisible by num_heads).
-        num_queries: n_seg = K + δ (REFERENCE.md §6.4).
+        num_queries: n_seg = K + δ (CLOT supplement A).
         num_layers: decoder layers (BF 2, YTI 2, 50S-Mid 1, 50S-Eval 4, DA 3).
         num_heads: 8 in CLOT.
         dim_feedforward: FFN width, default 4·D.
@@ -225,7 +225,7 @@ class CLOTHead(nn.Module):
     Args:
         dim: embedding dimension D.
         num_actions: K; the decoder has K + delta queries.
-        delta: δ (BF 0, YTI −6, 50S-Mid 2, 50S-Eval −6, DA 0 — labels unverified, REFERENCE.md §6.4).
+        delta: δ (BF 0, YTI −6, 50S-Mid 2, 50S-Eval −6, DA 0 — labels unverified, CLOT supplement Table 6).
         num_layers, num_heads, dim_feedforward, dropout: decoder settings (:class:`ParallelDecoder`).
         refine_temperature: temperature of :class:`CrossAttentionRefinement`.
         dispatch: apply :class:`FeatureDispatching` (False = the "w/o FD" ablation).

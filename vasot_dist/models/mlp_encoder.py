@@ -1,4 +1,4 @@
-"""Per-frame MLP encoder for precomputed features (ASOT ``MLP``, REFERENCE.md §1.4)."""
+"""Per-frame MLP encoder for precomputed features (ASOT ``MLP``, mingu6/action_seg_ot; ``docs/methods.md#video-encoder``)."""
 
 from __future__ import annotations
 

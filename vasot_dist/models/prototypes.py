@@ -1,4 +1,4 @@
-"""Learnable action prototypes A ∈ R^{K×D} (ASOT ``clusters``; METHODS.md "ASOT — Training")."""
+"""Learnable action prototypes A ∈ R^{K×D} (ASOT ``clusters``; ``docs/methods.md#asot``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """LAV / VAOT / VAVA video-alignment encoder: ResNet-50 cut after conv4c, 3D-conv context embedder.
 
-Reproduces ``models.py`` of trquhuytin/LAV-CVPR21 (identical blob in VAOT-ICCV25; REFERENCE.md §2.3,
-METHODS.md "Video encoder"):
+Reproduces ``models.py`` of trquhuytin/LAV-CVPR21 (identical blob in VAOT-ICCV25;
+``docs/methods.md#video-encoder``):
 
 * backbone: torchvision ResNet-50 ``conv1, bn1, relu, maxpool, layer1, layer2, layer3[:3]`` (conv4c),
   1024 × 14 × 14 at 224 px (1024 × 4 × 4 at 64 px);
@@ -17,20 +17,25 @@ The reference applies ``BatchNorm1d`` to the (N·S·h·w, C) flattening of the 5
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
 from torch import nn
-from torchvision.models import resnet50
+from torch.hub import HASH_REGEX
+from torchvision.models import ResNet50_Weights, resnet50
 
 log = logging.getLogger(__name__)
 
-# torchvision's ResNet50_Weights.IMAGENET1K_V1 (what the papers used via ``pretrained=True``).
-IMAGENET1K_V1_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
-IMAGENET1K_V1_FILE = "resnet50-0676ba61.pth"
+# What the papers used via ``pretrained=True``; ``model.weights=imagenet``.
+IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V1
+NAMED_WEIGHTS = ("imagenet", "none")  # any other model.weights value is a path
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONV4C_CHANNELS = 1024
@@ -100,9 +105,18 @@ class ResNet50Conv4c(nn.Module):
         return self.layer3(self.layer2(self.layer1(x)))
 
 
-def hub_cache_path() -> str:
-    """Where torch hub keeps IMAGENET1K_V1 (``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``)."""
-    return os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET1K_V1_FILE)
+def imagenet_cache_path() -> str:
+    """Where torchvision's weights API keeps IMAGENET1K_V1: ``torch.hub.get_dir()/checkpoints/<file of the URL>``
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(IMAGENET_WEIGHTS.url).path))
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -126,58 +140,75 @@ def _assign_backbone_state(backbone: nn.Module, state: Mapping[str, torch.Tensor
     backbone.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 
 
-def load_backbone_weights(
-    model: nn.Module, path: str | None = None, allow_download: bool = False
-) -> str | None:
-    """Fill the conv4c backbone of ``model`` with ImageNet weights; returns where they came from, or None.
+def _load_imagenet(backbone: nn.Module) -> dict[str, str]:
+    url, cached = IMAGENET_WEIGHTS.url, imagenet_cache_path()
+    was_cached = os.path.isfile(cached)
+    try:
+        # torchvision's weights API: the hub cache, else a download checked against the hash in the name.
+        state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # network and file errors come in many types; all mean "not available"
+        if was_cached:
+            raise RuntimeError(
+                f"model.weights=imagenet: {cached}, torchvision's cached ResNet50_Weights.IMAGENET1K_V1, cannot be "
+                f"read ({type(err).__name__}: {err}); delete it to download it again from {url}"
+            ) from err
+        raise RuntimeError(
+            f"model.weights=imagenet: the ResNet-50 ImageNet weights (torchvision ResNet50_Weights.IMAGENET1K_V1) "
+            f"are not available: they are not in the torch hub cache ({cached}) and the download from {url} "
+            f"failed ({type(err).__name__}: {err}). Put the file at that path ($TORCH_HOME moves it), set "
+            "model.weights to a local ResNet-50 state dict, or model.weights=none for a random initialisation"
+        ) from err
+    # torch.hub checks the hash only when it downloads; a damaged or foreign file in the cache is caught here.
+    digest = _sha256(cached)
+    expected = HASH_REGEX.search(os.path.basename(cached))
+    if expected and not digest.startswith(expected.group(1)):
+        raise RuntimeError(
+            f"model.weights=imagenet: {cached} has sha256 {digest[:16]}..., its name says {expected.group(1)}: "
+            "not the IMAGENET1K_V1 file (damaged or replaced); delete it to download it again"
+        )
+    _assign_backbone_state(backbone, state, cached)
+    return {"weights": "imagenet", "name": "ResNet50_Weights.IMAGENET1K_V1", "url": url, "file": cached,
+            "sha256": digest}
+
+
+def load_backbone_weights(model: nn.Module, weights: str) -> dict[str, str]:
+    """Initialise the conv4c backbone of ``model`` as ``weights`` says; returns where the weights came from.
 
     model: a :class:`ResNet50Conv4c` or anything with a ``backbone`` attribute holding one.
-    Lookup order (first hit wins):
-      1. ``path``, a local file named in the config (a torchvision ResNet-50 state dict; fc keys allowed);
-      2. the torch hub cache, ``torch.hub.get_dir()/checkpoints/resnet50-0676ba61.pth``;
-      3. a download of IMAGENET1K_V1 through ``torch.hub.load_state_dict_from_url``, only if
-         ``allow_download`` (the network is never touched otherwise);
-    with none, a WARNING naming every place tried, and the backbone keeps its random initialisation.
-    A file that exists but is not a ResNet-50 state dict raises ValueError (no silent fallback).
+    weights:
+      * ``"imagenet"``: torchvision's ``ResNet50_Weights.IMAGENET1K_V1`` (what the papers used) through its
+        weights API: the torch hub cache (:func:`imagenet_cache_path`), else a download;
+      * ``"none"``: keep the random initialisation;
+      * anything else: the path of a torchvision ResNet-50 state dict (fc/layer4 keys allowed).
+    Weights that are asked for and cannot be had raise (RuntimeError naming the cache path and the URL
+    tried; FileNotFoundError for a path that does not exist; ValueError for a file that is not a ResNet-50
+    state dict). Never falls back to random weights.
+
+    Returns a JSON-able record for the run directory: ``{"weights": "none"}``,
+    ``{"weights": "imagenet", "name", "url", "file", "sha256"}`` or ``{"weights": "file", "file", "sha256"}``.
     """
     backbone = getattr(model, "backbone", model)
     if not isinstance(backbone, ResNet50Conv4c):
         raise ValueError(
             f"model must be a ResNet50Conv4c or hold one as .backbone, got {type(model).__name__}"
         )
-    tried: list[str] = []
-    if path is not None:
-        path = os.path.expanduser(str(path))
-        if os.path.isfile(path):
-            _assign_backbone_state(backbone, torch.load(path, map_location="cpu", weights_only=True), path)
-            log.info("ResNet-50 backbone weights loaded from %s", path)
-            return path
-        tried.append(f"config file {path} (not found)")
-        log.warning("ResNet-50 weights file %s named in the config does not exist", path)
-    cached = hub_cache_path()
-    if os.path.isfile(cached):
-        _assign_backbone_state(backbone, torch.load(cached, map_location="cpu", weights_only=True), cached)
-        log.info("ResNet-50 backbone weights loaded from the torch hub cache %s", cached)
-        return cached
-    tried.append(f"torch hub cache {cached} (not found)")
-    if allow_download:
-        try:
-            state = torch.hub.load_state_dict_from_url(
-                IMAGENET1K_V1_URL, map_location="cpu", progress=False, check_hash=True
-            )
-        except Exception as err:  # network errors come in many types; report and fall back
-            tried.append(f"download {IMAGENET1K_V1_URL} (failed: {err})")
-        else:
-            _assign_backbone_state(backbone, state, IMAGENET1K_V1_URL)
-            log.info("ResNet-50 backbone weights downloaded from %s", IMAGENET1K_V1_URL)
-            return IMAGENET1K_V1_URL
+    if not isinstance(weights, str) or not weights:
+        raise ValueError(f"weights must be 'imagenet', 'none' or the path of a ResNet-50 state dict, got {weights!r}")
+    if weights == "none":
+        source = {"weights": "none"}
+    elif weights == "imagenet":
+        source = _load_imagenet(backbone)
     else:
-        tried.append(f"download {IMAGENET1K_V1_URL} (skipped: allow_download=False)")
-    log.warning(
-        "No ResNet-50 ImageNet weights found; the backbone keeps its RANDOM initialisation. Tried: %s",
-        "; ".join(tried),
-    )
-    return None
+        path = os.path.abspath(os.path.expanduser(weights))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"model.weights={weights!r}: no such file {path} (expected 'imagenet', 'none' or the path of a "
+                "torchvision ResNet-50 state dict)"
+            )
+        _assign_backbone_state(backbone, torch.load(path, map_location="cpu", weights_only=True), path)
+        source = {"weights": "file", "file": path, "sha256": _sha256(path)}
+    log.info("ResNet-50 backbone weights: %s", json.dumps(source))
+    return source
 
 
 class AlignmentEncoder(nn.Module):
@@ -186,8 +217,9 @@ class AlignmentEncoder(nn.Module):
     Args:
         embed_dim: output dimension (128 in LAV/VAOT).
         dropout: dropout before each of the two hidden FC layers (0.1).
-        weights: local ResNet-50 state dict (see :func:`load_backbone_weights` for the lookup order).
-        allow_download: permit downloading IMAGENET1K_V1 when neither the file nor the hub cache exists.
+        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1, the papers' choice), ``"none"`` (random) or the
+            path of a ResNet-50 state dict; see :func:`load_backbone_weights`. Where they came from is
+            :attr:`weights_source` (a JSON-able dict, for the run directory).
         freeze_stem: no gradient for conv1/bn1 (the reference trains everything).
         freeze_bn: every backbone BatchNorm stays in eval mode (ImageNet running statistics, unchanged by
             training) and its affine parameters get no gradient — for few videos per GPU. The embedder's
@@ -203,8 +235,7 @@ class AlignmentEncoder(nn.Module):
         self,
         embed_dim: int = 128,
         dropout: float = 0.1,
-        weights: str | None = None,
-        allow_download: bool = False,
+        weights: str = "imagenet",
         freeze_stem: bool = False,
         freeze_bn: bool = False,
         channels_last: bool = False,
@@ -225,7 +256,7 @@ class AlignmentEncoder(nn.Module):
         self.chunk_size = chunk_size
 
         self.backbone = ResNet50Conv4c()
-        self.weights_source = load_backbone_weights(self.backbone, weights, allow_download)
+        self.weights_source = load_backbone_weights(self.backbone, weights)
 
         self.conv1 = nn.Conv3d(CONV4C_CHANNELS, hidden_dim, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm3d(hidden_dim)
@@ -268,15 +299,15 @@ class AlignmentEncoder(nn.Module):
 
     def _embed(self, clips: torch.Tensor) -> torch.Tensor:
         """clips: (n, S, 3, H, W) → (n, embed_dim) unit vectors."""
-        n, s = clips.shape[:2]
-        feats = self._run_backbone(clips.reshape(n * s, *clips.shape[2:]))  # (n·S, 1024, h, w)
-        feats = feats.reshape(n, s, *feats.shape[1:]).transpose(1, 2)  # (n, 1024, S, h, w)
+        feats = self._run_backbone(rearrange(clips, "n s c h w -> (n s) c h w"))
+        # the context frames of a clip become the time axis of the 3D convolutions
+        feats = rearrange(feats, "(n s) c h w -> n c s h w", n=clips.shape[0])
         if feats.device.type == "cpu":
             # CPU Conv3d re-lays-out a channels-last input and its 56 MB weight on every call (25 % of a step).
             feats = feats.contiguous()
         x = F.relu(self.bn1(self.conv1(feats)))
         x = F.relu(self.bn2(self.conv2(x)))
-        x = x.flatten(2).amax(dim=2)  # max over (S, h, w)
+        x = reduce(x, "n c s h w -> n c", "max")
         x = F.relu(self.fc1(self.dropout1(x)))
         x = F.relu(self.fc2(self.dropout2(x)))
         x = self.embedding_layer(x)
@@ -294,7 +325,7 @@ class AlignmentEncoder(nn.Module):
             raise ValueError(f"frames must have shape (B, T, S, 3, H, W), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         if mask is None:
-            return self._embed(frames.flatten(0, 1)).reshape(b, t, self.embed_dim)
+            return rearrange(self._embed(rearrange(frames, "b t ... -> (b t) ...")), "(b t) d -> b t d", b=b)
         if mask.shape != (b, t) or mask.dtype != torch.bool:
             raise ValueError(f"mask must be bool of shape {(b, t)}, got {mask.dtype} {tuple(mask.shape)}")
         out = frames.new_zeros(b, t, self.embed_dim, dtype=torch.float32)

@@ -8,7 +8,6 @@ file (or the folder's ``complete`` marker) exists; partial writes live under a t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 
 import torch
 
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.runtime.files import AtomicFile, write_text_atomic
+from vasot_dist.runtime.ranklog import get_logger
 
 log = get_logger(__name__)
 _STEP_RE = re.compile(r"^step_(\d{8})(\.pt)?$")
@@ -31,20 +31,18 @@ def is_checkpoint_name(name: str) -> bool:
 
 
 def save_file_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
-    """Write ``state`` to ``step_XXXXXXXX.pt`` via a temporary file and rename; prune to ``keep_last``."""
+    """Write ``state`` to ``step_XXXXXXXX.pt`` atomically (:mod:`vasot_dist.runtime.files`); prune to
+    ``keep_last``."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / checkpoint_name(step)
-    tmp = ckpt_dir / f".{final.name}.tmp"
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:  # flush to disk before the rename makes it visible
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    with AtomicFile(final, binary=True) as f:
+        torch.save(state, f)
     prune(ckpt_dir, keep_last)
     return final
 
 
 def mark_folder_complete(folder: Path) -> None:
-    (folder / "complete").write_text("ok\n")
+    write_text_atomic(folder / "complete", "ok\n")
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vasot_dist.config import RunConfig
-from vasot_dist.train.distributed import DistContext
+from vasot_dist.runtime.distributed import DistContext
 
 
 def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -123,6 +123,11 @@ class DeepSpeedEngine(Engine):
     def __init__(self, cfg: RunConfig, model: nn.Module, ctx: DistContext) -> None:
         import deepspeed
 
+        if ctx.device.type == "cpu":
+            # DeepSpeed's CPU communication backend JIT-compiles a shared-memory all-reduce op (minutes of C++
+            # on a fresh machine) that only its inference all-reduce uses; training reduces through
+            # torch.distributed (gloo). Marking the op unavailable skips the build; DeepSpeed keeps this dict.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         ds_config = dict(cfg.dist.ds_config)
         ds_config.setdefault("train_micro_batch_size_per_gpu", cfg.data.batch_size)
         ds_config.setdefault("gradient_accumulation_steps", cfg.optim.grad_accum)

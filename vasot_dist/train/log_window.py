@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
-from vasot_dist.train.distributed import DistContext, sum_across_ranks
+from vasot_dist.runtime.distributed import DistContext, sum_across_ranks
 
 
 class LogWindow:

@@ -15,8 +15,7 @@ from typing import Any
 import torch
 
 from vasot_dist.config import RunConfig, config_to_dict
-from vasot_dist.train import checkpoint as ckpt
-from vasot_dist.train.distributed import (
+from vasot_dist.runtime.distributed import (
     DistContext,
     all_gather_objects,
     any_rank,
@@ -25,12 +24,14 @@ from vasot_dist.train.distributed import (
     init_distributed,
     shutdown,
 )
+from vasot_dist.runtime.ranklog import get_logger, setup_logging
+from vasot_dist.runtime.seeding import rng_state, seed_everything, set_rng_state
+from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
-from vasot_dist.train.ranklog import get_logger, setup_logging
+from vasot_dist.train.preflight import check_data
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
-from vasot_dist.train.seeding import rng_state, seed_everything, set_rng_state
 from vasot_dist.train.tracking import Tracker
 
 log = get_logger(__name__)
@@ -72,18 +73,6 @@ def _prepare_config(cfg: RunConfig, ctx: DistContext) -> RunConfig:
     train = dataclasses.replace(cfg.train, run_id=run_id)
     data = dataclasses.replace(cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS)
     return dataclasses.replace(cfg, train=train, data=data)
-
-
-def ensure_data(cfg: RunConfig, ctx: DistContext) -> None:
-    """Write the built-in synthetic shards when the config points at them and they are missing (rank 0)."""
-    index = Path(cfg.data.shards)
-    index = index if index.suffix == ".json" else index / "dataset.json"
-    if cfg.data.name == "synthetic" and not index.exists() and ctx.is_main:
-        from vasot_pipelines.synthetic import generate_synthetic
-
-        log.info("synthetic shards missing at %s; generating them (seed %d)", index.parent, cfg.data.synthetic.seed)
-        generate_synthetic(index.parent, cfg.data.synthetic, modality=cfg.data.modality)
-    barrier(ctx)
 
 
 @torch.no_grad()
@@ -185,7 +174,15 @@ def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, A
 
 def run(cfg: RunConfig, resume: str = "none", *, report: ReportFn | None = None,
         on_step: StepFn | None = None) -> dict[str, Any]:
-    """Train ``cfg`` to ``train.max_steps``; returns a summary (run dir, final step, last metrics, status)."""
+    """Train ``cfg`` to ``train.max_steps``; returns a summary (run dir, final step, last metrics, status).
+
+    The data must exist (``vasot-train`` writes the built-in synthetic shards first when the config names
+    them); checks that need it run before the process group or the run directory exists.
+
+    Raises:
+        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match.
+    """
+    check_data(cfg)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
@@ -204,7 +201,6 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
         run_dir.create(cfg)
     barrier(ctx)
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)  # same init on every rank
-    ensure_data(cfg, ctx)
 
     model = build_train_model(cfg).to(ctx.device)
     resume_path = _resolve_resume(resume, run_dir)

@@ -9,6 +9,7 @@ from vasot_dist.config import RunConfig
 from vasot_dist.losses import build_loss
 from vasot_dist.losses.base import LossOutput, MethodLoss
 from vasot_dist.models import build_encoder, normalize_frames
+from vasot_dist.train.preflight import check_model_fits_data
 
 
 def build_encoder_from_config(cfg: RunConfig) -> nn.Module:
@@ -16,7 +17,7 @@ def build_encoder_from_config(cfg: RunConfig) -> nn.Module:
     if m.encoder == "resnet50":
         return build_encoder(
             "resnet50", embed_dim=m.embed_dim, dropout=m.dropout, weights=m.weights,
-            allow_download=m.allow_download, freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
+            freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
             channels_last=m.channels_last, hidden_dim=m.head_dim,
         )
     layers = list(m.mlp_layers)
@@ -71,9 +72,5 @@ def compile_for_training(model: TrainModel, **compile_kwargs) -> None:
 
 
 def build_train_model(cfg: RunConfig) -> TrainModel:
-    if (cfg.data.modality == "video") != (cfg.model.encoder == "resnet50"):
-        raise ValueError(
-            f"data.modality={cfg.data.modality!r} needs model.encoder="
-            f"{'resnet50' if cfg.data.modality == 'video' else 'mlp'!r}, got {cfg.model.encoder!r}"
-        )
+    check_model_fits_data(cfg)
     return TrainModel(build_encoder_from_config(cfg), build_loss(cfg), video=cfg.data.modality == "video")

@@ -6,43 +6,33 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vasot_dist.config import RunConfig, atomic_write_text, save_config
+from vasot_dist.config import RunConfig, save_config
+from vasot_dist.runtime.files import write_json_atomic
 
 
-@dataclass(frozen=True)
 class RunDir:
-    root: Path
+    """The paths of one run directory (nothing is created until :meth:`create`)."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.yaml"
+        self.checkpoints = root / "checkpoints"
+        self.metrics = root / "metrics.jsonl"
+        self.plots = root / "plots"
+        self.versions = root / "versions.json"
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def versions(self) -> Path:
-        return self.root / "versions.json"
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
 
     def create(self, cfg: RunConfig) -> RunDir:
         """Make the folders and write the resolved config and library versions (rank 0 only)."""
         for d in (self.root, self.checkpoints, self.plots):
             d.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.config)
-        atomic_write_text(self.versions, json.dumps(library_versions(), indent=2))
+        write_json_atomic(self.versions, library_versions(), indent=2)
         return self
 
     def append_metrics(self, row: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vasot_dist.config import RunConfig, config_to_dict
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.rundir import RunDir
 
 log = get_logger(__name__)

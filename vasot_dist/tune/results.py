@@ -1,5 +1,5 @@
 """The end of a sweep: a table of trials sorted by the metric, and the best trial's config as a YAML that
-``launchers/train.py --config`` accepts as is."""
+``vasot-train --config`` accepts as is."""
 
 from __future__ import annotations
 
@@ -101,5 +101,5 @@ def rows_to_csv(rows: list[TrialRow], metric: str, keys: list[str]) -> str:
 
 def write_best_config(base: RunConfig, best: TrialRow, path: Path) -> Path:
     """The best trial's full config (``base`` + its sampled values) with ``train.run_id`` cleared, so that
-    ``launchers/train.py --config <path>`` starts a fresh run with it."""
+    ``vasot-train --config <path>`` starts a fresh run with it."""
     return save_config(trial_config(base, best.params, None), path)

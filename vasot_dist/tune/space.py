@@ -15,9 +15,9 @@ A sweep file (YAML)::
       grace_period: 500
       reduction_factor: 3
     space:                     # dotted config keys, the same names as command-line overrides
-      ot.eps: {dist: loguniform, lower: 0.01, upper: 0.2}
-      ot.alpha: {dist: uniform, lower: 0.1, upper: 0.9}
-      method.tau: {dist: choice, values: [0.07, 0.1]}
+      method.asot.segment.eps: {dist: loguniform, lower: 0.01, upper: 0.2}
+      method.asot.segment.alpha: {dist: uniform, lower: 0.1, upper: 0.9}
+      method.asot.tau: {dist: choice, values: [0.07, 0.1]}
       model.num_actions: {dist: randint, lower: 4, upper: 9}     # upper excluded (Ray Tune's randint)
       optim.lr: {dist: grid, values: [1.0e-4, 3.0e-4]}
     overrides: [train.max_steps=3000, train.eval_every=500]     # applied to the base config of every trial
@@ -49,9 +49,10 @@ from vasot_dist.config import (
     RunConfig,
     config_from_dict,
     config_to_dict,
+    find_config,
     load_config,
 )
-from vasot_dist.config.loader import YamlLoader  # the config files' YAML dialect (reads 3e-4 as a float)
+from vasot_dist.config.loader import YamlLoader, _display  # the config files' YAML dialect (3e-4 is a float)
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {  # name -> its arguments (all required)
     "uniform": ("lower", "upper"),
@@ -259,10 +260,11 @@ def parse_sweep(path: str | os.PathLike) -> SweepSpec:
     Raises:
         SweepError: naming the file and the offending key.
     """
-    path = Path(path)
-    src = str(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file not found: {src}")
+    try:
+        path = find_config(path, "sweeps")
+    except ConfigError as e:
+        raise SweepError(str(e).replace("config file", "sweep file")) from None
+    src = _display(path)
     try:
         raw = yaml.load(path.read_text(), Loader=YamlLoader)
     except yaml.YAMLError as e:

@@ -21,8 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
-from vasot_dist.train.ranklog import get_logger
+from vasot_dist.config import ConfigError, RunConfig, config_from_dict, config_to_dict
+from vasot_dist.models.resnet_encoder import NAMED_WEIGHTS
+from vasot_dist.runtime.ranklog import get_logger
+from vasot_dist.train.preflight import check_data
 from vasot_dist.tune.results import (
     SweepResult,
     format_table,
@@ -40,7 +42,7 @@ from vasot_dist.tune.trial import DRIVER_CPUS, trial_driver
 log = get_logger(__name__)
 STATE_FILE = "vasot_sweep.json"
 # Environment passed on to the workers of a cluster joined with --address (a local cluster inherits it).
-_FORWARDED_ENV_PREFIXES = ("WANDB_", "VASOT_")
+_FORWARDED_ENV_PREFIXES = ("WANDB_",)
 
 
 def _absolute(p: str) -> str:
@@ -53,7 +55,8 @@ def sweep_base_config(cfg: RunConfig, name: str) -> RunConfig:
     """The config every trial starts from: relative paths made absolute (Ray workers run in other folders),
     ``log.group`` = the sweep name (all trials of a sweep in one W&B group), no run id (the trial id is)."""
     data = dataclasses.replace(cfg.data, shards=_absolute(cfg.data.shards))
-    model = dataclasses.replace(cfg.model, weights=_absolute(cfg.model.weights) if cfg.model.weights else None)
+    w = cfg.model.weights
+    model = dataclasses.replace(cfg.model, weights=w if w in NAMED_WEIGHTS else _absolute(w))
     train = dataclasses.replace(cfg.train, output_dir=_absolute(cfg.train.output_dir), run_id=None)
     log_cfg = dataclasses.replace(cfg.log, group=name)
     return dataclasses.replace(cfg, data=data, model=model, train=train, log=log_cfg)
@@ -167,18 +170,6 @@ def _check_experiment(exp_path: str, resume: bool) -> None:
                          "another 'name:' in the sweep file or another --storage-path")
 
 
-def _prepare_data(cfg: RunConfig) -> None:
-    """Write the built-in synthetic data once, here, rather than racing from concurrent trials."""
-    if cfg.data.name != "synthetic":
-        return
-    import torch
-
-    from vasot_dist.train.distributed import DistContext
-    from vasot_dist.train.loop import ensure_data
-
-    ensure_data(cfg, DistContext(0, 1, 0, torch.device("cpu"), owns_group=False))
-
-
 def _init_ray(address: str | None, num_cpus: int | None) -> bool:
     """Start Ray locally (or join ``address``) unless already initialised; True when this call started it."""
     import ray
@@ -187,6 +178,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> bool:
         return False
     kwargs: dict[str, Any] = {}
     if address is None:
+        address = "local"  # a new instance on this machine, never one that happens to be running here
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
     else:
@@ -215,7 +207,7 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
         the trials (best first), the best trial and the path of its config YAML.
 
     Raises:
-        SweepError: a bad sweep file, value, storage or experiment folder (before any trial starts).
+        SweepError: a bad sweep file, value, data, storage or experiment folder (before any trial starts).
         RuntimeError: when no trial reported the metric.
     """
     spec, base = load_sweep(sweep_path, cfg)
@@ -228,7 +220,10 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
     if spec.scheduler.name == "asha" and not base.train.eval_every:
         warnings.warn("train.eval_every=0: trials report only at the end, so ASHA cannot stop any early; set "
                       "train.eval_every (e.g. in the sweep's overrides)", stacklevel=2)
-    _prepare_data(base)
+    try:  # the data every trial reads, checked once here rather than failing in every trial
+        check_data(base)
+    except ConfigError as e:
+        raise SweepError(str(e)) from None
 
     import ray
     from ray import tune
@@ -296,5 +291,5 @@ def summarize(results, spec: SweepSpec, base: RunConfig, exp_path: str, storage:
     path = write_best_config(base, best, out_dir / "best_config.yaml")
     print(f"best trial {best.trial_id}: {spec.metric} = {best.value:.6g} at step {best.step}"
           + (f", checkpoint {best.checkpoint}" if best.checkpoint else ""))
-    print(f"best config: {path}\n  train it with: python launchers/train.py --config {path}")
+    print(f"best config: {path}\n  train it with: vasot-train --config {path}")
     return SweepResult(exp_path, rows, best, path, table)

@@ -24,17 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
+from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.checkpoint import list_checkpoints
-from vasot_dist.train.ranklog import get_logger
 from vasot_dist.train.rundir import run_dir_for
 from vasot_dist.tune.space import apply_params
 from vasot_dist.tune.stopping import StopCheck, StopRequested
 
 log = get_logger(__name__)
 
-# Fault-injection switch for checking a deployment's fault tolerance (and the tests): a folder; each trial's
-# rank 0 raises once, right after its first report, leaving a marker file there so the retry runs through.
-FAIL_ONCE_ENV = "VASOT_TUNE_FAIL_ONCE"
 # Logical CPUs the trial driver (Tune trainable) holds: it only launches and watches its Train run.
 DRIVER_CPUS = 0.25
 
@@ -180,15 +177,3 @@ class RayReporter:
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
         else:
             ray.train.report(row, checkpoint=None)
-        self._maybe_fail(step)
-
-    def _maybe_fail(self, step: int) -> None:
-        folder = os.environ.get(FAIL_ONCE_ENV)
-        if not folder or self.rank != 0:
-            return
-        marker = Path(folder) / f"{self.trial_id}.failed"
-        if marker.exists():
-            return
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{step}\n")
-        raise RuntimeError(f"injected failure of trial {self.trial_id} after step {step} ({FAIL_ONCE_ENV})")

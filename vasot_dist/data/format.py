@@ -1,4 +1,8 @@
-"""The on-disk shard format shared by the writers (``pipelines``) and the loaders (``vasot_dist.data``).
+"""The on-disk shard format, defined once: names, sample and index schemas, version.
+
+The writers (``vasot_pipelines``: ``vasot-shard``, ``vasot-synthetic``) and the readers (:mod:`.index`,
+:mod:`.stages`) both use this module; it lives in the library because the library must not import the
+data-preparation package that sits above it.
 
 Layout of a dataset folder::
 
@@ -27,8 +31,11 @@ dots, because webdataset splits a member name into key and extension at the firs
      "shards": [{"path", "split", "num_samples", "num_frames"}],
      "splits": {split: {"num_samples", "num_frames", "activities": {activity: count}}}}
 
-The frame-index overlay (synthetic test mode) is defined here too, so that loader tests can read back
-which frame they decoded: :func:`draw_frame_index` / :func:`read_frame_index`.
+Shard paths are relative to the folder holding ``dataset.json`` (the writer writes bare
+:func:`shard_name` names; a hand-written index may also give absolute paths, URLs or ``pipe:`` commands).
+
+The frame-index overlay (synthetic test mode) is defined here too, so that a reader can tell which frame it
+decoded: :func:`draw_frame_index` / :func:`read_frame_index`.
 """
 
 from __future__ import annotations
@@ -36,12 +43,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vasot_dist.runtime.files import write_json_atomic
 
 FORMAT_VERSION = 1
 DATASET_JSON = "dataset.json"
@@ -205,93 +213,125 @@ def features_from_bytes(data: bytes) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- dataset.json
-def validate_dataset_index(index: Mapping[str, Any]) -> None:
-    """Raise ValueError naming the field of ``dataset.json`` that is missing or inconsistent."""
-    for field in ("format_version", "name", "modality", "label_map", "background_id", "fps",
-                  "short_side", "shards", "splits"):
-        if field not in index:
-            raise ValueError(f"dataset.json lacks field {field!r}")
+_INDEX_KEYS = ("format_version", "name", "modality", "label_map", "background_id", "fps", "short_side", "shards",
+               "splits")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_dataset_index(index: Any, where: str | os.PathLike = DATASET_JSON) -> None:
+    """Check a parsed ``dataset.json`` against the schema above; the writer and the reader both call it.
+
+    Raises:
+        ValueError: ``"<where>: key '<dotted key>' <what is wrong>"``.
+    """
+
+    def bad(key: str, what: str) -> ValueError:
+        return ValueError(f"{where}: key {key!r} {what}")
+
+    if not isinstance(index, Mapping):
+        raise ValueError(f"{where}: top level must be a JSON object, got {type(index).__name__}")
+    for key in _INDEX_KEYS:
+        if key not in index:
+            raise bad(key, "is missing")
     if index["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"dataset.json format_version {index['format_version']!r}, this code reads {FORMAT_VERSION}")
+        raise bad("format_version", f"is {index['format_version']!r}; this code reads {FORMAT_VERSION}")
     if index["modality"] not in MODALITIES:
-        raise ValueError(f"dataset.json modality {index['modality']!r} not in {MODALITIES}")
+        raise bad("modality", f"is {index['modality']!r}; expected one of {MODALITIES}")
     lm = index["label_map"]
-    if not isinstance(lm, Mapping) or not all(isinstance(k, str) and isinstance(v, int) for k, v in lm.items()):
-        raise ValueError("dataset.json label_map must map names to int ids")
+    if not isinstance(lm, Mapping) or not all(isinstance(k, str) and _is_int(v) for k, v in lm.items()):
+        raise bad("label_map", "must map label names to int ids")
     bg = index["background_id"]
+    if bg is not None and not _is_int(bg):
+        raise bad("background_id", f"must be an int or null, got {bg!r}")
     if bg is not None and bg not in set(lm.values()):
-        raise ValueError(f"dataset.json background_id {bg} is not an id of label_map")
+        raise bad("background_id", f"is {bg}, not an id of label_map")
+    fps = index["fps"]
+    if fps is not None and not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0):
+        raise bad("fps", f"must be a positive number or null, got {fps!r}")
+    side = index["short_side"]
+    if side is not None and not (_is_int(side) and side > 0):
+        raise bad("short_side", f"must be a positive int or null, got {side!r}")
+
+    if not isinstance(index["shards"], list):
+        raise bad("shards", "must be a list")
     totals: dict[str, list[int]] = {}
-    for i, s in enumerate(index["shards"]):
-        for f in ("path", "split", "num_samples", "num_frames"):
-            if f not in s:
-                raise ValueError(f"dataset.json shards[{i}] lacks {f!r}")
-        parsed = parse_shard_name(s["path"])
-        if parsed is None or parsed[0] != s["split"] or os.path.basename(s["path"]) != s["path"]:
-            raise ValueError(f"dataset.json shards[{i}].path {s['path']!r} is not a '{{split}}-{{index:06d}}.tar' name")
-        t = totals.setdefault(s["split"], [0, 0])
-        t[0] += s["num_samples"]
-        t[1] += s["num_frames"]
-    for split, st in index["splits"].items():
-        got = totals.get(split, [0, 0])
-        if [st.get("num_samples"), st.get("num_frames")] != got:
-            raise ValueError(f"dataset.json splits[{split!r}] counts {st} disagree with its shards {got}")
-        if sum(st.get("activities", {}).values()) != st["num_samples"]:
-            raise ValueError(f"dataset.json splits[{split!r}].activities do not add up to num_samples")
-    if set(totals) - set(index["splits"]):
-        raise ValueError(f"dataset.json has shards of splits {sorted(set(totals) - set(index['splits']))} without stats")
+    for i, sh in enumerate(index["shards"]):
+        at = f"shards[{i}]"
+        if not isinstance(sh, Mapping):
+            raise bad(at, "must be an object")
+        for k in ("path", "split", "num_samples", "num_frames"):
+            if k not in sh:
+                raise bad(f"{at}.{k}", "is missing")
+        if not isinstance(sh["path"], str) or not sh["path"]:
+            raise bad(f"{at}.path", f"must be a non-empty string, got {sh['path']!r}")
+        if not isinstance(sh["split"], str):
+            raise bad(f"{at}.split", f"must be a string, got {sh['split']!r}")
+        for k in ("num_samples", "num_frames"):
+            if not _is_int(sh[k]) or sh[k] < 0:
+                raise bad(f"{at}.{k}", f"must be a non-negative int, got {sh[k]!r}")
+        t = totals.setdefault(sh["split"], [0, 0])
+        t[0] += sh["num_samples"]
+        t[1] += sh["num_frames"]
 
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to a temporary name in the same folder, fsync, then ``os.replace`` (atomic on POSIX)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_lines_atomic(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
-    """Write one JSON object per line, atomically (temp name + ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            for r in records:
-                f.write(json.dumps(dict(r)) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    if not isinstance(index["splits"], Mapping):
+        raise bad("splits", "must be an object {split: stats}")
+    for name, st in index["splits"].items():
+        at = f"splits.{name}"
+        if not isinstance(st, Mapping):
+            raise bad(at, "must be an object")
+        for k in ("num_samples", "num_frames", "activities"):
+            if k not in st:
+                raise bad(f"{at}.{k}", "is missing")
+        for j, k in enumerate(("num_samples", "num_frames")):
+            if not _is_int(st[k]) or st[k] < 0:
+                raise bad(f"{at}.{k}", f"must be a non-negative int, got {st[k]!r}")
+            held = totals.get(name, [0, 0])[j]
+            if st[k] != held:
+                raise bad(f"{at}.{k}", f"is {st[k]} but its shards hold {held}")
+        acts = st["activities"]
+        if not isinstance(acts, Mapping) or not all(isinstance(k, str) and _is_int(v) for k, v in acts.items()):
+            raise bad(f"{at}.activities", "must map activity names to int counts")
+        if sum(acts.values()) != st["num_samples"]:
+            raise bad(f"{at}.activities", f"counts add up to {sum(acts.values())}, not num_samples "
+                                          f"{st['num_samples']}")
+    orphans = sorted(set(totals) - set(index["splits"]))
+    if orphans:
+        raise bad("splits", f"has no entry for the split(s) {orphans} that shards belong to")
 
 
 def write_dataset_index(out_dir: str | os.PathLike, index: Mapping[str, Any]) -> Path:
     """Validate and atomically write ``<out_dir>/dataset.json``; returns its path."""
-    validate_dataset_index(index)
-    return write_json_atomic(Path(out_dir) / DATASET_JSON, dict(index))
+    path = Path(out_dir) / DATASET_JSON
+    validate_dataset_index(index, path)
+    return write_json_atomic(path, dict(index))
+
+
+def index_path(path: str | os.PathLike) -> Path:
+    """The ``dataset.json`` file meant by ``path``: the path itself when it names a ``.json`` file, else
+    ``<path>/dataset.json`` (also for a folder that does not exist yet)."""
+    p = Path(path)
+    return p if p.suffix == ".json" and not p.is_dir() else p / DATASET_JSON
 
 
 def read_dataset_index(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``dataset.json`` (``path`` is the file or the folder holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / DATASET_JSON
-    if not path.is_file():
-        raise ValueError(f"no dataset index at {path}")
-    with open(path) as f:
-        index = json.load(f)
-    validate_dataset_index(index)
+    """Read and validate ``dataset.json`` (``path`` is the file or the folder holding it).
+
+    Raises:
+        ValueError: naming the file and, for a schema error, the key.
+    """
+    p = index_path(path)
+    if not p.is_file():
+        raise ValueError(f"dataset index {p} does not exist (expected a folder holding {DATASET_JSON}, "
+                         f"or the {DATASET_JSON} path)")
+    try:
+        with open(p, encoding="utf-8") as f:
+            index = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+    validate_dataset_index(index, p)
     return index
 
 

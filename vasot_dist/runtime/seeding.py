@@ -22,11 +22,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (e.g. seed, epoch, rank, worker)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
-
-
 def rng_state() -> dict[str, Any]:
     """Capture this process's RNG states as tensors and plain values."""
     py_version, py_state, py_gauss = random.getstate()

@@ -1,0 +1,98 @@
+"""Evaluating what training wrote: a checkpoint (``vasot-evaluate``) and a run against the same architecture
+untrained (``vasot-compare``, the end of ``make demo``).
+
+Both load the model the way training built it, so they live here rather than in ``vasot_dist.eval`` (whose
+metrics know nothing of training).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vasot_dist.config import RunConfig, load_config
+from vasot_dist.eval.runner import evaluate_model
+from vasot_dist.runtime.distributed import init_distributed, shutdown
+from vasot_dist.runtime.files import write_json_atomic
+from vasot_dist.runtime.ranklog import get_logger, setup_logging
+from vasot_dist.runtime.seeding import seed_everything
+from vasot_dist.train import checkpoint as ckpt
+from vasot_dist.train.loop import init_prototypes
+from vasot_dist.train.model import build_train_model
+from vasot_dist.train.preflight import check_data
+
+log = get_logger(__name__)
+
+
+def find_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint file ``path`` names, or a run directory's newest loadable one; returns it and its state.
+
+    Raises:
+        FileNotFoundError: neither a checkpoint file nor a run directory with a loadable one.
+        ValueError: a DeepSpeed checkpoint folder (convert it with ``zero_to_fp32`` first).
+    """
+    p = Path(path)
+    if p.is_dir() and (p / "checkpoints").is_dir():
+        found = ckpt.latest_loadable(p / "checkpoints")
+        if found is None:
+            raise FileNotFoundError(f"no loadable checkpoint under {p / 'checkpoints'}")
+        p = found[0]
+    if p.is_dir():
+        if not ckpt.is_checkpoint_name(p.name):
+            raise FileNotFoundError(f"{p} is neither a checkpoint file nor a run directory (no checkpoints/)")
+        raise ValueError(f"{p} is a DeepSpeed folder; convert it with deepspeed's zero_to_fp32 first")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} does not exist")
+    return p, ckpt.load_file_checkpoint(p)
+
+
+def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
+    """Load ``checkpoint`` (file or run directory), evaluate it, write ``metrics.json`` and ``report.md`` to
+    ``out_dir`` (default ``<run>/eval/<checkpoint name>``); returns the metrics on rank 0, ``{}`` elsewhere."""
+    path, state = find_checkpoint(checkpoint)
+    check_data(cfg, training=False)
+    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
+    setup_logging(ctx.rank)
+    try:
+        model = build_train_model(cfg).to(ctx.device)
+        model.load_state_dict(state["model"])
+        out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
+        metrics = evaluate_model(cfg, model, ctx, out_dir=out)
+        if ctx.is_main:
+            log.info("wrote %s", out / "report.md")
+        return metrics
+    finally:
+        shutdown(ctx)
+
+
+def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of a run's newest checkpoint and of the same architecture at initialisation (same seed,
+    prototypes initialised the same way), with the run's own ``config.yaml`` (plus ``overrides``).
+
+    The trained side reuses the metrics the run's final evaluation wrote, when present. Writes
+    ``<run>/eval/compare.json`` and returns ``{"untrained": {...}, "trained": {...}}``.
+    """
+    run_dir = Path(run)
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    path, state = find_checkpoint(run_dir)
+    check_data(cfg, training=False)
+    ctx = init_distributed(cfg.train.device, cfg.dist.backend)
+    setup_logging(ctx.rank)
+    try:
+        seed_everything(cfg.train.seed)
+        untrained = build_train_model(cfg).to(ctx.device)
+        init_prototypes(cfg, untrained, ctx)
+        before = evaluate_model(cfg, untrained, ctx, out_dir=run_dir / "eval" / "untrained")
+        done = run_dir / "eval" / path.stem / "metrics.json"
+        if done.exists():
+            after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
+        else:
+            trained = build_train_model(cfg).to(ctx.device)
+            trained.load_state_dict(state["model"])
+            after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem)
+    finally:
+        shutdown(ctx)
+    result = {"untrained": before, "trained": after, "checkpoint": str(path)}
+    write_json_atomic(run_dir / "eval" / "compare.json", result, indent=2)
+    return result
