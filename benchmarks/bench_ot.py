@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -63,15 +64,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import vasot_dist.ot as vot  # noqa: E402
+from vasot_dist.config.methods import AlignSolve, PartialAlignSolve, SegmentSolve  # noqa: E402
 from vasot_dist.ot import _compile  # noqa: E402
 
 BASELINE = "a1f9a7c"  # main before the fused iterations (issue 17)
-ASOT = dict(eps=0.07, alpha=0.3, radius=0.04, lambda_frames=0.1, lambda_actions=0.05, unbalanced_frames=False,
-            unbalanced_actions=True, temporal_prior=0.15, n_iters=25, inner_iters=1)
-VAOT = dict(eps=0.07, alpha=0.3, radius=0.02, lambda_x=0.05, lambda_y=0.05, unbalanced_x=False, unbalanced_y=False,
-            temporal_prior=0.35, virtual_cost=0.5, n_iters=25, inner_iters=1)
-REALIGN = dict(mass=0.8, eps=0.07, alpha=0.3, radius=0.1, temporal_prior=0.35, virtual_cost=0.5, n_iters=20,
-               inner_iters=20)
+# the project's default settings of each method's training solve (``vasot_dist/config/methods.py``)
+ASOT = dataclasses.asdict(SegmentSolve())
+VAOT = dataclasses.asdict(AlignSolve())
+REALIGN = dataclasses.asdict(PartialAlignSolve())
 PARTIAL = dict(mass=0.8, eps=0.07, n_iters=100, tol=None)
 TARGETS = {"segment_asot 64x256x19": {"main": 4.0, "authors": 10.0}, "align_fgw 64x256x256": {"pot_solve_gromov_batch": 5.0},
            "align_partial_fgw 64x256x256": {"main": 5.0}}
@@ -289,7 +289,8 @@ def cases(device: torch.device, quick: bool, masked: bool, pot_problems: int,
             variants["main"] = lambda c=cost, m=mask, f=old_asot: f(c, m, **ASOT)
         if mask is None:
             variants["authors"] = lambda c=cost: authors_segment_asot(
-                c + ASOT["temporal_prior"] * prior(c), eps=0.07, alpha=0.3, radius=0.04, lambda_actions=0.05, n_iters=25)
+                c + ASOT["temporal_prior"] * prior(c), eps=ASOT["eps"], alpha=ASOT["alpha"], radius=ASOT["radius"],
+                lambda_actions=ASOT["lambda_actions"], n_iters=ASOT["n_iters"])
         out.append({"name": f"segment_asot {'x'.join(map(str, shape))}", "shape": shape, "variants": variants,
                     "iterations": lambda k, c=cost, m=mask: vot.segment_asot(c, m, **{**ASOT, "n_iters": k})})
 
@@ -299,7 +300,8 @@ def cases(device: torch.device, quick: bool, masked: bool, pot_problems: int,
     kw = {**ASOT, "alpha": 0.0, "temporal_prior": 0.0}
     variants = {"new": lambda c=cost: vot.segment_asot(c, **kw)}
     pot_unbalanced = _pot_per_problem(cost, pot_problems, lambda a, b, m: _pot().unbalanced.sinkhorn_unbalanced(
-        a, b, m, reg=0.07, reg_m=(float("inf"), 0.05), reg_type="entropy", numItermax=25, stopThr=0.0))
+        a, b, m, reg=kw["eps"], reg_m=(float("inf"), kw["lambda_actions"]), reg_type="entropy",
+        numItermax=kw["n_iters"], stopThr=0.0))
     if pot_unbalanced is not None:
         variants["pot_sinkhorn_unbalanced"] = pot_unbalanced
     out.append({"name": "segment_asot alpha=0 64x256x19", "shape": shape, "variants": variants})
