@@ -8,7 +8,9 @@ CONSTRAINTS := constraints.txt
 # Local wheels on these machines; a CUDA build elsewhere, e.g. TORCH="torch torchvision --index-url
 # https://download.pytorch.org/whl/cu130". The versions come from $(CONSTRAINTS).
 TORCH       ?= torch torchvision
-PYTEST      := $(VPY) -m pytest -q
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each one intra-op thread). The slow stage
+# keeps each group of tests that share a process-wide resource (the Ray instance) on one worker.
+PYTEST      := $(VPY) -m pytest -q -n auto --maxprocesses=4
 
 .PHONY: venv demo test test-fast test-slow lint bench constraints clean-demo
 
@@ -36,7 +38,7 @@ test-fast: $(STAMP)
 	$(PYTEST) -m "not slow"
 
 test-slow: $(STAMP)
-	$(PYTEST) -m slow
+	$(PYTEST) -m slow --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vasot_dist pipelines launchers tests benchmarks

@@ -1,175 +1,524 @@
-"""Benchmark the OT solvers: ms per solve and peak memory, CPU always and CUDA when present.
+"""Benchmark the OT solvers side by side with the code they replace and with POT, in one run.
 
 Usage::
 
-    python benchmarks/bench_ot.py            # full run, writes benchmarks/results/bench_ot_<device>.json
-    python benchmarks/bench_ot.py --quick    # fewer repeats (CPU smoke run)
+    python benchmarks/bench_ot.py --quick              # the issue's targets, 2 threads -> results/bench_ot_cpu.json
+    python benchmarks/bench_ot.py                      # every case, more repeats
     python benchmarks/bench_ot.py --device cuda --out my.json
-    python benchmarks/bench_ot.py --device cuda --compile   # torch.compile'd solvers
-    python benchmarks/bench_ot.py --device cuda --compile --compile-mode reduce-overhead --masked
+    python benchmarks/bench_ot.py --device cuda --masked --compile --compile-mode reduce-overhead
 
-Cases (issue 3): ``segment_asot`` with its defaults (25 iterations, actions unbalanced) at (B, N, K) =
-(1, 1000, 19), (1, 16000, 19), (64, 256, 19), (32, 2000, 10); ``align_fgw`` on 64 pairs of 256 x 256
-frames with VAOT's training settings (balanced, 1 inner pass, virtual frame 0.5, rho 0.35).
-Targets on an H100: ASOT 1x16000x19 <= 1 ms, 64x256x19 <= 0.5 ms, align_fgw 64x256x256 <= 2 ms.
+Every case times, interleaved repeat by repeat so that they share the machine's load:
 
-``--masked`` passes all-True masks, as the losses do: the band widths then stay on the device (gather path, no
-host read) instead of being known on the host (contiguous slices).  ``--compile-mode reduce-overhead`` replays
-each compiled solve as a CUDA graph (one launch instead of hundreds of small kernels).
+* ``new``: this checkout's solver, its fast path warmed up (an iteration compiled once per process and shape);
+* ``main``: the same solver from a git revision (``--baseline``, default the commit before the fast path), loaded
+  from ``git show`` into a throw-away package (skipped without git history);
+* ``authors``: ASOT only, a port of the authors' ``segment_asot`` (mingu6/action_seg_ot ``src/asot.py``): dense
+  ``conv1d`` filter of 2 floor(N r) + 1 taps, linear domain, ``4 / max(grad)`` read back at iteration 0, and the
+  objective evaluated at every iteration, as their loop does;
+* POT: ``align_fgw`` against ``ot.solve_gromov_batch`` (dense structure matrices, square loss on (Cx, -Cy/2):
+  the product loss up to a constant; 25 outer x 50 inner iterations and POT's default tolerances, as called in
+  issue 17) and ``ot.gromov.entropic_fused_gromov_wasserstein`` (25 outer iterations); ``partial_wasserstein``
+  against ``ot.partial.entropic_partial_wasserstein`` (same sweep count) and the exact ``ot.partial.partial_wasserstein``;
+  ASOT with alpha = 0 against ``ot.unbalanced.sinkhorn_unbalanced(reg_m=(inf, lambda))`` (same iteration count).
+  POT's per-problem solvers run on ``--pot-problems`` problems and are scaled to the batch (they loop over it).
 
-CUDA timings use CUDA events after warm-up; peak memory is ``torch.cuda.max_memory_allocated``
-above the inputs.  CPU timings use ``perf_counter``; CPU peak memory is the growth of the process's
-peak RSS (``ru_maxrss``) during the case, so it is 0 when an earlier case already reached a higher peak.
+Reported per case: ms per solve (min and median wall clock over the repeats, and CPU seconds), ratios to
+``new``, and per solver iteration: memory passes (bytes read and written / bytes of the (B, N, M) state) of
+the eager iteration (profiler: every top-level ATen op's inputs plus what it allocates) and of the compiled one
+(inductor's bytes-accessed estimate), and the kernels one compiled iteration launches (fused kernels + library
+calls such as cumsum or GEMM; ``--no-kernels`` skips this, it compiles each iteration again without caches).
+Targets (issue 17, this CPU, 2 threads): align_fgw 64x256^2 >= 5x solve_gromov_batch; segment_asot 64x256x19
+>= 4x main and >= 10x authors; align_partial_fgw 64x256^2 >= 5x main; a compiled iteration <= 6 kernels.
+
+``--masked`` passes all-True masks, as the losses do (device-side band widths).  ``--compile`` wraps each
+solve in ``torch.compile`` (the trainer's ``train.compile``; the solvers then run their eager bodies inside the
+outer graph) and ``--compile-mode reduce-overhead`` replays it as a CUDA graph.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import importlib
 import json
+import logging
+import math
+import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vasot_dist.ot import align_fgw, segment_asot  # noqa: E402
+import vasot_dist.ot as vot  # noqa: E402
+from vasot_dist.config.methods import AlignSolve, PartialAlignSolve, SegmentSolve  # noqa: E402
+from vasot_dist.ot import _compile  # noqa: E402
 
-ASOT_SHAPES = [(1, 1000, 19), (1, 16000, 19), (64, 256, 19), (32, 2000, 10)]
-ALIGN_SHAPE = (64, 256, 256)
+BASELINE = "a1f9a7c"  # main before the fused iterations (issue 17)
+# the project's default settings of each method's training solve (``vasot_dist/config/methods.py``)
+ASOT = dataclasses.asdict(SegmentSolve())
+VAOT = dataclasses.asdict(AlignSolve())
+REALIGN = dataclasses.asdict(PartialAlignSolve())
+PARTIAL = dict(mass=0.8, eps=0.07, n_iters=100, tol=None)
+TARGETS = {"segment_asot 64x256x19": {"main": 4.0, "authors": 10.0}, "align_fgw 64x256x256": {"pot_solve_gromov_batch": 5.0},
+           "align_partial_fgw 64x256x256": {"main": 5.0}}
+MAX_KERNELS = 6
 
 
-def _cases(device: torch.device, compile_mode: str | None,
-           masked: bool) -> list[tuple[str, tuple[int, int, int], Callable[[], torch.Tensor]]]:
-    asot, align = segment_asot, align_fgw
-    if compile_mode is not None:
-        # Compiling the unrolled 25 iterations takes a minute or more per shape; it happens in the warm-up call.
-        kw = {} if compile_mode == "default" else {"mode": compile_mode}
-        asot = torch.compile(segment_asot, dynamic=False, fullgraph=True, **kw)
-        align = torch.compile(align_fgw, dynamic=False, fullgraph=True, **kw)
-    g = torch.Generator().manual_seed(0)
+# ---------------------------------------------------------------------------------------------- references
 
-    def ones(b: int, n: int) -> torch.Tensor | None:
-        return torch.ones(b, n, dtype=torch.bool, device=device) if masked else None
 
-    cases = []
-    for shape in ASOT_SHAPES:
-        cost = (1 - torch.rand(shape, generator=g)).to(device)
-        mask = ones(*shape[:2])
-        cases.append(("segment_asot", shape, lambda c=cost, m=mask: asot(c, m, temporal_prior=0.15)))
-    b, n, m = ALIGN_SHAPE
-    cost = (1 - torch.rand(ALIGN_SHAPE, generator=g)).to(device)
-    mx, my = ones(b, n), ones(b, m)
-    cases.append(("align_fgw", ALIGN_SHAPE, lambda c=cost, mx=mx, my=my:
-                  align(c, mx, my, temporal_prior=0.35, virtual_cost=0.5)))
-    return cases
+def load_baseline(rev: str) -> Any | None:
+    """``vasot_dist.ot`` at git revision ``rev`` as a stand-alone package (it imports only torch), or None."""
+    try:
+        files = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", rev, "vasot_dist/ot/"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        pkg = Path(tempfile.mkdtemp(prefix="bench_ot_baseline_")) / "ot_baseline"
+        pkg.mkdir()
+        for f in files:
+            src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{f}"], capture_output=True, text=True,
+                                 check=True).stdout
+            (pkg / Path(f).name).write_text(src)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"baseline {rev} not available ({exc}); 'main' columns skipped", flush=True)
+        return None
+    sys.path.insert(0, str(pkg.parent))
+    return importlib.import_module("ot_baseline")
+
+
+def authors_segment_asot(cost: torch.Tensor, *, eps: float, alpha: float, radius: float, lambda_actions: float,
+                         n_iters: int) -> torch.Tensor:
+    """The authors' ASOT loop (actions unbalanced, frames constrained: their default), no mask, as they run it."""
+    bsz, n, k = cost.shape
+    width = int(n * radius)
+    taps = torch.ones(2 * width + 1, device=cost.device) / radius
+    taps[width] = 0.0
+    taps = taps.view(1, 1, -1)
+
+    def cv(x: torch.Tensor) -> torch.Tensor:  # Cv x along frames: a zero-padded conv1d per (problem, action)
+        return F.conv1d(x.transpose(1, 2).reshape(-1, 1, n), taps, padding="same").reshape(bsz, k, n).transpose(1, 2)
+
+    def grad_fgw(t: torch.Tensor) -> torch.Tensor:
+        return alpha * cv(t.sum(dim=2, keepdim=True) - t) + (1 - alpha) * cost
+
+    dx = torch.full((bsz, n, 1), 1.0 / n, device=cost.device)
+    dy = torch.full((bsz, 1, k), 1.0 / k, device=cost.device)
+    t = dx * dy
+    step = None
+    for it in range(n_iters + 1):
+        with torch.no_grad():  # their loop evaluates the objective at every iteration
+            marg = t.sum(dim=1)
+            obj = 0.5 * (grad_fgw(t) * t).sum(dim=(1, 2)) + lambda_actions * (marg * torch.log(marg / dy[:, 0] + 1e-10)).sum(1)
+            obj = obj - eps * (-t * torch.log(t + 1e-10) + t).sum(dim=(1, 2))
+        if it == n_iters:
+            break
+        grad = grad_fgw(t) + eps * torch.log(t + 1e-12)
+        grad = grad + lambda_actions * (torch.log(t.sum(dim=1, keepdim=True) / dy + 1e-12) + 1.0)
+        if step is None:
+            step = 4.0 / grad.max().item()
+        t = t * torch.exp(-step * grad)
+        t = torch.nan_to_num(t / t.sum(dim=2, keepdim=True), posinf=0.0, neginf=0.0) * dx
+    return t * n
+
+
+def dense_band(n: int, width: int) -> torch.Tensor:
+    idx = torch.arange(n)
+    d = (idx[:, None] - idx[None, :]).abs()
+    return ((d >= 1) & (d <= width)).float()
+
+
+# ---------------------------------------------------------------------------------------------- measuring
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _time_cpu(fn: Callable[[], torch.Tensor], repeats: int, budget_s: float) -> tuple[list[float], float]:
-    rss0 = _rss_mb()
-    fn()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < budget_s and len(times) < 50):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-        if time.perf_counter() - start > budget_s and len(times) >= 1:
-            break
-    return times, max(0.0, _rss_mb() - rss0)
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
-def _time_cuda(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[list[float], float]:
-    for _ in range(3):
+def time_variants(variants: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, dict]:
+    """Interleaved timing: every repeat runs each variant once, so load changes hit all of them alike."""
+    for fn in variants.values():  # warm-up: twice, so a recurring shape is compiled before timing
         fn()
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    times = []
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        for name, fn in variants.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall[name].append((time.perf_counter() - w0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {k: {"ms_min": min(wall[k]), "ms_median": statistics.median(wall[k]), "cpu_ms_min": min(cpu[k]),
+                "repeats": repeats} for k in variants}
+
+
+_VIEWS = {"aten::view", "aten::expand", "aten::unsqueeze", "aten::squeeze", "aten::narrow", "aten::slice",
+          "aten::select", "aten::as_strided", "aten::transpose", "aten::permute", "aten::t", "aten::alias",
+          "aten::detach", "aten::_unsafe_view", "aten::expand_as", "aten::lift_fresh", "aten::empty",
+          "aten::empty_like", "aten::empty_strided", "aten::resolve_conj", "aten::resolve_neg"}
+_ITEMSIZE = {"float": 4, "double": 8, "c10::Half": 2, "c10::BFloat16": 2, "bool": 1, "long int": 8, "int": 4,
+             "c10::complex<float>": 8, "c10::complex<double>": 16}
+
+
+def eager_bytes(fn: Callable[[], Any]) -> tuple[float, int]:
+    """Bytes moved by one call of ``fn`` run eagerly (top-level ATen ops: inputs read + memory allocated), op count."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=True) as prof:
         fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return times, (torch.cuda.max_memory_allocated() - base) / 2**20
+    total, ops = 0.0, 0
+    for evt in prof.events():
+        if not evt.name.startswith("aten::") or evt.name in _VIEWS:
+            continue
+        if evt.cpu_parent is not None and evt.cpu_parent.name.startswith("aten::"):
+            continue  # counted with its caller
+        ops += 1
+        for shape, dtype in zip(evt.input_shapes or [], evt.input_dtypes or [], strict=False):
+            if isinstance(shape, list) and shape and all(isinstance(s, int) for s in shape):
+                total += math.prod(shape) * _ITEMSIZE.get(dtype, 4)
+        total += max(evt.cpu_memory_usage, 0)
+    return total, ops
 
 
-def run(device_name: str, quick: bool, threads: int | None, compile_mode: str | None = None,
-        masked: bool = False) -> dict:
+def per_iteration(solve: Callable[[int], Any], state_bytes: float, iters: tuple[int, int]) -> dict:
+    """Eager memory passes and ATen ops per iteration, from two solves that differ only in their iteration count."""
+    old = _compile.set_compile("never")
+    try:
+        with torch.no_grad():
+            (b0, o0), (b1, o1) = (eager_bytes(lambda k=k: solve(k)) for k in iters)
+    finally:
+        _compile.set_compile(old)
+    d = iters[1] - iters[0]
+    return {"eager_passes_per_iter": round((b1 - b0) / d / state_bytes, 2), "eager_ops_per_iter": round((o1 - o0) / d, 1)}
+
+
+@contextlib.contextmanager
+def captured_iterations() -> Iterator[dict[str, tuple[Callable, tuple]]]:
+    """Record the first call of every fused iteration (its function and arguments) made inside the block."""
+    seen: dict[str, tuple[Callable, tuple]] = {}
+    original = _compile.FusedIteration.select
+
+    def select(self: _compile.FusedIteration, key: Any, like: torch.Tensor, numel: int) -> Callable:
+        def record(*args: Any) -> Any:
+            seen.setdefault(self.name, (self.fn, args))
+            return self.fn(*args)
+
+        return record
+
+    _compile.FusedIteration.select = select  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        _compile.FusedIteration.select = original  # type: ignore[method-assign]
+
+
+def compiled_kernels(fn: Callable, args: tuple, state_bytes: float) -> dict:
+    """Compile one iteration afresh and count what it launches and reads/writes (inductor's own accounting)."""
+    import re
+
+    from torch._inductor import config as inductor_config
+    from torch._inductor import metrics
+    from torch._inductor.utils import run_and_get_code
+
+    metrics_log = logging.getLogger("torch._inductor.compile_fx.__inductor_metrics")
+    level, propagate = metrics_log.level, metrics_log.propagate
+    metrics_log.setLevel(logging.INFO)  # inductor counts the bytes its kernels access only when this logs
+    metrics_log.propagate = False
+    try:
+        with inductor_config.patch(fx_graph_cache=False), torch.no_grad():
+            metrics.reset()
+            _, codes = run_and_get_code(torch.compile(fn, dynamic=False, fullgraph=True), *args)
+            accessed = metrics.num_bytes_accessed
+    finally:
+        metrics_log.setLevel(level)
+        metrics_log.propagate = propagate
+    kernels, library = 0, []
+    for code in codes:
+        call = code[code.find("def call("):]
+        kernels += len(re.findall(r"^\s+(?:cpp_fused_\w+|triton_\w+\.run)\(", call, re.M))
+        library += re.findall(r"^\s+(?:\w+ = )?(?:torch\.ops\.aten\.|extern_kernels\.)(\w+)", call, re.M)
+    names = sorted(library)
+    return {"kernels": kernels + len(names), "fused_kernels": kernels, "library_calls": names,
+            "compiled_passes": round(accessed / state_bytes, 2)}
+
+
+# ---------------------------------------------------------------------------------------------- cases
+
+
+def cases(device: torch.device, quick: bool, masked: bool, pot_problems: int,
+          wrap: Callable[[Callable], Callable], base: Any | None) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    out: list[dict] = []
+
+    def ones(b: int, n: int) -> torch.Tensor | None:
+        return torch.ones(b, n, dtype=torch.bool, device=device) if masked else None
+
+    def rand(*shape: int) -> torch.Tensor:
+        return (1 - torch.rand(shape, generator=g)).to(device)
+
+    asot_shapes = [(64, 256, 19)] if quick else [(64, 256, 19), (1, 1000, 19), (1, 16000, 19), (32, 2000, 10)]
+    for shape in asot_shapes:
+        cost, mask = rand(*shape), ones(*shape[:2])
+        solver = wrap(vot.segment_asot)
+        variants = {"new": lambda c=cost, m=mask, f=solver: f(c, m, **ASOT)}
+        if base is not None:
+            old_asot = wrap(base.segment_asot)
+            variants["main"] = lambda c=cost, m=mask, f=old_asot: f(c, m, **ASOT)
+        if mask is None:
+            variants["authors"] = lambda c=cost: authors_segment_asot(
+                c + ASOT["temporal_prior"] * prior(c), eps=ASOT["eps"], alpha=ASOT["alpha"], radius=ASOT["radius"],
+                lambda_actions=ASOT["lambda_actions"], n_iters=ASOT["n_iters"])
+        out.append({"name": f"segment_asot {'x'.join(map(str, shape))}", "shape": shape, "variants": variants,
+                    "iterations": lambda k, c=cost, m=mask: vot.segment_asot(c, m, **{**ASOT, "n_iters": k})})
+
+    # ASOT with alpha = 0 is semi-relaxed entropic OT: POT's unbalanced Sinkhorn, the same number of iterations
+    shape = (64, 256, 19)
+    cost = rand(*shape)
+    kw = {**ASOT, "alpha": 0.0, "temporal_prior": 0.0}
+    variants = {"new": lambda c=cost: vot.segment_asot(c, **kw)}
+    pot_unbalanced = _pot_per_problem(cost, pot_problems, lambda a, b, m: _pot().unbalanced.sinkhorn_unbalanced(
+        a, b, m, reg=kw["eps"], reg_m=(float("inf"), kw["lambda_actions"]), reg_type="entropy",
+        numItermax=kw["n_iters"], stopThr=0.0))
+    if pot_unbalanced is not None:
+        variants["pot_sinkhorn_unbalanced"] = pot_unbalanced
+    out.append({"name": "segment_asot alpha=0 64x256x19", "shape": shape, "variants": variants})
+
+    shape = (64, 256, 256)
+    cost = rand(*shape)
+    mx, my = ones(64, 256), ones(64, 256)
+    align = wrap(vot.align_fgw)
+    variants = {"new": lambda c=cost: align(c, mx, my, **VAOT)}
+    if base is not None:
+        old_align = wrap(base.align_fgw)
+        variants["main"] = lambda c=cost: old_align(c, mx, my, **VAOT)
+    if _pot() is not None:
+        variants.update(_pot_fgw(cost, pot_problems))
+    out.append({"name": "align_fgw 64x256x256", "shape": (64, 257, 257), "variants": variants,
+                "iterations": lambda k, c=cost: vot.align_fgw(c, mx, my, **{**VAOT, "n_iters": k})})
+
+    partial_fgw = wrap(vot.align_partial_fgw)
+    variants = {"new": lambda c=cost: partial_fgw(c, mx, my, **REALIGN)}
+    if base is not None:
+        old_partial = wrap(base.align_partial_fgw)
+        variants["main"] = lambda c=cost: old_partial(c, mx, my, **REALIGN)
+    out.append({"name": "align_partial_fgw 64x256x256", "shape": (64, 257, 257), "variants": variants,
+                "iterations": lambda k, c=cost: vot.align_partial_fgw(c, mx, my, **{**REALIGN, "n_iters": k})})
+
+    variants = {"new": lambda c=cost: vot.partial_wasserstein(c, mask_x=mx, mask_y=my, **PARTIAL)}
+    if base is not None:
+        variants["main"] = lambda c=cost: base.partial_wasserstein(c, mask_x=mx, mask_y=my, **PARTIAL)
+    pot_partial = _pot_per_problem(cost, pot_problems, lambda a, b, m: _pot().partial.entropic_partial_wasserstein(
+        a, b, m, reg=PARTIAL["eps"], m=PARTIAL["mass"], numItermax=PARTIAL["n_iters"]))
+    if pot_partial is not None:
+        variants["pot_entropic_partial_wasserstein"] = pot_partial
+        variants["pot_partial_wasserstein_exact"] = _pot_per_problem(
+            cost, pot_problems, lambda a, b, m: _pot().partial.partial_wasserstein(a, b, m, m=PARTIAL["mass"]))
+    out.append({"name": "partial_wasserstein 64x256x256", "shape": shape, "variants": variants,
+                "iterations": lambda k, c=cost: vot.partial_wasserstein(c, mask_x=mx, mask_y=my, **{**PARTIAL, "n_iters": k})})
+    return out
+
+
+def prior(cost: torch.Tensor) -> torch.Tensor:
+    _, n, k = cost.shape
+    return vot.temporal_prior(cost.shape[0], n, k, device=cost.device, dtype=cost.dtype)
+
+
+def _pot() -> Any | None:
+    try:
+        import ot
+    except ImportError:
+        return None
+    return ot
+
+
+def _pot_per_problem(cost: torch.Tensor, problems: int, solve: Callable) -> Callable[[], Any] | None:
+    """POT's one-problem solver on the first ``problems`` problems (numpy, float64 as POT computes)."""
+    if _pot() is None:
+        return None
+    bsz, n, m = cost.shape
+    costs = [c.double().cpu().numpy() for c in cost[:problems]]
+    a, b = torch.full((n,), 1.0 / n, dtype=torch.float64).numpy(), torch.full((m,), 1.0 / m, dtype=torch.float64).numpy()
+
+    def run() -> None:
+        with _quiet():
+            for c in costs:
+                solve(a, b, c)
+
+    run.scale = bsz / min(problems, bsz)  # type: ignore[attr-defined]
+    return run
+
+
+def _pot_fgw(cost: torch.Tensor, problems: int) -> dict[str, Callable[[], Any]]:
+    """POT's fused GW solvers on VAOT's problem (virtual frame prepended, dense band priors)."""
+    ot = _pot()
+    bsz, n, m = cost.shape
+    cost_hat = cost + VAOT["temporal_prior"] * vot.temporal_prior(bsz, n, m, device=cost.device, dtype=cost.dtype)
+    aug = F.pad(cost_hat, (1, 0, 1, 0), value=VAOT["virtual_cost"])
+    n1, m1 = n + 1, m + 1
+    r, alpha, eps = VAOT["radius"], VAOT["alpha"], VAOT["eps"]
+    cx = dense_band(n1, int(n1 * r)) / r
+    cy = -(1.0 - dense_band(m1, int(m1 * r))) / 2  # square loss on (Cx, -Cy/2) = product loss + const
+    cx_b, cy_b = cx.expand(bsz, n1, n1).contiguous().to(cost.device), cy.expand(bsz, m1, m1).contiguous().to(cost.device)
+
+    def batch() -> None:
+        with _quiet():
+            ot.solve_gromov_batch(cx_b, cy_b, reg=2 * eps / (2 - alpha), M=aug, alpha=alpha / (2 - alpha),
+                                  max_iter=25, max_iter_inner=50, grad="detach")
+
+    batch.iterations = lambda: _count_pot_iterations(batch)  # type: ignore[attr-defined]
+
+    per_problem = _pot_per_problem(aug, problems, lambda a, b, c: ot.gromov.entropic_fused_gromov_wasserstein(
+        c, cx.double().numpy(), cy.double().numpy(), a, b, "square_loss", epsilon=2 * eps / (2 - alpha),
+        alpha=alpha / (2 - alpha), max_iter=25))
+    return {"pot_solve_gromov_batch": batch, "pot_entropic_fgw": per_problem}  # type: ignore[dict-item]
+
+
+def _count_pot_iterations(solve: Callable[[], Any]) -> dict:
+    """Outer and inner iterations ``solve_gromov_batch`` runs (it stops on its tolerances before max_iter)."""
+    import ot.batch._quadratic as quadratic
+
+    inner: list[int] = []
+    original = quadratic.bregman_log_projection_batch
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        inner.append(int(out["n_iters"]) + 1)
+        return out
+
+    quadratic.bregman_log_projection_batch = counting
+    try:
+        solve()
+    finally:
+        quadratic.bregman_log_projection_batch = original
+    return {"outer_iterations": len(inner), "inner_iterations": inner}
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, masked: bool, baseline: str,
+        pot_problems: int, kernels: bool) -> dict:
     device = torch.device(device_name)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    if compile_mode is not None:
+        kw = {} if compile_mode == "default" else {"mode": compile_mode}
+        wrap: Callable[[Callable], Callable] = lambda f: torch.compile(f, dynamic=False, **kw)  # noqa: E731
+    else:
+        wrap = lambda f: f  # noqa: E731
+    base = load_baseline(baseline)
+    repeats = 3 if quick else 7
+    load0 = os.getloadavg()[0]
     rows = []
-    for name, shape, fn in _cases(device, compile_mode, masked):
-        if device.type == "cuda":
-            times, mem = _time_cuda(fn, repeats=5 if quick else 50)
-        else:
-            times, mem = _time_cpu(fn, repeats=1 if quick else 5, budget_s=1.0 if quick else 10.0)
-        rows.append(
-            {
-                "solver": name,
-                "shape": list(shape),
-                "ms_median": statistics.median(times),
-                "ms_min": min(times),
-                "repeats": len(times),
-                "peak_mem_mb": mem,
-            }
-        )
-        b, n, m = shape
-        print(f"{name:14s} B={b:<3d} N={n:<6d} M={m:<4d} {statistics.median(times):10.2f} ms  (min {min(times):.2f}, "
-              f"n={len(times)})  peak {mem:8.1f} MiB", flush=True)  # fmt: skip
+    for case in cases(device, quick, masked, pot_problems, wrap, base):
+        b, n, m = case["shape"]
+        state = b * n * m * 4.0
+        rss0 = _rss_mb()
+        with torch.no_grad():
+            timing = time_variants(case["variants"], repeats, device)
+        for name, fn in case["variants"].items():
+            if hasattr(fn, "iterations"):
+                timing[name].update(fn.iterations())
+            scale = getattr(fn, "scale", 1.0)
+            if scale != 1.0:
+                for key in ("ms_min", "ms_median", "cpu_ms_min"):
+                    timing[name][key] *= scale
+                timing[name]["scaled_from_problems"] = round(b / scale)
+        new = timing["new"]["ms_min"]
+        row: dict[str, Any] = {"case": case["name"], "timings": timing,
+                               "ratio_vs_new": {k: round(v["ms_min"] / new, 2) for k, v in timing.items() if k != "new"},
+                               "cpu_ratio_vs_new": {k: round(v["cpu_ms_min"] / timing["new"]["cpu_ms_min"], 2)
+                                                    for k, v in timing.items() if k != "new"},
+                               "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0)}
+        if "iterations" in case and device.type == "cpu" and compile_mode is None:
+            row.update(per_iteration(case["iterations"], state, (2, 4)))
+            if kernels:
+                with captured_iterations() as seen, torch.no_grad():
+                    case["iterations"](1)
+                row["compiled_iterations"] = {name: compiled_kernels(fn, args, state) for name, (fn, args) in seen.items()}
+        for variant, target in TARGETS.get(case["name"], {}).items():
+            if variant in row["ratio_vs_new"]:
+                row.setdefault("targets", {})[variant] = {"target": target, "ratio": row["ratio_vs_new"][variant],
+                                                          "met": row["ratio_vs_new"][variant] >= target}
+        rows.append(row)
+        _print_row(row)
     return {
         "device": device_name,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "quick": quick,
+        "baseline": baseline if base is not None else None,
         "compiled": compile_mode is not None,
         "compile_mode": compile_mode,
         "masked": masked,
+        "load_average_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "max_kernels_per_iteration": MAX_KERNELS,
         "results": rows,
     }
 
 
+def _print_row(row: dict) -> None:
+    print(f"== {row['case']}", flush=True)
+    for name, t in row["timings"].items():
+        ratio = "" if name == "new" else f"  new is {row['ratio_vs_new'][name]:.2f}x faster (cpu {row['cpu_ratio_vs_new'][name]:.2f}x)"
+        scaled = f" (scaled from {t['scaled_from_problems']} problems)" if "scaled_from_problems" in t else ""
+        print(f"   {name:34s} {t['ms_min']:10.1f} ms min {t['ms_median']:10.1f} median{scaled}{ratio}", flush=True)
+    if "eager_passes_per_iter" in row:
+        print(f"   eager iteration: {row['eager_passes_per_iter']} passes over the state, {row['eager_ops_per_iter']} ATen ops",
+              flush=True)
+    for name, k in row.get("compiled_iterations", {}).items():
+        print(f"   compiled {name}: {k['kernels']} kernels ({k['fused_kernels']} fused + {k['library_calls']}), "
+              f"{k['compiled_passes']} passes", flush=True)
+    for variant, t in row.get("targets", {}).items():
+        print(f"   target vs {variant}: >= {t['target']}x -> {t['ratio']}x {'MET' if t['met'] else 'NOT MET'}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all", help="all = CPU, plus CUDA if present")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--compile", action="store_true", help="time torch.compile'd solvers (slow to compile)")
-    parser.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
-                        help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--quick", action="store_true", help="the target cases only, 3 repeats")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the targets are for 2)")
+    parser.add_argument("--compile", action="store_true", help="wrap each solve in torch.compile (outer graph)")
+    parser.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default")
     parser.add_argument("--masked", action="store_true", help="pass all-True masks (the losses' device-side path)")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision timed as 'main'")
+    parser.add_argument("--pot-problems", type=int, default=4, help="problems POT's one-problem solvers run on")
+    parser.add_argument("--no-kernels", action="store_true", help="skip the per-iteration kernel count (recompiles)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/bench_ot_<device>.json)")
     args = parser.parse_args(argv)
-    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        if args.device == "cuda":
-            parser.error("--device cuda but CUDA is not available")
-        devices.remove("cuda")
-    for dev in devices:
-        print(f"== {dev} ==")
-        report = run(dev, args.quick, args.threads, args.compile_mode if args.compile else None, args.masked)
-        out = args.out
-        if out is None:
-            out = ROOT / "benchmarks" / "results" / f"bench_ot_{dev}.json"
-        elif len(devices) > 1:
-            out = out.with_name(f"{out.stem}_{dev}{out.suffix}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {out}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but CUDA is not available")
+    report = run(args.device, args.quick, args.threads, args.compile_mode if args.compile else None, args.masked,
+                 args.baseline, args.pot_problems, not args.no_kernels)
+    out = args.out or ROOT / "benchmarks" / "results" / f"bench_ot_{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    tmp.replace(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

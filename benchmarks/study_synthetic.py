@@ -181,7 +181,7 @@ def load_trained(cfg: RunConfig, run_dir: Path):
     found = ckpt.latest_loadable(run_dir / "checkpoints")
     if found is None or found[1] is None:
         raise FileNotFoundError(f"no loadable checkpoint file under {run_dir / 'checkpoints'}")
-    model = build_train_model(cfg)
+    model = build_train_model(cfg, from_checkpoint=True)
     model.load_state_dict(found[1]["model"])
     return model.eval()
 

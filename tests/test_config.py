@@ -146,6 +146,8 @@ def test_wrong_type_in_file_names_file(tmp_path):
 def _bad_value(rule):
     if rule[0] == "in":
         return "not-a-choice"
+    if rule[0] == "finite":
+        return ".nan"
     _, lo, hi, lo_open, hi_open = rule
     if lo is not None:
         return lo if lo_open else lo - 1
@@ -168,6 +170,24 @@ def test_every_range_rule_rejects_a_bad_value(key):
 def test_named_out_of_range_cases(override):
     with pytest.raises(ConfigError, match="expected a value in"):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("optim.lr=.inf", "optim.lr"), ("optim.grad_clip=.inf", "optim.grad_clip"), ("optim.lr=.nan", "optim.lr"),
+    ("method.vaot.align.virtual_cost=.inf", "method.vaot.align.virtual_cost"),
+    ("tune.gpus_per_worker=.inf", "tune.gpus_per_worker"), ("eval.fractions=[0.1, .nan]", "eval.fractions"),
+    ("data.synthetic.p_background=.nan", "data.synthetic.p_background"),
+])
+def test_non_finite_numbers_are_rejected_wherever_a_number_is_meant(override, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert str(e.value).endswith(f"for '{key}' in override '{override}': expected a finite number")
+
+
+def test_every_float_field_has_a_rule():
+    """A float field declared without a range still gets the finiteness rule (so no key is left unchecked)."""
+    floats = {k for k, tp in SCHEMA_KEYS.items() if tp is float or "float" in str(tp)}
+    assert floats and floats <= set(_RULES), sorted(floats - set(_RULES))
 
 
 def test_boundary_values_are_accepted():

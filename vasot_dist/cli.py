@@ -66,16 +66,23 @@ def train_main(argv: list[str] | None = None) -> int:
         default="none",
         help="'auto': newest complete checkpoint of this run (needs train.run_id); a checkpoint path; or 'none'",
     )
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run directory of train.run_id and start over (without it, or --resume, a "
+                        "run directory that holds checkpoints is refused)")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
     cfg = _load(parser, args)
+    from vasot_dist.eval.runner import IncompleteEvaluation
     from vasot_dist.train.loop import run
+    from vasot_dist.train.nonfinite import NonFiniteError
 
     try:
         ensure_synthetic_data(cfg)
-        run(cfg, resume=args.resume)
+        run(cfg, resume=args.resume, overwrite=args.overwrite)
     except ConfigError as e:
         parser.exit(2, f"error: {e}\n")
+    except (NonFiniteError, IncompleteEvaluation) as e:  # the run started: its directory holds what it wrote
+        parser.exit(1, f"error: {e}\n")
     return 0
 
 
@@ -90,12 +97,15 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
     cfg = _load(parser, args)
+    from vasot_dist.eval.runner import IncompleteEvaluation
     from vasot_dist.train.evaluate import evaluate_checkpoint
 
     try:
         evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
     except (ConfigError, FileNotFoundError) as e:
         parser.exit(2, f"error: {e}\n")
+    except IncompleteEvaluation as e:
+        parser.exit(1, f"error: {e}\n")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Dense oracles for the OT tests: explicit prior matrices and a linear-domain port of the
-authors' ASOT/VAOT iteration (REFERENCE.md section 1.2), written independently of the library."""
+authors' ASOT/VAOT iteration (``segment_asot`` in ``src/asot.py`` of mingu6/action_seg_ot), written
+independently of the library."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def reference_fgw_iteration(
 def dense_fgw_objective(
     t: np.ndarray, cost: np.ndarray, cx: np.ndarray, cy: np.ndarray, *, eps, alpha, lambda_x, lambda_y, ub_x, ub_y
 ) -> float:
-    """METHODS.md objective with the alpha/2 GW term and product loss, evaluated densely."""
+    """The solvers' objective (alpha/2 GW term, product loss; ``docs/methods.md``, ASOT), evaluated densely."""
     n, m = cost.shape
     obj = 0.5 * alpha * np.sum((cx @ t @ cy) * t) + (1 - alpha) * np.sum(cost * t)
     pos = t > 0

@@ -14,8 +14,9 @@ from ot_dense import (
     temporal_prior_dense,
     to_np,
 )
+from solver_args import VAOT, objective_args, vaot
 
-from vasot_dist.ot import align_fgw, align_fgw_objective
+from vasot_dist.ot import align_fgw_objective
 
 
 def _cost(n, m, seed, batch=1):
@@ -31,7 +32,7 @@ def test_reproduces_reference_iteration(ub_x, ub_y, n, m, radius):
         to_np(cost[0]), cv_dense(n, radius), cy_dense(m, radius), eps=0.07, alpha=0.3, ub_x=ub_x, ub_y=ub_y,
         lambda_x=0.05, lambda_y=0.05, n_iters=25,
     )  # fmt: skip
-    plan = align_fgw(cost, eps=0.07, alpha=0.3, radius=radius, unbalanced_x=ub_x, unbalanced_y=ub_y)
+    plan = vaot(cost, eps=0.07, alpha=0.3, radius=radius, unbalanced_x=ub_x, unbalanced_y=ub_y)
     np.testing.assert_allclose(to_np(plan[0]) / n, ref, rtol=1e-7, atol=1e-12)
 
 
@@ -45,7 +46,7 @@ def test_virtual_frame_is_prepended_and_takes_part_in_the_band():
         aug, cv_dense(n + 1, radius), cy_dense(m + 1, radius), eps=0.07, alpha=0.3, ub_x=False, ub_y=False,
         lambda_x=0.0, lambda_y=0.0, n_iters=25,
     )  # fmt: skip
-    plan = align_fgw(cost, radius=radius, temporal_prior=rho, virtual_cost=zeta)
+    plan = vaot(cost, radius=radius, temporal_prior=rho, virtual_cost=zeta)
     assert plan.shape == (1, n, m)
     np.testing.assert_allclose(to_np(plan[0]), ref[1:, 1:] * (n + 1), rtol=1e-7, atol=1e-12)
     # real rows keep what they did not send to the virtual column
@@ -55,7 +56,7 @@ def test_virtual_frame_is_prepended_and_takes_part_in_the_band():
 def test_balanced_converges_to_pot_entropic_fgw():
     n, m, eps, alpha, radius = 15, 12, 0.1, 0.3, 0.2
     cost = _cost(n, m, seed=4)
-    plan = align_fgw(cost, eps=eps, alpha=alpha, radius=radius, n_iters=120, inner_iters=60)
+    plan = vaot(cost, eps=eps, alpha=alpha, radius=radius, n_iters=120, inner_iters=60)
     ref = ot.gromov.entropic_fused_gromov_wasserstein(
         to_np(cost[0]), cv_dense(n, radius), -cy_dense(m, radius) / 2, np.full(n, 1 / n), np.full(m, 1 / m),
         "square_loss", epsilon=2 * eps / (2 - alpha), alpha=alpha / (2 - alpha), max_iter=2000, tol=1e-13,
@@ -71,9 +72,9 @@ def test_padded_batch_equals_each_pair_alone(virtual_cost, ub_x, ub_y):
     mask_x = torch.stack([torch.arange(30) < n for n, _ in sizes])
     mask_y = torch.stack([torch.arange(22) < m for _, m in sizes])
     kw = dict(radius=0.1, temporal_prior=0.35, virtual_cost=virtual_cost, unbalanced_x=ub_x, unbalanced_y=ub_y)
-    batched, log = align_fgw(cost, mask_x, mask_y, return_log=True, **kw)
+    batched, log = vaot(cost, mask_x, mask_y, return_log=True, **kw)
     for i, (n, m) in enumerate(sizes):
-        alone, log_alone = align_fgw(cost[i : i + 1, :n, :m], return_log=True, **kw)
+        alone, log_alone = vaot(cost[i : i + 1, :n, :m], return_log=True, **kw)
         torch.testing.assert_close(batched[i, :n, :m], alone[0], rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(log["objective"][i], log_alone["objective"][0], rtol=1e-9, atol=1e-12)
         assert batched[i, n:].abs().sum() == 0 and batched[i, :, m:].abs().sum() == 0
@@ -85,23 +86,23 @@ def test_logged_objective_equals_dense_objective(ub_x, ub_y):
     cost = _cost(n, m, seed=2, batch=2)
     kw = dict(eps=0.07, alpha=0.5, radius=radius, lambda_x=0.08, lambda_y=0.06,
               unbalanced_x=ub_x, unbalanced_y=ub_y, temporal_prior=rho)  # fmt: skip
-    _, log = align_fgw(cost, n_iters=5, return_log=True, **kw)
+    _, log = vaot(cost, n_iters=5, return_log=True, **kw)
     for iters in (1, 5):
-        plan = align_fgw(cost, n_iters=iters, **kw) / n
+        plan = vaot(cost, n_iters=iters, **kw) / n
         for i in range(2):
             dense = dense_fgw_objective(
                 to_np(plan[i]), to_np(cost[i]) + rho * temporal_prior_dense(n, m), cv_dense(n, radius),
                 cy_dense(m, radius), eps=0.07, alpha=0.5, lambda_x=0.08, lambda_y=0.06, ub_x=ub_x, ub_y=ub_y,
             )  # fmt: skip
             assert float(log["objective"][i, iters - 1]) == pytest.approx(dense, rel=1e-9, abs=1e-12)
-        torch.testing.assert_close(align_fgw_objective(plan, cost, **kw), log["objective"][:, iters - 1], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(align_fgw_objective(plan, cost, **objective_args(VAOT, **kw)), log["objective"][:, iters - 1], rtol=1e-9, atol=1e-12)
 
 
 def test_alignment_of_a_video_with_itself_is_near_diagonal():
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(1, 40, 16, generator=g).cumsum(1), dim=-1)
     cost = 1 - x @ x.transpose(1, 2)
-    plan = align_fgw(cost, eps=0.05, temporal_prior=0.35)
+    plan = vaot(cost, eps=0.05, temporal_prior=0.35)
     assert (plan[0].argmax(1) - torch.arange(40)).abs().max() <= 1
 
 
@@ -119,4 +120,4 @@ def test_alignment_of_a_video_with_itself_is_near_diagonal():
 )
 def test_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        align_fgw(torch.rand(1, 9, 6), **kwargs)
+        vaot(torch.rand(1, 9, 6), **kwargs)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from solver_args import asot, realign, vaot
 
 from vasot_dist.ot import (
-    align_fgw,
-    align_partial_fgw,
     partial_wasserstein,
-    segment_asot,
     sinkhorn,
     sinkhorn_unbalanced,
 )
@@ -17,10 +15,10 @@ from vasot_dist.ot import (
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 SOLVERS = {
-    "segment_asot": lambda c, m: segment_asot(c, m, temporal_prior=0.2),
-    "segment_asot_balanced": lambda c, m: segment_asot(c, m, unbalanced_actions=False),
-    "align_fgw": lambda c, m: align_fgw(c, m, virtual_cost=0.5, temporal_prior=0.35),
-    "align_partial_fgw": lambda c, m: align_partial_fgw(c, m, mass=0.7, eps=0.05, alpha=0.5, radius=0.2, n_iters=5, inner_iters=50),
+    "segment_asot": lambda c, m: asot(c, m, temporal_prior=0.2),
+    "segment_asot_balanced": lambda c, m: asot(c, m, unbalanced_actions=False),
+    "align_fgw": lambda c, m: vaot(c, m, virtual_cost=0.5, temporal_prior=0.35),
+    "align_partial_fgw": lambda c, m: realign(c, m, mass=0.7, eps=0.05, alpha=0.5, radius=0.2, n_iters=5, inner_iters=50),
     "sinkhorn": lambda c, m: sinkhorn(c, eps=0.05, mask_x=m, n_iters=200, tol=None),
     "sinkhorn_unbalanced": lambda c, m: sinkhorn_unbalanced(c, eps=0.05, reg_m=(float("inf"), 0.1), mask_x=m, n_iters=200, tol=None),
     "partial_wasserstein": lambda c, m: partial_wasserstein(c, mass=0.5, eps=0.05, mask_x=m, n_iters=200, tol=None),

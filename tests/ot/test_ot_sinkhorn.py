@@ -115,9 +115,9 @@ def test_sinkhorn_default_marginals_are_uniform_over_unmasked_and_log():
 def test_solvers_stay_finite_with_tiny_eps_and_huge_costs():
     cost = torch.rand(2, 30, 20) * 1e4
     for plan in (
-        sinkhorn(cost, eps=1e-3, n_iters=50),
-        sinkhorn_unbalanced(cost, eps=1e-3, reg_m=0.1, n_iters=50),
-        partial_wasserstein(cost, mass=0.5, eps=1e-3, n_iters=50),
+        sinkhorn(cost, eps=1e-3, n_iters=50, tol=1e-9),
+        sinkhorn_unbalanced(cost, eps=1e-3, reg_m=0.1, n_iters=50, tol=1e-9),
+        partial_wasserstein(cost, mass=0.5, eps=1e-3, n_iters=50, tol=1e-9),
     ):
         assert plan.dtype == torch.float32 and torch.isfinite(plan).all()
 
@@ -129,6 +129,7 @@ def test_solvers_stay_finite_with_tiny_eps_and_huge_costs():
         ({"eps": 0.0}, "eps"),
         ({"eps": math.nan}, "eps"),
         ({"eps": 0.1, "n_iters": 0}, "n_iters"),
+        ({"eps": 0.1, "tol": -1.0}, "tol"),
         ({"eps": 0.1, "mask_x": torch.ones(2, 5, dtype=torch.bool)}, "mask_x"),
         ({"eps": 0.1, "mask_y": torch.ones(2, 3)}, "mask_y"),
         ({"eps": 0.1, "a": torch.ones(2, 3)}, "a must have shape"),
@@ -136,17 +137,17 @@ def test_solvers_stay_finite_with_tiny_eps_and_huge_costs():
 )
 def test_sinkhorn_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        sinkhorn(torch.rand(2, 4, 3), **kwargs)
+        sinkhorn(torch.rand(2, 4, 3), **{"n_iters": 10, "tol": None, **kwargs})
 
 
 def test_shape_and_parameter_validation():
     with pytest.raises(ValueError, match=r"shape \(B, N, M\)"):
-        sinkhorn(torch.rand(4, 3), eps=0.1)
+        sinkhorn(torch.rand(4, 3), eps=0.1, n_iters=10, tol=None)
     with pytest.raises(ValueError, match="mass"):
-        partial_wasserstein(torch.rand(1, 4, 3), mass=1.5, eps=0.1)
+        partial_wasserstein(torch.rand(1, 4, 3), mass=1.5, eps=0.1, n_iters=10, tol=None)
     with pytest.raises(ValueError, match="mass"):
-        partial_wasserstein(torch.rand(1, 4, 3), mass=0.0, eps=0.1)
+        partial_wasserstein(torch.rand(1, 4, 3), mass=0.0, eps=0.1, n_iters=10, tol=None)
     with pytest.raises(ValueError, match="infeasible"):
-        partial_wasserstein(torch.rand(1, 4, 3), torch.full((1, 4), 0.1), mass=0.9, eps=0.1)
+        partial_wasserstein(torch.rand(1, 4, 3), torch.full((1, 4), 0.1), mass=0.9, eps=0.1, n_iters=10, tol=None)
     with pytest.raises(ValueError, match="reg_m"):
-        sinkhorn_unbalanced(torch.rand(1, 4, 3), eps=0.1, reg_m=-1.0)
+        sinkhorn_unbalanced(torch.rand(1, 4, 3), eps=0.1, reg_m=-1.0, n_iters=10, tol=None)

@@ -31,13 +31,13 @@ def test_sliced_wasserstein_masks_drop_padding_and_random_projections_are_seeded
     mask_x = torch.ones(2, 10, dtype=torch.bool)
     mask_x[1, 6:] = False
     proj = torch.nn.functional.normalize(torch.randn(3, 25, generator=g, dtype=torch.float64), dim=0)
-    sw = sliced_wasserstein(x, y, projections=proj, mask_x=mask_x)
-    alone = sliced_wasserstein(x[1:, :6], y[1:], projections=proj)
+    sw = sliced_wasserstein(x, y, p=2, projections=proj, mask_x=mask_x)
+    alone = sliced_wasserstein(x[1:, :6], y[1:], p=2, projections=proj)
     assert float(sw[1]) == pytest.approx(float(alone[0]), rel=1e-12)
-    a = sliced_wasserstein(x, y, n_projections=30, generator=torch.Generator().manual_seed(5))
-    b = sliced_wasserstein(x, y, n_projections=30, generator=torch.Generator().manual_seed(5))
+    a = sliced_wasserstein(x, y, p=2, n_projections=30, generator=torch.Generator().manual_seed(5))
+    b = sliced_wasserstein(x, y, p=2, n_projections=30, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
-    assert float(sliced_wasserstein(x, x, n_projections=10)[0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(sliced_wasserstein(x, x, p=2, n_projections=10)[0]) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_circular_sw_cost_equals_brute_force_without_sorting():
@@ -56,16 +56,16 @@ def test_circular_sw_cost_equals_brute_force_without_sorting():
                 assert float(cost[b, i, j]) == pytest.approx(expected, rel=1e-9)
     # row i stays frame i: permuting the frames permutes the rows (the released gsw.py sorts and breaks this)
     perm = torch.randperm(11, generator=g)
-    torch.testing.assert_close(circular_sw_cost(x[:, perm], a, projections=theta), cost[:, perm])
-    assert circular_sw_cost(x, a.expand(2, 4, 6), n_projections=150).shape == (2, 11, 4)
+    torch.testing.assert_close(circular_sw_cost(x[:, perm], a, projections=theta, radius=2.0), cost[:, perm])
+    assert circular_sw_cost(x, a.expand(2, 4, 6), n_projections=150, radius=2.0).shape == (2, 11, 4)
 
 
 def test_validation():
     with pytest.raises(ValueError, match="share B and D"):
-        sliced_wasserstein(torch.rand(2, 4, 3), torch.rand(2, 4, 2))
+        sliced_wasserstein(torch.rand(2, 4, 3), torch.rand(2, 4, 2), p=2, n_projections=5)
     with pytest.raises(ValueError, match="projections"):
-        sliced_wasserstein(torch.rand(1, 4, 3), torch.rand(1, 4, 3), projections=torch.rand(2, 5))
+        sliced_wasserstein(torch.rand(1, 4, 3), torch.rand(1, 4, 3), p=2, projections=torch.rand(2, 5))
     with pytest.raises(ValueError, match="a must have shape"):
-        circular_sw_cost(torch.rand(1, 4, 3), torch.rand(5, 2))
+        circular_sw_cost(torch.rand(1, 4, 3), torch.rand(5, 2), radius=2.0, n_projections=5)
     with pytest.raises(ValueError, match="radius"):
-        circular_sw_cost(torch.rand(1, 4, 3), torch.rand(5, 3), radius=0.0)
+        circular_sw_cost(torch.rand(1, 4, 3), torch.rand(5, 3), radius=0.0, n_projections=5)

@@ -23,6 +23,17 @@ def test_save_prune_and_list(tmp_path):
     assert path.name == "step_00000004.pt" and state["model"]["w"][0] == 4
 
 
+def test_pruning_never_deletes_the_checkpoint_just_written(tmp_path):
+    """Steps above the one written are not this run's (pruning by step number used to delete a shorter new run's
+    checkpoints right after writing them, keeping an older run's higher steps)."""
+    ckpt.save_file_checkpoint(tmp_path, 200, _state(200), keep_last=1)
+    ckpt.save_file_checkpoint(tmp_path, 50, _state(50), keep_last=1)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [50, 200]
+    ckpt.save_file_checkpoint(tmp_path, 60, _state(60), keep_last=1)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [60, 200]
+    assert ckpt.step_of(tmp_path / "step_00000060.pt") == 60 and ckpt.step_of(tmp_path / "last.pt") is None
+
+
 def test_truncated_newest_falls_back_with_warning(tmp_path, caplog):
     ckpt.save_file_checkpoint(tmp_path, 1, _state(1), keep_last=3)
     newest = ckpt.save_file_checkpoint(tmp_path, 2, _state(2), keep_last=3)

@@ -71,7 +71,8 @@ def test_inductor_compiled_asot_solve_matches_eager():
     gen = torch.Generator().manual_seed(0)
     cost = torch.rand(3, 40, 6, generator=gen)
     mask = torch.arange(40).unsqueeze(0) < torch.tensor([[40], [31], [17]])
-    kw = {"n_iters": 3, "radius": 0.1, "temporal_prior": 0.5}
+    kw = {"eps": 0.07, "alpha": 0.3, "radius": 0.1, "lambda_frames": 0.1, "lambda_actions": 0.05,
+          "unbalanced_frames": False, "unbalanced_actions": True, "temporal_prior": 0.5, "n_iters": 3, "inner_iters": 1}
     torch._dynamo.reset()
     compiled = torch.compile(segment_asot, fullgraph=True, dynamic=False)
     torch.testing.assert_close(compiled(cost, mask, **kw), segment_asot(cost, mask, **kw), rtol=1e-4, atol=1e-5)

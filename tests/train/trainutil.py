@@ -26,6 +26,13 @@ def feature_overrides(tmp: Path, **kw) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
+def tiny_config(shards: Path, tmp: Path, **kw):
+    """The run of :func:`feature_overrides` on existing ``shards`` (in-process tests: ``run(tiny_config(...))``)."""
+    from vasot_dist.config import load_config
+
+    return load_config(None, feature_overrides(tmp, **{"data.shards": str(shards), **kw}))
+
+
 def run_worker(record: Path, overrides: list[str], *, nproc: int = 1, extra: list[str] = (), timeout: int = 300,
                check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "pipelines")])}

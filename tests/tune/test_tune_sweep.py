@@ -22,7 +22,8 @@ from vasot_dist.train.checkpoint import list_checkpoints
 from vasot_dist.tune.space import SweepError
 from vasot_dist.tune.sweep import run_sweep
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+# xdist_group: the tests share one Ray instance (one per worker process), so they run on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400), pytest.mark.xdist_group("ray")]
 
 # Fewer helper actors per Train run (no preemption watcher, no metrics) and patience with a loaded 2-core
 # machine, where a worker group can take more than Ray Train's default 60 s to start.

@@ -11,16 +11,24 @@ The rule travels in the field's metadata; :func:`field_rules` collects every rul
 key, :func:`violation` says what a value breaks (the config loader adds the file that set it) and
 :func:`check_section` validates a section built in code (a ``DataConfig`` handed to the data pipeline).
 ``None`` passes every rule: optional fields (``virtual_cost: float | None``) use it to switch a term off.
+
+Every number must be finite: a range rule rejects ``inf`` and ``nan`` even where the range is unbounded
+(``optim.lr=.inf`` would turn every weight into NaN at the first step), and a float field declared without a
+rule (``tune.gpus_per_worker``, ``eval.fractions``) gets the rule ``("finite",)``; list values are checked
+item by item.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
 import typing
 from typing import Any
 
-# ("in", choices) | ("range", lo, hi, lo_open, hi_open), lo / hi None = unbounded
+# ("in", choices) | ("range", lo, hi, lo_open, hi_open), lo / hi None = unbounded | ("finite",)
 Rule = tuple
+FINITE: Rule = ("finite",)
 
 
 def _ruled(default: Any, rule: Rule) -> Any:
@@ -59,14 +67,27 @@ def one_of(default: str, choices: tuple[str, ...]) -> Any:
     return _ruled(default, ("in", tuple(choices)))
 
 
+def _holds_floats(tp: Any) -> bool:
+    """``float``, ``float | None`` or ``list[float]``: a field whose numbers must be finite."""
+    if tp is float:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return any(_holds_floats(a) for a in typing.get_args(tp) if a is not type(None) and a is not Ellipsis)
+    return False
+
+
 def field_rules(cls: type, prefix: str = "") -> dict[str, Rule]:
-    """Dotted key -> rule for every ruled field of the dataclass ``cls`` and of its nested sections."""
+    """Dotted key -> rule for every ruled field of the dataclass ``cls`` and of its nested sections; a float
+    field without a rule gets :data:`FINITE`."""
     rules: dict[str, Rule] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         if "rule" in f.metadata:
             rules[key] = f.metadata["rule"]
+        elif _holds_floats(hints[f.name]):
+            rules[key] = FINITE
         if dataclasses.is_dataclass(hints[f.name]):
             rules.update(field_rules(hints[f.name], key + "."))
     return rules
@@ -77,8 +98,14 @@ def violation(value: Any, rule: Rule) -> str | None:
     None when it keeps the rule."""
     if value is None:
         return None
+    if isinstance(value, (list, tuple)):
+        return next((v for v in (violation(x, rule) for x in value) if v is not None), None)
     if rule[0] == "in":
         return None if value in rule[1] else f"expected one of {list(rule[1])}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "expected a finite number"
+    if rule[0] == "finite":
+        return None
     _, lo, hi, lo_open, hi_open = rule
     ok = True
     if lo is not None:

@@ -111,6 +111,8 @@ class TrainConfig:
     log_every: int = at_least(1, 10)
     ckpt_every: int = non_negative(200)
     keep_last: int = at_least(1, 3)
+    # stop after this many optimiser steps in a row with a non-finite loss or gradient norm (each is skipped)
+    max_nonfinite_steps: int = at_least(1, 5)
     eval_every: int = non_negative(0)  # 0: only at the end
     plot_every: int = non_negative(0)
     bf16: bool = True  # autocast on CUDA; OT solves stay float32
@@ -148,6 +150,8 @@ class EvalConfig:
     max_videos: int = 0  # 0: all
     batch_frames: int = at_least(1, 64)  # frames per encoder forward when extracting embeddings
     alignment_metrics: bool = True  # phase classification, tau, AP@K, align_acc (slow on long videos; off for segmentation)
+    # share of the split's videos that must be scored (corrupt ones are skipped), else the evaluation fails
+    min_scored_fraction: float = fraction(1.0)
 
 
 @dataclass

@@ -2,13 +2,15 @@
 
 Both files are written atomically (:mod:`vasot_dist.runtime.files`), so a reader or a
 crashed run never sees half a file. Figures outside ``out_dir`` are copied into ``out_dir/figures`` so the
-folder is self-contained; links in the Markdown are relative.
+folder is self-contained; links in the Markdown are relative. :func:`report_figures` reads them back (the
+trainer logs them to W&B).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from typing import Any
@@ -102,3 +104,21 @@ def write_report(
     report = os.path.join(out_dir, "report.md")
     write_text_atomic(report, "\n".join(lines))
     return report
+
+
+_FIGURE_RE = re.compile(r"^!\[(?P<caption>.*)\]\((?P<path>[^)]+)\)$")
+
+
+def report_figures(out_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Caption -> absolute path of every figure ``out_dir/report.md`` shows, in its order (``{}`` without a
+    report): exactly the figures of that evaluation, not stale files of an earlier one in the same folder."""
+    report = os.path.join(os.fspath(out_dir), "report.md")
+    if not os.path.isfile(report):
+        return {}
+    figures = {}
+    with open(report, encoding="utf-8") as f:
+        for line in f:
+            m = _FIGURE_RE.match(line.rstrip("\n"))
+            if m:
+                figures[m["caption"]] = os.path.join(os.path.abspath(os.fspath(out_dir)), m["path"])
+    return figures

@@ -2,14 +2,17 @@
 ``alignment`` / ``segmentation`` / ``procedure``, plots, ``metrics.json`` and a report.
 
 This module is the glue between torch and the pure-numpy metric functions; the metrics themselves stay free of
-torch and distributed code. It knows nothing of training: the model is anything with ``embed(inputs, mask)``,
-``train()`` / ``eval()`` and ``loss.segment(emb, mask)`` (a ``TrainModel``); loading checkpoints is
+torch and distributed code. A corrupt video is skipped by the loader, so every evaluation records how much of
+the split it scored (``videos_scored``, ``videos_expected``, ``corrupt_skipped``) and fails below
+``eval.min_scored_fraction`` of it: a partial evaluation never passes for a complete one. It knows nothing of
+training: the model is anything with ``embed(inputs, mask)``, ``train()`` / ``eval()`` and ``loss.segment(emb, mask)`` (a ``TrainModel``); loading checkpoints is
 ``vasot_dist.train.evaluate``'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,11 @@ from vasot_dist.runtime.ranklog import get_logger
 log = get_logger(__name__)
 
 
+class IncompleteEvaluation(RuntimeError):
+    """Fewer videos of a split were scored than ``eval.min_scored_fraction`` asks (corrupt or unreadable ones
+    skipped)."""
+
+
 @dataclass
 class VideoEmbedding:
     key: str
@@ -44,16 +52,21 @@ _THUMB_VIDEOS, _THUMBS_PER_VIDEO = 4, 48
 
 
 @torch.no_grad()
-def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> list[VideoEmbedding]:
-    """Embed every frame of every video of ``split`` (this rank's share), in chunks of ``eval.batch_frames``;
-    segmentation methods also decode their segmentation here (the OT runs on the device)."""
-    from vasot_dist.data import make_eval_loader
+def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> tuple[list[VideoEmbedding], int]:
+    """Embed every frame of every video of ``split`` (this rank's share, at most its share of
+    ``eval.max_videos``), in chunks of ``eval.batch_frames``; segmentation methods also decode their
+    segmentation here (the OT runs on the device). Returns the videos and the corrupt samples and unreadable
+    shards the loader skipped."""
+    from vasot_dist.data import corrupt_count, make_eval_loader
+    from vasot_dist.data.stages import share
 
     loader = make_eval_loader(cfg.data, split, rank=ctx.rank, world_size=ctx.world_size)
     out: list[VideoEmbedding] = []
     chunk = cfg.eval.batch_frames
+    # rank r holds the split's videos r, r + world_size, ...: its part of the first max_videos
+    limit = share(cfg.eval.max_videos, ctx.rank, ctx.world_size) if cfg.eval.max_videos else None
     for i, batch in enumerate(loader):
-        if cfg.eval.max_videos and i >= cfg.eval.max_videos:
+        if limit is not None and i >= limit:
             break
         batch = batch.to(ctx.device)
         inputs = batch.frames if batch.frames is not None else batch.features
@@ -86,15 +99,47 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> l
                 thumb_idx=thumb_idx,
             )
         )
-    return out
+    return out, corrupt_count(loader)
 
 
-def _gather(ctx: DistContext, videos: list[VideoEmbedding]) -> list[VideoEmbedding]:
-    gathered = all_gather_objects(ctx, [dataclasses.asdict(v) for v in videos])
+def _gather(ctx: DistContext, part: tuple[list[VideoEmbedding], int]) -> tuple[list[VideoEmbedding], int, int]:
+    """Every rank's videos on rank 0 (``[]`` elsewhere), and on every rank the number of videos and of corrupt
+    samples over all ranks (so that every rank takes the same decision on them)."""
+    videos, corrupt = part
+    gathered = all_gather_objects(ctx, ([dataclasses.asdict(v) for v in videos], corrupt))
+    scored, skipped = sum(len(g[0]) for g in gathered), sum(g[1] for g in gathered)
     if not ctx.is_main:
-        return []
-    allv = [VideoEmbedding(**d) for part in gathered for d in part]
-    return sorted(allv, key=lambda v: v.key)  # sorted order: the SVM fractions take the first n videos
+        return [], scored, skipped
+    allv = [VideoEmbedding(**d) for vids, _ in gathered for d in vids]
+    # sorted order: the SVM fractions take the first n videos
+    return sorted(allv, key=lambda v: v.key), scored, skipped
+
+
+def coverage(cfg: RunConfig, split: str, scored: int, corrupt: int) -> dict[str, int]:
+    """``videos_scored``, ``videos_expected`` (``dataset.json``'s count, capped by ``eval.max_videos``; for
+    shards without an index, the videos read, corrupt ones included) and ``corrupt_skipped`` of ``split``.
+
+    Raises:
+        IncompleteEvaluation: fewer than ``eval.min_scored_fraction`` of the expected videos were scored.
+    """
+    from vasot_dist.data import resolve_shards
+
+    expected = resolve_shards(cfg.data.shards, split).num_samples
+    if expected is None:
+        expected = scored + corrupt
+    if cfg.eval.max_videos:
+        expected = min(expected, cfg.eval.max_videos)
+    needed = math.ceil(cfg.eval.min_scored_fraction * expected - 1e-9)
+    if scored < needed:
+        raise IncompleteEvaluation(
+            f"evaluation scored {scored} of the {expected} videos of split {split!r} in {cfg.data.shards} "
+            f"({corrupt} corrupt samples or unreadable shards skipped; the warnings above name them); "
+            f"eval.min_scored_fraction={cfg.eval.min_scored_fraction:g} needs {needed}: repair the shards, or "
+            "lower eval.min_scored_fraction to accept a partial evaluation")
+    if scored < expected:
+        log.warning("evaluation scored %d of the %d videos of split %r (%d corrupt skipped)", scored, expected,
+                    split, corrupt)
+    return {"videos_scored": scored, "videos_expected": expected, "corrupt_skipped": corrupt}
 
 
 def alignment_metrics(
@@ -143,14 +188,16 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
     """Metrics of ``model`` (a ``TrainModel``) on ``data.eval_split``; rank 0 returns them, others ``{}``."""
     was_training = model.training
     model.eval()
-    test = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.eval_split))
+    test, scored, corrupt = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.eval_split))
+    counts = coverage(cfg, cfg.data.eval_split, scored, corrupt)
     train = []
     if cfg.eval.protocol == "tcc":  # TCC fits the SVM on the train split; LAV on the test videos themselves
-        train = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.train_split))
+        train, fit_scored, fit_corrupt = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.train_split))
+        coverage(cfg, cfg.data.train_split, fit_scored, fit_corrupt)
     model.train(was_training)
     if not ctx.is_main:
         return {}
-    metrics = score(cfg, train, test)
+    metrics = {**score(cfg, train, test), **counts}
     if out_dir is not None:
         images = _plots(cfg, test, Path(out_dir))
         write_report(
@@ -160,7 +207,7 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
         "eval on %d %s videos: %s",
         len(test),
         cfg.data.eval_split,
-        ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+        ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()),
     )
     return metrics
 

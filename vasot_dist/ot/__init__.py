@@ -3,9 +3,18 @@
 Every solver takes a batched cost ``(B, N, M)`` with optional boolean masks ``(B, N)`` / ``(B, M)``,
 solves in float32 (float64 inputs stay float64) with autocast disabled, has no Python loop over the
 batch, never builds an N x N prior matrix, and returns the coupling ``(B, N, M)`` -- plus a log
-with the objective per iteration when ``return_log=True``.  Formulations: ``shared/METHODS.md``.
+with the objective per iteration when ``return_log=True``.  Formulations and the project's settings:
+``docs/methods.md`` (one section per method); the papers and POT functions each solver matches are named in
+its docstring.  Every method setting (eps, alpha, radius, lambdas, temporal prior, mass, iteration counts...)
+is a required keyword, as ``reg`` is in POT: the values live once, in the methods' settings.
+
+Speed: each solver iteration is one function, run compiled by inductor when a shape recurs (a training
+loop) and eagerly otherwise (``_compile.FusedIteration``; ``VASOT_OT_COMPILE`` / :func:`set_compile`).
+Non-finite costs raise ValueError naming the batch index (CPU tensors always; accelerator tensors with
+``validate=True``).
 """
 
+from ._compile import compile_mode, set_compile
 from .fgw import align_fgw, segment_asot
 from .objectives import align_fgw_objective, asot_objective
 from .partial import partial_wasserstein
@@ -30,6 +39,7 @@ __all__ = [
     "band_sum",
     "band_width",
     "circular_sw_cost",
+    "compile_mode",
     "laplace_kernel_apply",
     "mult_ca",
     "mult_cv",
@@ -37,6 +47,7 @@ __all__ = [
     "partial_fgw_objective",
     "partial_wasserstein",
     "segment_asot",
+    "set_compile",
     "sinkhorn",
     "sinkhorn_unbalanced",
     "sliced_wasserstein",

@@ -46,6 +46,33 @@ def check_cost(cost: Tensor, name: str = "cost") -> Tensor:
     return cost.to(solve_dtype(cost.dtype))
 
 
+def check_finite_cost(cost: Tensor, valid: Tensor | None, name: str = "cost", *, validate: bool = False) -> None:
+    """Reject NaN/inf in the valid entries of ``cost: (B, ...)``, naming the first problem that has one.
+
+    valid: boolean, broadcastable to ``cost`` (None: every entry); masked entries may hold anything.  The test
+    reads a flag back, which on an accelerator makes the host wait for the device: CPU tensors are always
+    checked, accelerator tensors only with ``validate=True``, and nothing is checked while ``torch.compile``
+    traces (a data-dependent ``raise`` would split the graph).
+    """
+    if torch.compiler.is_compiling() or (cost.device.type != "cpu" and not validate):
+        return
+    # Torch-function modes (the trainer's HostSyncRecorder, which predicts from a CPU run where a GPU step would
+    # wait) do not see this read: on an accelerator it only runs when the caller asked for it.
+    with torch._C.DisableTorchFunction():
+        finite = torch.isfinite(cost)
+        if valid is not None:
+            finite = finite | ~valid
+        bad = ~finite.flatten(1).all(dim=1)
+        if not bool(bad.any()):
+            return
+        idx = bad.nonzero().flatten().tolist()
+    raise ValueError(
+        f"{name} has NaN or inf entries in batch index {idx[0]}"
+        + (f" (and {len(idx) - 1} more of {cost.shape[0]} problems)" if len(idx) > 1 else "")
+        + "; an OT cost must be finite on its unmasked entries"
+    )
+
+
 def check_mask(mask: Tensor | None, batch: int, length: int, device: torch.device, name: str) -> Tensor:
     """Validate a boolean padding mask ``(B, L)``; ``None`` means every entry is valid."""
     if mask is None:
@@ -148,7 +175,7 @@ def plogp_minus_p(x: Tensor, log_x: Tensor) -> Tensor:
 
 
 def kl_div(marg: Tensor, log_ref: Tensor, dim: int) -> Tensor:
-    """``KL(marg || ref) = sum marg log(marg / ref)`` (no linear terms, as METHODS.md), summed over ``dim``."""
+    """``KL(marg || ref) = sum marg log(marg / ref)`` (no linear terms, as ``docs/methods.md`` notation), summed over ``dim``."""
     log_marg = torch.log(marg)
     val = torch.where(marg > 0, marg * (log_marg - log_ref), 0.0)
     return val.sum(dim=dim)

@@ -1,6 +1,7 @@
 """ASOT / VAOT: the authors' fused-GW mirror-descent solver, batched, log-domain, O(N M) per step.
 
-One shared core (``fgw_mirror_descent``) runs the reference iteration (METHODS.md "ASOT"):
+One shared core (``fgw_mirror_descent``) runs the reference iteration (``docs/methods.md``, section ASOT; the
+authors' ``segment_asot`` in ``src/asot.py`` of mingu6/action_seg_ot):
 
 * ``T0 = p q^T`` (masked);
 * each iteration ``grad = alpha Cx(T Cy) + (1 - alpha) C_hat + eps log(T + 1e-12)
@@ -20,12 +21,16 @@ floors (``log(T + 1e-12)``), so the iterates are the reference's, and it stays b
 Deviations from the reference, all for degenerate inputs only: if ``max(grad) <= 0`` (the reference
 would take a negative step and ascend) the step uses ``max|grad|``; the denominator is floored at
 1e-12; with both sides unbalanced ``log T`` is capped at 30 to rule out overflow.
+
+Speed: an iteration is one pure function (``_mirror_step``, ``_balanced_step``) that inductor compiles into a
+few loops over the (B, N, M) state when the shape recurs (``_compile.FusedIteration``), with the band sums as
+shifted reads of one prefix sum.  ``segment_asot`` solves the transposed problem (actions x frames), the same
+iteration with the roles of the sides swapped, so that its long frame axis is the contiguous one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -35,6 +40,7 @@ from ._common import (
     check_cost,
     check_count,
     check_finite,
+    check_finite_cost,
     check_mask,
     check_nonnegative,
     check_positive,
@@ -44,15 +50,49 @@ from ._common import (
     neg_inf_where,
     safe_exp,
 )
+from ._compile import FusedIteration
 from .objectives import fgw_objective_from_products
-from .priors import BandSum, band_widths, prepare_pair_cost
+from .priors import Band, apply_band, band_widths, make_band, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
 _LOG_T_CAP = 30.0  # overflow guard for the projection-free (both sides unbalanced) branch
 _STEP_DENOM_FLOOR = 1e-12
 
-GwProduct = Callable[[Tensor], Tensor]
+
+class Prior(NamedTuple):
+    """One side of the GW product ``Cx T Cy``, applied along ``dim`` (1: Cx, rows; 2: Cy, columns).
+
+    ``'cv'``: ASOT's ``Cv`` (value ``1/r`` on the band of ``band``); ``'ca'``: ``Ca = 1 - I`` (sum minus the
+    entry itself); ``'cy'``: VAOT's ``Cy`` (1 off the band, diagonal included: sum minus the band).
+    """
+
+    kind: str
+    dim: int
+    band: Band | None = None
+
+
+def _apply_prior(x: Tensor, prior: Prior, radius: float) -> Tensor:
+    if prior.kind == "cv":
+        assert prior.band is not None
+        return apply_band(x, prior.band) / radius
+    total = x.sum(dim=prior.dim, keepdim=True)
+    if prior.kind == "ca":
+        return total - x
+    assert prior.band is not None
+    return total - apply_band(x, prior.band)
+
+
+def gw_product(t: Tensor, radius: float, prior_x: Prior, prior_y: Prior) -> Tensor:
+    """``Cx T Cy`` of ``t: (B, N, M)`` (zero at masked entries) without a dense prior: ``Cy`` first, then ``Cx``."""
+    return _apply_prior(_apply_prior(t, prior_y, radius), prior_x, radius)
+
+
+def _fgw_cost(t: Tensor, lin_cost: Tensor, alpha: float, radius: float, prior_x: Prior, prior_y: Prior) -> Tensor:
+    """``alpha Cx T Cy + (1 - alpha) C_hat`` with ``lin_cost = (1 - alpha) C_hat`` (alpha = 0: no GW term)."""
+    if alpha == 0:
+        return lin_cost
+    return torch.add(lin_cost, gw_product(t, radius, prior_x, prior_y), alpha=alpha)
 
 
 def _kl_grad(marg: Tensor, ref: Tensor) -> Tensor:
@@ -60,13 +100,23 @@ def _kl_grad(marg: Tensor, ref: Tensor) -> Tensor:
     return torch.log(marg / ref.clamp(min=torch.finfo(ref.dtype).tiny) + 1e-12) + 1.0
 
 
+def _grad(t: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor, eps: float, alpha: float, radius: float,
+          prior_x: Prior, prior_y: Prior, lambda_x: float, lambda_y: float, ub_x: bool, ub_y: bool) -> Tensor:
+    """The reference gradient (module docstring); p: (B, N), q: (B, M) the marginals."""
+    grad = _fgw_cost(t, lin_cost, alpha, radius, prior_x, prior_y) + eps * torch.log(t + 1e-12)
+    if ub_y:
+        grad = grad + lambda_y * _kl_grad(t.sum(dim=1), q).unsqueeze(1)
+    if ub_x:
+        grad = grad + lambda_x * _kl_grad(t.sum(dim=2), p).unsqueeze(2)
+    return grad
+
+
 def _step_size(grad: Tensor, valid: Tensor) -> Tensor:
     """``4 / max(grad)`` per problem over valid entries, shape (B, 1, 1) (see module docstring)."""
-    neg = torch.full_like(grad, -torch.inf)
-    gmax = torch.where(valid, grad, neg).amax(dim=(1, 2), keepdim=True)
+    gmax = torch.where(valid, grad, -torch.inf).amax(dim=(1, 2), keepdim=True)
     gabs = torch.where(valid, grad.abs(), 0.0).amax(dim=(1, 2), keepdim=True)
     denom = torch.where(gmax > 0, gmax, gabs)
-    denom = torch.where(torch.isfinite(denom), denom, torch.ones_like(denom)).clamp(min=_STEP_DENOM_FLOOR)
+    denom = torch.where(torch.isfinite(denom), denom, 1.0).clamp(min=_STEP_DENOM_FLOOR)
     return 4.0 / denom
 
 
@@ -84,89 +134,132 @@ def _normalise(z: Tensor, dim: int, log_w: Tensor, w: Tensor) -> tuple[Tensor, T
     return t, log_t
 
 
+def _initial_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor, eps: float,
+                  alpha: float, radius: float, prior_x: Prior, prior_y: Prior, lambda_x: float, lambda_y: float,
+                  ub_x: bool, ub_y: bool) -> Tensor:
+    """eta = ``4 / max(grad)`` at ``T0`` (B, 1, 1), frozen for the rest of the solve."""
+    grad = _grad(t, lin_cost, p, q, eps, alpha, radius, prior_x, prior_y, lambda_x, lambda_y, ub_x, ub_y)
+    return _step_size(grad, mask_x.unsqueeze(2) & mask_y.unsqueeze(1))
+
+
+def _mirror_step(t: Tensor, log_t: Tensor, eta: Tensor, lin_cost: Tensor, log_p: Tensor, log_q: Tensor, p: Tensor,
+                 q: Tensor, eps: float, alpha: float, radius: float, prior_x: Prior, prior_y: Prior,
+                 lambda_x: float, lambda_y: float, ub_x: bool, ub_y: bool) -> tuple[Tensor, Tensor]:
+    """One unbalanced iteration: ``log T - eta grad``, then the projection of the flags; returns ``(T, log T)``.
+
+    Masked entries have ``T = 0`` and ``log T = -inf``; every gradient term is finite there, so they stay
+    ``-inf`` without masking.
+    """
+    grad = _grad(t, lin_cost, p, q, eps, alpha, radius, prior_x, prior_y, lambda_x, lambda_y, ub_x, ub_y)
+    z = log_t - eta * grad
+    if not ub_x:  # rows hard-constrained to p
+        return _normalise(z, 2, log_p.unsqueeze(2), p.unsqueeze(2))
+    if not ub_y:  # columns hard-constrained to q
+        return _normalise(z, 1, log_q.unsqueeze(1), q.unsqueeze(1))
+    log_t = z.clamp(max=_LOG_T_CAP)
+    return torch.exp(log_t), log_t
+
+
+def _balanced_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, log_p: Tensor, log_q: Tensor,
+                   eps: float, alpha: float, radius: float, prior_x: Prior, prior_y: Prior, inner_iters: int,
+                   rows_first: bool, want_log: bool) -> tuple[Tensor, Tensor | None]:
+    """One balanced iteration: ``inner_iters`` log-domain Sinkhorn passes on ``exp(-(alpha CxTCy + (1-alpha)C)/eps)``.
+
+    Returns ``(T, log T)`` (``log T`` only with ``want_log``: the next iteration needs T alone).
+    """
+    valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
+    log_k = torch.where(valid, _fgw_cost(t, lin_cost, alpha, radius, prior_x, prior_y) / -eps, -torch.inf)
+    log_a, log_b = torch.zeros_like(log_p), torch.zeros_like(log_q)
+    for _ in range(inner_iters):
+        if rows_first:
+            log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
+            log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
+        else:
+            log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
+            log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
+    log_t = log_k + log_a.unsqueeze(2) + log_b.unsqueeze(1)
+    return safe_exp(log_t), (log_t if want_log else None)
+
+
+INITIAL_STEP = FusedIteration(_initial_step)
+MIRROR_STEP = FusedIteration(_mirror_step)
+BALANCED_STEP = FusedIteration(_balanced_step)
+
+
 def fgw_mirror_descent(
     cost: Tensor,
     mask_x: Tensor,
     mask_y: Tensor,
-    gw_product: GwProduct | None,
+    prior_x: Prior,
+    prior_y: Prior,
     *,
     eps: float,
     alpha: float,
+    radius: float,
     lambda_x: float,
     lambda_y: float,
     unbalanced_x: bool,
     unbalanced_y: bool,
     n_iters: int,
-    inner_iters: int = 1,
+    inner_iters: int,
+    rows_first: bool = True,
     step_size: float | None = None,
     return_log: bool = False,
-) -> tuple[Tensor, Tensor, dict[str, Any] | None]:
+) -> tuple[Tensor, Tensor | None, dict[str, Any] | None]:
     """Run the reference iteration; returns ``(T, log_T, log)`` with T on the solver scale.
 
     cost: (B, N, M) full cost ``C_hat`` (temporal prior included); mask_x: (B, N), mask_y: (B, M);
-    gw_product: ``T -> Cx T Cy`` (B, N, M), structured (None or alpha = 0: no GW term).
-    ``log['objective']`` is (B, n_iters): ``G(T_k)`` after each iteration k = 1..n_iters.
-    The loop has no host synchronisation (the step size stays a tensor).
+    prior_x / prior_y: the priors of ``Cx T Cy`` (``Prior``); ``alpha = 0``: no GW term.  ``rows_first``: the
+    balanced branch's Sinkhorn pass rescales rows, then columns (False: the other way round).
+    ``log['objective']`` is (B, n_iters): ``G(T_k)`` after each iteration k = 1..n_iters.  ``log_T`` is
+    None for the balanced branch unless ``return_log``.  The loop has no host synchronisation (the step
+    size stays a tensor).  Each iteration is one :class:`~._compile.FusedIteration` call.
     """
     dtype = cost.dtype
     valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-    cost = torch.where(valid, cost, 0.0)
+    lin_cost = torch.where(valid, cost, 0.0) * (1.0 - alpha)
+    cost = torch.where(valid, cost, 0.0) if return_log else cost
     log_p = log_uniform_marginal(mask_x, dtype)
     log_q = log_uniform_marginal(mask_y, dtype)
     p, q = safe_exp(log_p), safe_exp(log_q)
     balanced = not unbalanced_x and not unbalanced_y
-    use_gw = gw_product is not None and alpha > 0
-    lin_cost = (1.0 - alpha) * cost
-    neg_mask = neg_inf_where(valid, torch.zeros_like(cost))  # 0 valid, -inf masked
+    ub = (lambda_x, lambda_y, unbalanced_x, unbalanced_y)
+    widths = tuple(None if pr.band is None else pr.band.width for pr in (prior_x, prior_y))
+    key = (tuple(cost.shape), eps, alpha, radius, prior_x.kind, prior_y.kind, widths, *ub)
 
-    log_t = neg_mask + log_p.unsqueeze(2) + log_q.unsqueeze(1)
+    log_t: Tensor | None = neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1))
     t = safe_exp(log_t)
     eta: Tensor | None = None
     if step_size is not None:
         eta = torch.full((cost.shape[0], 1, 1), float(step_size), dtype=dtype, device=cost.device)
     objectives: list[Tensor] = []
 
-    def objective(t_: Tensor, log_t_: Tensor, gw_: Tensor | None) -> Tensor:
+    def objective(t_: Tensor, log_t_: Tensor) -> Tensor:
+        gw = gw_product(t_, radius, prior_x, prior_y) if alpha > 0 else None
         return fgw_objective_from_products(
-            t_, log_t_, cost, gw_, eps=eps, alpha=alpha, log_p=log_p, log_q=log_q,
+            t_, log_t_, cost, gw, eps=eps, alpha=alpha, log_p=log_p, log_q=log_q,
             lambda_x=lambda_x, lambda_y=lambda_y, unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
         )  # fmt: skip
 
-    for it in range(n_iters):
-        gw = gw_product(t) if use_gw else None
-        if return_log and it > 0:
-            objectives.append(objective(t, log_t, gw))
-        fgw = lin_cost if gw is None else torch.add(lin_cost, gw, alpha=alpha)
-        if balanced:
-            log_k = neg_mask - fgw / eps
-            log_b = torch.zeros_like(log_q)
-            for _ in range(inner_iters):
-                log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
-                log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
-            log_t = log_k + log_a.unsqueeze(2) + log_b.unsqueeze(1)
-            t = safe_exp(log_t)
-            continue
-        # masked entries: t = 0 and log_t = -inf, every gradient term is finite there, so
-        # log_t - eta * grad stays -inf without any masking inside the loop
-        grad = fgw + eps * torch.log(t + 1e-12)
-        if unbalanced_y:
-            grad = grad + lambda_y * _kl_grad(t.sum(dim=1), q).unsqueeze(1)
-        if unbalanced_x:
-            grad = grad + lambda_x * _kl_grad(t.sum(dim=2), p).unsqueeze(2)
+    numel = cost.numel()
+    if balanced:
+        step = BALANCED_STEP.select((key, inner_iters, rows_first, return_log), cost, numel)
+    else:
+        step = MIRROR_STEP.select(key, cost, numel)
         if eta is None:
-            eta = _step_size(grad, valid)
-        z = log_t - eta * grad
-        if not unbalanced_x:  # rows hard-constrained to p
-            t, log_t = _normalise(z, 2, log_p.unsqueeze(2), p.unsqueeze(2))
-        elif not unbalanced_y:  # columns hard-constrained to q
-            t, log_t = _normalise(z, 1, log_q.unsqueeze(1), q.unsqueeze(1))
+            first = INITIAL_STEP.select(key, cost, numel)
+            eta = first(t, mask_x, mask_y, lin_cost, p, q, eps, alpha, radius, prior_x, prior_y, *ub)
+    for it in range(n_iters):
+        if return_log and it > 0:
+            objectives.append(objective(t, log_t))
+        if balanced:
+            t, log_t = step(t, mask_x, mask_y, lin_cost, log_p, log_q, eps, alpha, radius, prior_x, prior_y,
+                            inner_iters, rows_first, return_log)
         else:
-            log_t = z.clamp(max=_LOG_T_CAP)
-            t = torch.exp(log_t)
+            t, log_t = step(t, log_t, eta, lin_cost, log_p, log_q, p, q, eps, alpha, radius, prior_x, prior_y, *ub)
     log: dict[str, Any] | None = None
     if return_log:
-        gw = gw_product(t) if use_gw else None
-        objectives.append(objective(t, log_t, gw))
+        objectives.append(objective(t, log_t))
         log = {"objective": torch.stack(objectives, dim=1), "n_iters": n_iters, "step_size": eta}
     return t, log_t, log
 
@@ -182,44 +275,23 @@ def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_i
     return eps, alpha, radius, n_iters, inner_iters, step_size
 
 
-def asot_gw_product(radius: float, mask: Tensor | None, length: int, device: torch.device) -> GwProduct:
-    """``T -> Cv (T Ca)`` for frames x actions (T zero at masked rows); mask (B, length) or None (dense)."""
-    band = BandSum(band_widths(mask, length, radius), length, 1, device)
-
-    def product(t: Tensor) -> Tensor:
-        return band(t.sum(dim=2, keepdim=True) - t) / radius
-
-    return product
-
-
-def vaot_gw_product(radius: float, mask_x: Tensor | None, mask_y: Tensor | None, n: int, m: int,
-                    device: torch.device) -> GwProduct:
-    """``T -> Cx (T Cy)`` with ``T Cy = rowsum(T) - band_y(T)`` (diagonal of Cy is 1); masks or None (dense)."""
-    band_x = BandSum(band_widths(mask_x, n, radius), n, 1, device)
-    band_y = BandSum(band_widths(mask_y, m, radius), m, 2, device)
-
-    def product(t: Tensor) -> Tensor:
-        return band_x(t.sum(dim=2, keepdim=True) - band_y(t)) / radius
-
-    return product
-
-
 def segment_asot(
     cost: Tensor,
     mask: Tensor | None = None,
     *,
-    eps: float = 0.07,
-    alpha: float = 0.3,
-    radius: float = 0.04,
-    lambda_frames: float = 0.1,
-    lambda_actions: float = 0.05,
-    unbalanced_frames: bool = False,
-    unbalanced_actions: bool = True,
-    temporal_prior: float = 0.0,
-    n_iters: int = 25,
-    inner_iters: int = 1,
+    eps: float,
+    alpha: float,
+    radius: float,
+    lambda_frames: float,
+    lambda_actions: float,
+    unbalanced_frames: bool,
+    unbalanced_actions: bool,
+    temporal_prior: float,
+    n_iters: int,
+    inner_iters: int,
     step_size: float | None = None,
     return_log: bool = False,
+    validate: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """ASOT frames-to-actions soft assignment (Xu & Gould, CVPR 2024), the authors' decoder.
 
@@ -227,9 +299,14 @@ def segment_asot(
     ``temporal_prior`` is rho: the solver uses ``C_hat = cost + rho R``, ``R_ij = |i/N - j/K|`` with
     N the problem's valid frames.  Priors: ``Cv`` (band ``1 <= |i-k| <= floor(N r)``, value 1/r) and
     ``Ca = 1 - I``.  Marginals ``p = 1/N`` (valid frames), ``q = 1/K``.  ``unbalanced_actions``
-    (default) KL-penalises the action marginal with ``lambda_actions``, ``unbalanced_frames`` the
-    frame marginal with ``lambda_frames``; both off is the balanced branch with ``inner_iters``
-    Sinkhorn passes.  ``step_size`` fixes eta instead of ``4 / max(grad)`` at iteration 0.
+    (the authors' default) KL-penalises the action marginal with ``lambda_actions``, ``unbalanced_frames``
+    the frame marginal with ``lambda_frames``; both off is the balanced branch with ``inner_iters``
+    Sinkhorn passes.  ``n_iters`` mirror-descent iterations (the authors run 25, 1 inner pass).
+    ``step_size`` fixes eta instead of ``4 / max(grad)`` at iteration 0.  Every method setting is
+    required (no defaults here): ``docs/methods.md``, section ASOT, gives the project's values.
+
+    The cost must be finite on valid frames: a NaN/inf raises ValueError naming the batch index (always
+    for CPU tensors; for accelerator tensors only with ``validate=True``, as the test reads the device).
 
     Returns the plan (B, N, K) scaled by N (each valid frame's row sums to 1 when rows are
     constrained; masked rows are 0), float32 (float64 for float64 input).  With ``return_log``
@@ -245,17 +322,22 @@ def segment_asot(
         bsz, n, k = cost.shape
         dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
-        gw_product = asot_gw_product(radius, None if dense else mask, n, cost.device)
-        mask_y = torch.ones(bsz, k, dtype=torch.bool, device=cost.device)
+        check_finite_cost(cost, mask.unsqueeze(2), validate=validate)
         if rho != 0.0:
             cost = cost + rho * _temporal_prior(bsz, n, k, mask, None, device=cost.device, dtype=cost.dtype)
+        # Solved transposed, actions x frames: the long frame axis is then the contiguous one, so the band sums
+        # and the per-frame normalisation run over full vectors instead of rows of K (19) entries.  The same
+        # iteration with the roles of the two sides swapped: Cx = Ca on actions, Cy = Cv on frames; the balanced
+        # pass still rescales frames first.
+        frames = make_band(band_widths(None if dense else mask, n, radius), n, 2, cost.device)
+        actions = torch.ones(bsz, k, dtype=torch.bool, device=cost.device)
         t, _, log = fgw_mirror_descent(
-            cost, mask, mask_y, gw_product,
-            eps=eps, alpha=alpha, lambda_x=lambda_frames, lambda_y=lambda_actions,
-            unbalanced_x=unbalanced_frames, unbalanced_y=unbalanced_actions,
+            cost.transpose(1, 2).contiguous(), actions, mask, Prior("ca", 1), Prior("cv", 2, frames),
+            eps=eps, alpha=alpha, radius=radius, lambda_x=lambda_actions, lambda_y=lambda_frames,
+            unbalanced_x=unbalanced_actions, unbalanced_y=unbalanced_frames, rows_first=False,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,
         )  # fmt: skip
-        plan = t * mask.sum(dim=1).to(t.dtype).view(-1, 1, 1)
+        plan = (t * mask.sum(dim=1).to(t.dtype).view(-1, 1, 1)).transpose(1, 2).contiguous()
     return (plan, log) if return_log else plan
 
 
@@ -264,31 +346,36 @@ def align_fgw(
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     *,
-    eps: float = 0.07,
-    alpha: float = 0.3,
-    radius: float = 0.02,
-    lambda_x: float = 0.05,
-    lambda_y: float = 0.05,
-    unbalanced_x: bool = False,
-    unbalanced_y: bool = False,
-    temporal_prior: float = 0.0,
-    virtual_cost: float | None = None,
-    n_iters: int = 25,
-    inner_iters: int = 1,
+    eps: float,
+    alpha: float,
+    radius: float,
+    lambda_x: float,
+    lambda_y: float,
+    unbalanced_x: bool,
+    unbalanced_y: bool,
+    temporal_prior: float,
+    virtual_cost: float | None,
+    n_iters: int,
+    inner_iters: int,
     step_size: float | None = None,
     return_log: bool = False,
+    validate: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """VAOT frames-of-x to frames-of-y alignment (Ali et al., ICCV 2025), the authors' solver.
 
     cost: (B, N, M), e.g. ``1 - <x_i, y_j>``; mask_x: (B, N), mask_y: (B, M).  Same iteration as
     ``segment_asot`` with priors ``Cx`` (band ``1 <= |i-k| <= floor(n r)``, value 1/r) and ``Cy``
-    (0 on ``1 <= |j-l| <= floor(m r)``, else 1, diagonal included).  Default is the published
-    balanced branch (both flags off, 1 inner Sinkhorn pass).  ``temporal_prior`` = rho adds
-    ``rho |i/N - j/M|`` on real frames.
+    (0 on ``1 <= |j-l| <= floor(m r)``, else 1, diagonal included).  The published setting is the
+    balanced branch (both flags off) with 1 inner Sinkhorn pass.  ``temporal_prior`` = rho adds
+    ``rho |i/N - j/M|`` on real frames.  Every method setting is required: ``docs/methods.md``, section
+    VAOT, gives the project's values.
 
     ``virtual_cost`` = zeta prepends a virtual row and column (index 0) of cost zeta; the virtual
     frame gets the same uniform mass ``1/(n+1)`` as a real frame, takes part in the GW band
-    (n and m then count it), and is dropped from the output.
+    (n and m then count it), and is dropped from the output.  ``None``: no virtual frame.
+
+    The cost must be finite on valid entries (ValueError naming the batch index; accelerator tensors are
+    checked only with ``validate=True``).
 
     Returns the plan (B, N, M) scaled by the valid rows of x *counting the virtual frame* (the
     reference's ``T * nnz``): each real row sums to 1 minus what it sent to the virtual column
@@ -307,13 +394,14 @@ def align_fgw(
         dense_x, dense_y = mask_x is None, mask_y is None  # band widths known on the host (no device read)
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
+        check_finite_cost(cost, mask_x.unsqueeze(2) & mask_y.unsqueeze(1), validate=validate)
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
-        gw_product = vaot_gw_product(
-            radius, None if dense_x else mask_x, None if dense_y else mask_y, cost.shape[1], cost.shape[2], cost.device
-        )
+        n1, m1 = cost.shape[1], cost.shape[2]
+        band_x = make_band(band_widths(None if dense_x else mask_x, n1, radius), n1, 1, cost.device)
+        band_y = make_band(band_widths(None if dense_y else mask_y, m1, radius), m1, 2, cost.device)
         t, _, log = fgw_mirror_descent(
-            cost, mask_x, mask_y, gw_product,
-            eps=eps, alpha=alpha, lambda_x=lambda_x, lambda_y=lambda_y,
+            cost, mask_x, mask_y, Prior("cv", 1, band_x), Prior("cy", 2, band_y),
+            eps=eps, alpha=alpha, radius=radius, lambda_x=lambda_x, lambda_y=lambda_y,
             unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,
         )  # fmt: skip

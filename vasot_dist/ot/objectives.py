@@ -1,4 +1,4 @@
-"""Dense-free evaluation of the fused GW objectives that the solvers minimise (METHODS.md).
+"""Dense-free evaluation of the fused GW objectives that the solvers minimise (``docs/methods.md``, ASOT).
 
 ASOT / VAOT (product loss, the objective whose KKT points the reference iteration finds):
 
@@ -74,14 +74,14 @@ def asot_objective(
     cost: Tensor,
     mask: Tensor | None = None,
     *,
-    eps: float = 0.07,
-    alpha: float = 0.3,
-    radius: float = 0.04,
-    lambda_frames: float = 0.1,
-    lambda_actions: float = 0.05,
-    unbalanced_frames: bool = False,
-    unbalanced_actions: bool = True,
-    temporal_prior: float = 0.0,
+    eps: float,
+    alpha: float,
+    radius: float,
+    lambda_frames: float,
+    lambda_actions: float,
+    unbalanced_frames: bool,
+    unbalanced_actions: bool,
+    temporal_prior: float,
 ) -> Tensor:
     """ASOT objective ``G(T)`` (alpha/2 on the GW term) per problem, shape (B,).
 
@@ -116,14 +116,14 @@ def align_fgw_objective(
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     *,
-    eps: float = 0.07,
-    alpha: float = 0.3,
-    radius: float = 0.02,
-    lambda_x: float = 0.05,
-    lambda_y: float = 0.05,
-    unbalanced_x: bool = False,
-    unbalanced_y: bool = False,
-    temporal_prior: float = 0.0,
+    eps: float,
+    alpha: float,
+    radius: float,
+    lambda_x: float,
+    lambda_y: float,
+    unbalanced_x: bool,
+    unbalanced_y: bool,
+    temporal_prior: float,
 ) -> Tensor:
     """VAOT objective ``G(T)`` with priors {Cx, Cy} per problem, shape (B,).
 

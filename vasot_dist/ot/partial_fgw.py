@@ -24,7 +24,7 @@ structure kernels cover real frames only).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,7 @@ from ._common import (
     check_cost,
     check_count,
     check_finite,
+    check_finite_cost,
     check_mask,
     check_nonnegative,
     check_positive,
@@ -45,35 +46,39 @@ from ._common import (
     plogp_minus_p,
     safe_exp,
 )
+from ._compile import FusedIteration
 from .partial import partial_dual_ascent
-from .priors import apply_spectrum, laplace_spectrum, prepare_pair_cost
+from .priors import LaplaceKernel, apply_laplace, laplace_kernel, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
 
 
-class SquareLossProduct:
-    """``T -> L(x) T`` for the square loss with Laplace kernels, t: (B, N, M) (zero at masked entries).
+class SquareLoss(NamedTuple):
+    """The four Laplace kernels of ``L(x) T`` (``priors.laplace_kernel``), prepared once per solve."""
 
-    scale_x, scale_y: (B,) kernel scales in index units (``n * radius``).  The call returns
-    (B, N, M) ``(C1*C1)(T1) 1^T + 1 ((C2*C2)(T^T 1))^T - 2 C1 T C2``; the four kernel spectra
-    are computed once here, so an iteration costs two batched FFT convolutions of T.
-    """
+    c1: LaplaceKernel
+    c1_sq: LaplaceKernel  # C1 * C1 (elementwise) = the Laplace kernel of half the scale
+    c2: LaplaceKernel
+    c2_sq: LaplaceKernel
 
-    def __init__(self, scale_x: Tensor, scale_y: Tensor, n: int, m: int, dtype: torch.dtype):
-        self.c1 = laplace_spectrum(scale_x, n, dtype)
-        self.c1_sq = laplace_spectrum(scale_x / 2, n, dtype)  # C1 * C1 (elementwise) = half scale
-        self.c2 = laplace_spectrum(scale_y, m, dtype)
-        self.c2_sq = laplace_spectrum(scale_y / 2, m, dtype)
 
-    def __call__(self, t: Tensor) -> Tensor:
-        row = apply_spectrum(t.sum(dim=2, keepdim=True), self.c1_sq, dim=1)
-        col = apply_spectrum(t.sum(dim=1, keepdim=True), self.c2_sq, dim=2)
-        cross = apply_spectrum(apply_spectrum(t, self.c1, dim=1), self.c2, dim=2)
-        return row + col - 2.0 * cross
+def square_loss(scale_x: Tensor, scale_y: Tensor, n: int, m: int, dtype: torch.dtype) -> SquareLoss:
+    """Kernels for :func:`apply_square_loss`; scale_x, scale_y: (B,) scales in index units (``n * radius``)."""
+    return SquareLoss(
+        laplace_kernel(scale_x, n, 1, dtype), laplace_kernel(scale_x / 2, n, 1, dtype),
+        laplace_kernel(scale_y, m, 2, dtype), laplace_kernel(scale_y / 2, m, 2, dtype),
+    )  # fmt: skip
+
+
+def apply_square_loss(t: Tensor, loss: SquareLoss) -> Tensor:
+    """``L(x) T = (C1*C1)(T1) 1^T + 1 ((C2*C2)(T^T 1))^T - 2 C1 T C2`` for t: (B, N, M) (zero at masked entries)."""
+    row = apply_laplace(t.sum(dim=2, keepdim=True), loss.c1_sq)
+    col = apply_laplace(t.sum(dim=1, keepdim=True), loss.c2_sq)
+    return row + col - 2.0 * apply_laplace(apply_laplace(t, loss.c1), loss.c2)
 
 
 def square_loss_product(t: Tensor, scale_x: Tensor, scale_y: Tensor) -> Tensor:
-    """One-shot ``L(x) T`` (see ``SquareLossProduct``); t: (B, N, M), scales (B,)."""
-    return SquareLossProduct(scale_x, scale_y, t.shape[1], t.shape[2], t.dtype)(t)
+    """One-shot ``L(x) T`` (see :func:`apply_square_loss`); t: (B, N, M), scales (B,)."""
+    return apply_square_loss(t, square_loss(scale_x, scale_y, t.shape[1], t.shape[2], t.dtype))
 
 
 def _scales(mask: Tensor, radius: float, dtype: torch.dtype) -> Tensor:
@@ -91,19 +96,28 @@ def _objective(t: Tensor, log_t: Tensor, cost: Tensor, gw: Tensor | None, alpha:
     return obj
 
 
-class _GwTerm:
-    """``T -> L(x) T`` on the real block (virtual row/column, if any, at index 0 excluded)."""
+def _gw_real(mask_x: Tensor, mask_y: Tensor, radius: float, dtype: torch.dtype, virtual: bool) -> SquareLoss:
+    """The square loss of the real block (a virtual row/column at index 0, if any, takes no part in GW)."""
+    off = 1 if virtual else 0
+    mx, my = mask_x[:, off:], mask_y[:, off:]
+    return square_loss(_scales(mx, radius, dtype), _scales(my, radius, dtype), mx.shape[1], my.shape[1], dtype)
 
-    def __init__(self, mask_x: Tensor, mask_y: Tensor, radius: float, dtype: torch.dtype, virtual: bool):
-        self.virtual = virtual
-        off = 1 if virtual else 0
-        mx, my = mask_x[:, off:], mask_y[:, off:]
-        self.product = SquareLossProduct(_scales(mx, radius, dtype), _scales(my, radius, dtype), mx.shape[1], my.shape[1], dtype)
 
-    def __call__(self, t: Tensor) -> Tensor:
-        if not self.virtual:
-            return self.product(t)
-        return torch.nn.functional.pad(self.product(t[:, 1:, 1:]), (1, 0, 1, 0))
+def _gw(t: Tensor, loss: SquareLoss, virtual: bool) -> Tensor:
+    """``L(x) T`` of the real block, zero on the virtual row and column."""
+    if not virtual:
+        return apply_square_loss(t, loss)
+    return torch.nn.functional.pad(apply_square_loss(t[:, 1:, 1:], loss), (1, 0, 1, 0))
+
+
+def _log_kernel(t: Tensor, lin_cost: Tensor, mask_x: Tensor, mask_y: Tensor, loss: SquareLoss | None, alpha: float,
+                eps: float, virtual: bool) -> Tensor:
+    """The next step's kernel ``-((1 - alpha) C_hat + 2 alpha L(x) T) / eps`` (-inf where masked), one pass."""
+    grad = lin_cost if loss is None else lin_cost + (2.0 * alpha) * _gw(t, loss, virtual)
+    return torch.where(mask_x.unsqueeze(2) & mask_y.unsqueeze(1), grad / -eps, -torch.inf)
+
+
+LOG_KERNEL = FusedIteration(_log_kernel)
 
 
 def partial_fgw_objective(
@@ -114,8 +128,8 @@ def partial_fgw_objective(
     *,
     alpha: float,
     radius: float,
-    eps: float = 0.0,
-    temporal_prior: float = 0.0,
+    eps: float,
+    temporal_prior: float,
 ) -> Tensor:
     """``(1-alpha)<C_hat,T> + alpha sum (C1_ik - C2_jl)^2 T_ij T_kl + eps sum T log T`` per problem (B,).
 
@@ -135,7 +149,7 @@ def partial_fgw_objective(
     if rho != 0.0:
         cost = cost + rho * _temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
     t = plan.to(cost.dtype) * (mask_x.unsqueeze(2) & mask_y.unsqueeze(1)).to(cost.dtype)
-    gw = _GwTerm(mask_x, mask_y, radius, cost.dtype, virtual=False)(t) if alpha > 0 else None
+    gw = _gw(t, _gw_real(mask_x, mask_y, radius, cost.dtype, False), False) if alpha > 0 else None
     return _objective(t, torch.log(t), cost, gw, alpha, eps)
 
 
@@ -148,12 +162,13 @@ def align_partial_fgw(
     eps: float,
     alpha: float,
     radius: float,
-    temporal_prior: float = 0.0,
-    virtual_cost: float | None = None,
-    n_iters: int = 20,
-    inner_iters: int = 100,
+    temporal_prior: float,
+    virtual_cost: float | None,
+    n_iters: int,
+    inner_iters: int,
     inner_tol: float | None = None,
     return_log: bool = False,
+    validate: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """REALIGN fused partial GW alignment of frames of x to frames of y (module docstring).
 
@@ -182,32 +197,33 @@ def align_partial_fgw(
         bsz, n, m = cost.shape
         mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
+        check_finite_cost(cost, mask_x.unsqueeze(2) & mask_y.unsqueeze(1), validate=validate)
         virtual = virtual_cost is not None
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
         cost = torch.where(valid, cost, 0.0)
+        lin_cost = (1.0 - alpha) * cost
         log_p = log_uniform_marginal(mask_x, cost.dtype)
         log_q = log_uniform_marginal(mask_y, cost.dtype)
         log_mass = torch.full((bsz, 1), math.log(mass), dtype=cost.dtype, device=cost.device)
-        gw_term = _GwTerm(mask_x, mask_y, radius, cost.dtype, virtual) if alpha > 0 else None
+        loss = _gw_real(mask_x, mask_y, radius, cost.dtype, virtual) if alpha > 0 else None
+        log_kernel = LOG_KERNEL.select((tuple(cost.shape), alpha, eps, virtual), cost, cost.numel())
 
-        log_t = neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1) + math.log(mass))
-        t = safe_exp(log_t)
+        t = safe_exp(neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1) + math.log(mass)))
         duals: tuple[Tensor, Tensor] | None = None
         objectives: list[Tensor] = []
+
+        def objective(t_: Tensor) -> Tensor:
+            return _objective(t_, torch.log(t_), cost, None if loss is None else _gw(t_, loss, virtual), alpha, eps)
+
         for it in range(n_iters):
-            gw = gw_term(t) if gw_term is not None else None
             if return_log and it > 0:
-                objectives.append(_objective(t, log_t, cost, gw, alpha, eps))
-            grad = (1.0 - alpha) * cost if gw is None else (1.0 - alpha) * cost + 2.0 * alpha * gw
-            log_k = neg_inf_where(valid, -grad / eps)
-            log_t, duals, _, _ = partial_dual_ascent(log_k, log_p, log_q, log_mass, inner_iters, inner_tol, duals)
-            log_t = neg_inf_where(valid, log_t)
-            t = safe_exp(log_t)
+                objectives.append(objective(t))
+            log_k = log_kernel(t, lin_cost, mask_x, mask_y, loss, alpha, eps, virtual)
+            t, duals, _, _ = partial_dual_ascent(log_k, log_p, log_q, log_mass, inner_iters, inner_tol, duals)
         log: dict[str, Any] | None = None
         if return_log:
-            gw = gw_term(t) if gw_term is not None else None
-            objectives.append(_objective(t, log_t, cost, gw, alpha, eps))
+            objectives.append(objective(t))
             log = {"objective": torch.stack(objectives, dim=1), "n_iters": n_iters}
         plan = t * mask_x.sum(dim=1).to(t.dtype).view(-1, 1, 1)
         if virtual:

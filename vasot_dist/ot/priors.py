@@ -1,6 +1,6 @@
 """Structural and temporal priors applied without building N x N matrices.
 
-ASOT/VAOT (METHODS.md "Structural priors"):
+ASOT/VAOT (``docs/methods.md``, section "Structural priors"; ASOT paper Eq. 5):
 
 * ``Cv_ik = 1/r`` if ``1 <= |i - k| <= floor(n r)`` else 0 (frames of x; ``n`` = valid frames of the
   problem, counting a virtual frame when there is one).  ``Cv @ T`` is a box sum along time,
@@ -10,7 +10,7 @@ ASOT/VAOT (METHODS.md "Structural priors"):
   ``T @ Cy = rowsum(T) - band(T)`` along the last axis.
 * Temporal prior ``R_ij = |i/N - j/M|``.
 
-REALIGN (METHODS.md, our design): Laplace structure kernel ``C_ik = exp(-|i - k| / (n r))``
+REALIGN (``docs/methods.md``, section REALIGN; our design): Laplace structure kernel ``C_ik = exp(-|i - k| / (n r))``
 applied along time by FFT convolution in O(N log N) per column.
 
 Masks are ``(B, L)`` booleans.  The box sums use raw positions with masked entries zeroed, and the
@@ -21,6 +21,7 @@ contiguous block (padding at either end) gives exactly the result of that proble
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,50 +35,70 @@ def band_width(lengths: Tensor, radius: float) -> Tensor:
     return torch.floor(lengths.to(torch.float64) * float(radius)).to(torch.int64)
 
 
-class BandSum:
-    """``x -> `` sum over the band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of ``x: (B, N, M)``.
+class Band(NamedTuple):
+    """The band ``1 <= |i - k| <= width_b`` along ``dim`` (1 or 2) of a (B, N, M) tensor, prepared once per solve.
 
-    Entries outside ``[0, L)`` count as zero (zero-padded box filter, as the reference conv1d).
-    Prefix-sum differences: O(B N M) for any width.  ``width``: a Python int shared by the batch
-    (contiguous slices) or a (B,) int64 tensor of per-problem widths (gathers); width 0 gives zeros.
-    Built once per solve, so the gather indices are computed once, not at every iteration: a call
-    is a cumsum, two gathers and three elementwise ops.
+    ``width >= 0``: one host-known width for the whole batch (shifted slices).  ``width = -1``: per-problem
+    widths on the device, as gather indices ``hi``, ``lo``, ``lo_ok`` of shape (B, L, 1) or (B, 1, L).
+    A plain tuple of ints and tensors, so a compiled iteration takes it as an argument.
     """
 
-    def __init__(self, width: Tensor | int, length: int, dim: int, device: torch.device | str | None = None):
-        if dim not in (1, 2):
-            raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
-        self.dim, self.length = dim, length
-        self.width: int | None = None
-        if isinstance(width, int):
-            self.width = min(max(width, 0), length - 1)
-            return
-        pos = torch.arange(length, device=device)
-        w = width.to(device).view(-1, 1)
-        # box_i = cs[min(i + w, L - 1)] - cs[i - w - 1] (second term only for i > w)
-        hi = torch.clamp(pos + w, max=length - 1)
-        lo = pos - w - 1
-        shape = (-1, length, 1) if dim == 1 else (-1, 1, length)
-        self.hi, self.lo_ok, self.lo = hi.view(shape), (lo >= 0).view(shape), lo.clamp(min=0).view(shape)
+    dim: int
+    width: int
+    hi: Tensor | None = None
+    lo: Tensor | None = None
+    lo_ok: Tensor | None = None
 
-    def __call__(self, x: Tensor) -> Tensor:
-        dim, length = self.dim, self.length
-        cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
-        if self.width is not None:
-            w = self.width
-            if w == 0:
-                return torch.zeros_like(x)
-            hi = torch.cat([cs.narrow(dim, w, length - w), cs.narrow(dim, length - 1, 1).expand_as(cs.narrow(dim, 0, w))], dim=dim)
-            lo = torch.cat([torch.zeros_like(cs.narrow(dim, 0, w + 1)), cs.narrow(dim, 0, length - w - 1)], dim=dim)
-            return hi - lo - x
-        hi = torch.gather(cs, dim, self.hi.expand_as(x))
-        lo = torch.gather(cs, dim, self.lo.expand_as(x))
-        return hi - torch.where(self.lo_ok, lo, 0.0) - x  # the band excludes the centre |i - k| = 0
+
+def make_band(width: Tensor | int, length: int, dim: int, device: torch.device | str | None = None) -> Band:
+    """Prepare :func:`apply_band` for widths from :func:`band_widths` (a Python int, or a (B,) int64 tensor)."""
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
+    if isinstance(width, int):
+        return Band(dim, min(max(width, 0), length - 1))
+    pos = torch.arange(length, device=device)
+    w = width.to(device).view(-1, 1)
+    # box_i = cs[min(i + w, L - 1)] - cs[i - w - 1] (second term only for i > w)
+    hi = torch.clamp(pos + w, max=length - 1)
+    lo = pos - w - 1
+    shape = (-1, length, 1) if dim == 1 else (-1, 1, length)
+    return Band(dim, -1, hi.view(shape), lo.clamp(min=0).view(shape), (lo >= 0).view(shape))
+
+
+def _shift(x: Tensor, d: int, dim: int) -> Tensor:
+    """``y[i] = x[i + d]`` along ``dim`` (1 or 2), zero where ``i + d`` falls outside: one fused load when compiled."""
+    length = x.shape[dim]
+    if abs(d) >= length:
+        return torch.zeros_like(x)
+    kept = x.narrow(dim, d, length - d) if d >= 0 else x.narrow(dim, 0, length + d)
+    before, after = (0, d) if d >= 0 else (-d, 0)
+    return torch.nn.functional.pad(kept, (before, after) if dim == 2 else (0, 0, before, after))
+
+
+def apply_band(x: Tensor, band: Band) -> Tensor:
+    """Sum of ``x: (B, N, M)`` over the band of ``band`` (zero-padded box filter, as the reference conv1d).
+
+    Prefix-sum differences, O(B N M) for any width: a cumsum, two shifted reads and two subtractions.
+    """
+    dim = band.dim
+    length = x.shape[dim]
+    if band.width == 0:
+        return torch.zeros_like(x)
+    cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
+    if band.hi is None or band.lo is None or band.lo_ok is None:
+        w = band.width
+        total = cs.narrow(dim, length - 1, 1)
+        inside = torch.arange(length, device=x.device) < length - w  # cs[i + w] exists
+        hi = torch.where(inside.view(-1, 1) if dim == 1 else inside, _shift(cs, w, dim), total)
+        return hi - _shift(cs, -(w + 1), dim) - x
+    hi = torch.gather(cs, dim, band.hi.expand_as(x))
+    lo = torch.gather(cs, dim, band.lo.expand_as(x))
+    return hi - torch.where(band.lo_ok, lo, 0.0) - x  # the band excludes the centre |i - k| = 0
 
 
 def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
-    """One-shot :class:`BandSum` of ``x: (B, N, M)`` along ``dim``."""
-    return BandSum(width, x.shape[dim] if dim in (1, 2) else 0, dim, x.device)(x)
+    """Band sum of ``x: (B, N, M)`` along ``dim`` with widths as :func:`band_widths` returns them."""
+    return apply_band(x, make_band(width, x.shape[dim] if dim in (1, 2) else 0, dim, x.device))
 
 
 def band_widths(mask: Tensor | None, length: int, radius: float) -> Tensor | int:
@@ -165,7 +186,7 @@ def temporal_prior(
 def laplace_spectrum(scale: Tensor, length: int, dtype: torch.dtype) -> Tensor:
     """rFFT of the zero-padded Laplace kernel ``exp(-|lag| / scale_b)``, ``|lag| < length``: (B, n_fft//2+1).
 
-    ``n_fft`` is the power of two >= 2 length - 1, so the circular convolution is the linear one.
+    ``n_fft`` (``_fft_size``) is >= 2 length - 1, so the circular convolution is the linear one.
     """
     n_fft = _fft_size(length)
     d = torch.arange(n_fft, device=scale.device, dtype=dtype)
@@ -176,7 +197,17 @@ def laplace_spectrum(scale: Tensor, length: int, dtype: torch.dtype) -> Tensor:
 
 
 def _fft_size(length: int) -> int:
-    return 1 << math.ceil(math.log2(max(2 * length - 1, 1)))
+    """The smallest 5-smooth size (2^a 3^b 5^c, fast for pocketfft and cuFFT) >= 2 length - 1: linear convolution."""
+    need = max(2 * length - 1, 1)
+    best = need << 1
+    p3 = 1
+    while p3 < best:
+        p35 = p3
+        while p35 < best:
+            best = min(best, p35 << ((need - 1) // p35).bit_length())  # smallest p35 * 2^k >= need
+            p35 *= 5
+        p3 *= 3
+    return best
 
 
 def apply_spectrum(x: Tensor, spectrum: Tensor, dim: int) -> Tensor:
@@ -190,16 +221,56 @@ def apply_spectrum(x: Tensor, spectrum: Tensor, dim: int) -> Tensor:
     return y.narrow(dim, 0, length)
 
 
+DENSE_LAPLACE_MAX = 512  # axes up to this length use a dense (B, L, L) kernel: one GEMM beats two FFTs there
+
+
+class LaplaceKernel(NamedTuple):
+    """``K_ik = exp(-|i - k| / scale_b)`` along ``dim`` (1 or 2) of a (B, N, M) tensor, prepared once per solve.
+
+    ``dense``: the (B, L, L) kernel, for axes of at most ``DENSE_LAPLACE_MAX`` entries, applied by one batched GEMM
+    (measured faster than the FFT there); ``spectrum``: its zero-padded rFFT (``laplace_spectrum``) for longer
+    axes, O(B M L log L) time and O(B M L) memory.  A plain tuple, so a compiled iteration takes it as an argument.
+    """
+
+    dim: int
+    dense: Tensor | None
+    spectrum: Tensor | None
+
+
+def laplace_kernel(scale: Tensor, length: int, dim: int, dtype: torch.dtype) -> LaplaceKernel:
+    """Prepare :func:`apply_laplace` for (B,) positive length scales in index units."""
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
+    if length > DENSE_LAPLACE_MAX:
+        return LaplaceKernel(dim, None, laplace_spectrum(scale, length, dtype))
+    pos = torch.arange(length, device=scale.device, dtype=dtype)
+    lag = (pos.unsqueeze(1) - pos.unsqueeze(0)).abs()
+    return LaplaceKernel(dim, torch.exp(-lag / scale.to(dtype).view(-1, 1, 1)), None)  # (B, L, L), symmetric
+
+
+def apply_laplace(x: Tensor, kernel: LaplaceKernel) -> Tensor:
+    """``K x`` along the kernel's dim for ``x: (B, N, M)`` (a (B, N, 1) or (B, 1, M) vector too)."""
+    if kernel.dense is None:
+        assert kernel.spectrum is not None
+        return apply_spectrum(x, kernel.spectrum, kernel.dim)
+    k = kernel.dense
+    if kernel.dim == 2:
+        return torch.bmm(x, k)  # x K^T = x K
+    if x.shape[2] == 1:  # a column vector: (x^T K)^T, the fast orientation of a batched GEMV on CPU
+        return torch.bmm(x.transpose(1, 2), k).transpose(1, 2)
+    return torch.bmm(k, x)
+
+
 def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
     """``K @ x`` along ``dim`` (1 or 2) with ``K_ik = exp(-|i - k| / scale_b)``, x: (B, N, M).
 
-    scale: (B,) positive length scale in index units (REALIGN uses ``n * radius``).
-    Exact linear (not circular) convolution via a zero-padded real FFT of size >= 2L - 1:
-    O(B M L log L) time, O(B M L) memory, no L x L matrix.
+    scale: (B,) positive length scale in index units (REALIGN uses ``n * radius``).  One-shot
+    :func:`laplace_kernel`: a dense kernel for short axes, an exact linear (not circular) FFT convolution
+    for long ones.
     """
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 or 2 for a (B, N, M) tensor, got {dim}")
-    return apply_spectrum(x, laplace_spectrum(scale, x.shape[dim], x.dtype), dim)
+    return apply_laplace(x, laplace_kernel(scale, x.shape[dim], dim, x.dtype))
 
 
 def prepare_pair_cost(

@@ -20,6 +20,7 @@ from torch import Tensor
 from ._common import (
     check_cost,
     check_count,
+    check_finite_cost,
     check_mask,
     check_positive,
     check_tol,
@@ -31,11 +32,13 @@ from ._common import (
     plogp_minus_p,
     safe_exp,
 )
+from ._compile import FusedIteration
 
 _CHECK_EVERY = 10  # convergence test period: one host sync per 10 iterations, as POT does
 
 
-def _setup(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, mask_x: Tensor | None, mask_y: Tensor | None):
+def _setup(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, mask_x: Tensor | None, mask_y: Tensor | None,
+           validate: bool):
     cost = check_cost(cost)
     bsz, n, m = cost.shape
     mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
@@ -43,6 +46,7 @@ def _setup(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, mask_x:
     log_a = log_marginal(a, mask_x, cost.dtype, "a")
     log_b = log_marginal(b, mask_y, cost.dtype, "b")
     valid = torch.isfinite(log_a).unsqueeze(2) & torch.isfinite(log_b).unsqueeze(1)
+    check_finite_cost(cost, valid, validate=validate)
     log_k = neg_inf_where(valid, -cost / eps)
     return cost, log_a, log_b, log_k
 
@@ -54,6 +58,17 @@ def _scaling_update(log_w: Tensor, log_k: Tensor, other: Tensor, dim: int, power
         upd = power * upd
     # finite exactly when both log w and the LSE are (-inf - x, x - -inf and -inf - -inf are not)
     return neg_inf_where(torch.isfinite(upd), upd)
+
+
+def _sinkhorn_step(log_k: Tensor, f: Tensor, g: Tensor, log_a: Tensor, log_b: Tensor, pow_x: float,
+                   pow_y: float) -> tuple[Tensor, Tensor]:
+    """One Sinkhorn iteration on the log-scalings: ``f`` against ``g``, then ``g`` against the new ``f``."""
+    f = _scaling_update(log_a, log_k, g.unsqueeze(1), 2, pow_x)
+    g = _scaling_update(log_b, log_k, f.unsqueeze(2), 1, pow_y)
+    return f, g
+
+
+SINKHORN_STEP = FusedIteration(_sinkhorn_step)
 
 
 def _entropic_primal(cost: Tensor, plan: Tensor, log_plan: Tensor, eps: float) -> Tensor:
@@ -68,18 +83,20 @@ def sinkhorn(
     b: Tensor | None = None,
     *,
     eps: float,
-    n_iters: int = 1000,
-    tol: float | None = 1e-9,
+    n_iters: int,
+    tol: float | None,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
+    validate: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Balanced entropic OT, log-domain Sinkhorn (same plan as ``ot.sinkhorn(a, b, M, reg=eps)``).
 
     cost: (B, N, M); a: (B, N), b: (B, M) marginals (None: uniform over unmasked entries);
     mask_x: (B, N), mask_y: (B, M) booleans.  Stops after ``n_iters`` or when the row-marginal L1
     error of every problem is below ``tol`` (checked every 10 iterations; ``tol=None`` never
-    checks, so the loop has no host synchronisation).  Returns the plan (B, N, M) in float32
+    checks, so the loop has no host synchronisation).  A NaN/inf cost on valid entries raises
+    ValueError naming the batch index (accelerator tensors only with ``validate=True``).  Returns the plan (B, N, M) in float32
     (float64 for float64 input); with ``return_log`` also ``{'objective': (B, iters) primal
     <C,T> - eps H(T) after each iteration, 'n_iters': iters, 'err': last error or None}``.
     """
@@ -87,15 +104,15 @@ def sinkhorn(
     n_iters = check_count(n_iters, "n_iters")
     tol = check_tol(tol)
     with full_precision(cost):
-        cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y)
+        cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y, validate)
         f = torch.zeros_like(log_a)
         g = torch.zeros_like(log_b)
         objectives: list[Tensor] = []
         err: float | None = None
         done = 0
+        step = SINKHORN_STEP.select((tuple(log_k.shape), 1.0, 1.0), log_k, log_k.numel())
         for it in range(n_iters):
-            f = _scaling_update(log_a, log_k, g.unsqueeze(1), 2, 1.0)
-            g = _scaling_update(log_b, log_k, f.unsqueeze(2), 1, 1.0)
+            f, g = step(log_k, f, g, log_a, log_b, 1.0, 1.0)
             done = it + 1
             if return_log:
                 log_plan = log_k + f.unsqueeze(2) + g.unsqueeze(1)
@@ -137,11 +154,12 @@ def sinkhorn_unbalanced(
     *,
     eps: float,
     reg_m: float | tuple[float, float],
-    n_iters: int = 1000,
-    tol: float | None = 1e-9,
+    n_iters: int,
+    tol: float | None,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
+    validate: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Unbalanced entropic OT with KL-relaxed marginals (Chizat et al. 2016), log-domain.
 
@@ -151,7 +169,8 @@ def sinkhorn_unbalanced(
     marginal a hard constraint (``(inf, lam)`` is the semi-relaxed problem of ASOT with alpha = 0).
 
     cost: (B, N, M); a: (B, N), b: (B, M) (None: uniform over unmasked entries); masks as ``sinkhorn``.
-    Stops when the log-scalings change by less than ``tol`` (checked every 10 iterations).
+    Stops when the log-scalings change by less than ``tol`` (checked every 10 iterations; ``tol=None``:
+    never).  Non-finite costs as ``sinkhorn``.
     Returns the plan (B, N, M); with ``return_log`` also ``{'objective': (B, iters), 'n_iters', 'err'}``.
     """
     eps = check_positive(eps, "eps")
@@ -161,16 +180,16 @@ def sinkhorn_unbalanced(
     pow_x = 1.0 if math.isinf(reg_x) else reg_x / (reg_x + eps)
     pow_y = 1.0 if math.isinf(reg_y) else reg_y / (reg_y + eps)
     with full_precision(cost):
-        cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y)
+        cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y, validate)
         f = torch.zeros_like(log_a)
         g = torch.zeros_like(log_b)
         objectives: list[Tensor] = []
         err: float | None = None
         done = 0
+        step = SINKHORN_STEP.select((tuple(log_k.shape), pow_x, pow_y), log_k, log_k.numel())
         for it in range(n_iters):
             f_prev, g_prev = f, g
-            f = _scaling_update(log_a, log_k, g.unsqueeze(1), 2, pow_x)
-            g = _scaling_update(log_b, log_k, f.unsqueeze(2), 1, pow_y)
+            f, g = step(log_k, f, g, log_a, log_b, pow_x, pow_y)
             done = it + 1
             if return_log:
                 log_plan = log_k + f.unsqueeze(2) + g.unsqueeze(1)

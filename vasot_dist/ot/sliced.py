@@ -3,8 +3,8 @@
 ``sliced_wasserstein`` is ``ot.sliced_wasserstein_distance``: the p-Wasserstein distance between
 the 1-D projections of two weighted point clouds, averaged over projections, to the power 1/p.
 
-``circular_sw_cost`` is the per-pair cost of CLOT (Bueno-Benito & Dimiccoli, ICCV 2025), METHODS.md
-"CLOT": circular projections ``g(x, theta_m) = ||x - radius theta_m||`` (Kolouri et al. 2019) with
+``circular_sw_cost`` is the per-pair cost of CLOT (Bueno-Benito & Dimiccoli, ICCV 2025), ``docs/methods.md``
+section CLOT: circular projections ``g(x, theta_m) = ||x - radius theta_m||`` (Kolouri et al. 2019) with
 theta uniform on the sphere, each point's vector of projections L2-normalised, and
 ``SW_ij = ||g(x_i) - g(a_j)||``.  Unlike the released ``gsw.py`` nothing is sorted along the frame
 axis, so row i is still frame i.
@@ -15,13 +15,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import check_count, check_mask, check_positive, full_precision, solve_dtype
+from ._common import check_count, check_finite_cost, check_mask, check_positive, full_precision, solve_dtype
 
 
 def _points(x: Tensor, name: str) -> Tensor:
     if not isinstance(x, Tensor) or x.dim() != 3 or not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor of shape (B, L, D), got {getattr(x, 'shape', x)}")
     return x.to(solve_dtype(x.dtype))
+
+
+def _one_of(n_projections: int | None, projections: Tensor | None) -> None:
+    if (n_projections is None) == (projections is None):
+        raise ValueError("pass exactly one of n_projections (random directions) and projections (given directions)")
 
 
 def random_directions(dim: int, n_projections: int, *, generator: torch.Generator | None = None,
@@ -49,21 +54,24 @@ def sliced_wasserstein(
     x: Tensor,
     y: Tensor,
     *,
-    n_projections: int = 50,
-    p: float = 2,
+    p: float,
+    n_projections: int | None = None,
     projections: Tensor | None = None,
     generator: torch.Generator | None = None,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
+    validate: bool = False,
 ) -> Tensor:
     """Sliced p-Wasserstein distance between uniform point clouds, shape (B,).
 
     x: (B, N, D), y: (B, M, D); masks (B, N)/(B, M) drop padded points (uniform weights over the
-    rest).  projections: (D, P) directions as POT's ``projections`` argument; otherwise
-    ``n_projections`` random unit directions from ``generator``.  Same value as
-    ``ot.sliced_wasserstein_distance(x_b, y_b, projections=projections, p=p)``.
+    rest).  Exactly one of ``projections``: (D, P) directions as POT's ``projections`` argument, and
+    ``n_projections`` random unit directions from ``generator`` (POT's default is 50).  Same value as
+    ``ot.sliced_wasserstein_distance(x_b, y_b, projections=projections, p=p)``.  Non-finite points
+    (unmasked) raise ValueError naming the batch index (accelerator tensors only with ``validate=True``).
     """
     check_positive(p, "p")
+    _one_of(n_projections, projections)
     with full_precision(x, "x"):
         x = _points(x, "x")
         y = _points(y, "y").to(x.dtype)
@@ -74,11 +82,13 @@ def sliced_wasserstein(
         if projections is None:
             n_projections = check_count(n_projections, "n_projections")
             projections = random_directions(d, n_projections, generator=generator, device=x.device, dtype=x.dtype)
-        elif projections.dim() != 2 or projections.shape[0] != d:
+        elif not isinstance(projections, Tensor) or projections.dim() != 2 or projections.shape[0] != d:
             raise ValueError(f"projections must have shape (D={d}, P), got {tuple(projections.shape)}")
         projections = projections.to(device=x.device, dtype=x.dtype)
         mask_x = check_mask(mask_x, bsz, n, x.device, "mask_x")
         mask_y = check_mask(mask_y, bsz, m, x.device, "mask_y")
+        check_finite_cost(x, mask_x.unsqueeze(2), "x", validate=validate)
+        check_finite_cost(y, mask_y.unsqueeze(2), "y", validate=validate)
         wx = mask_x.to(x.dtype) / mask_x.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
         wy = mask_y.to(x.dtype) / mask_y.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
         # masked points get weight 0 and a finite value (0) so they never enter a quantile
@@ -100,22 +110,28 @@ def circular_sw_cost(
     x: Tensor,
     a: Tensor,
     *,
-    n_projections: int = 150,
-    radius: float = 2.0,
-    generator: torch.Generator | None = None,
+    radius: float,
+    n_projections: int | None = None,
     projections: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    validate: bool = False,
 ) -> Tensor:
     """CLOT's circular generalised-SW cost between frames and actions, shape (B, N, K).
 
-    x: (B, N, D) frame embeddings; a: (K, D) or (B, K, D) action prototypes; projections: (P, D)
-    directions (normalised here), else ``n_projections`` random ones from ``generator``.
+    x: (B, N, D) frame embeddings; a: (K, D) or (B, K, D) action prototypes; exactly one of
+    ``projections``: (P, D) directions (normalised here) and ``n_projections`` random ones from
+    ``generator`` (CLOT uses 150, radius 2: ``docs/methods.md``, section CLOT).
     ``cost_ij = || normalize(g(x_i)) - normalize(g(a_j)) ||`` with ``g`` the circular projections.
+    Non-finite inputs raise ValueError naming the batch index (accelerator tensors only with ``validate=True``).
     """
     radius = check_positive(radius, "radius")
+    _one_of(n_projections, projections)
     with full_precision(x, "x"):
         x = _points(x, "x")
+        check_finite_cost(x, None, "x", validate=validate)
         if not isinstance(a, Tensor) or a.dim() not in (2, 3) or a.shape[-1] != x.shape[-1]:
             raise ValueError(f"a must have shape (K, D) or (B, K, D) with D={x.shape[-1]}")
+        check_finite_cost(a if a.dim() == 3 else a.unsqueeze(0), None, "a", validate=validate)
         a = a.to(device=x.device, dtype=x.dtype)
         if a.dim() == 3 and a.shape[0] != x.shape[0]:
             raise ValueError(f"a (B, K, D) must have B={x.shape[0]}, got {a.shape[0]}")
@@ -124,7 +140,7 @@ def circular_sw_cost(
             n_projections = check_count(n_projections, "n_projections")
             theta = random_directions(d, n_projections, generator=generator, device=x.device, dtype=x.dtype).T
         else:
-            if projections.dim() != 2 or projections.shape[1] != d:
+            if not isinstance(projections, Tensor) or projections.dim() != 2 or projections.shape[1] != d:
                 raise ValueError(f"projections must have shape (P, D={d}), got {tuple(projections.shape)}")
             theta = projections.to(device=x.device, dtype=x.dtype)
             theta = theta / theta.norm(dim=1, keepdim=True)

@@ -30,6 +30,12 @@ def is_checkpoint_name(name: str) -> bool:
     return _STEP_RE.match(name) is not None
 
 
+def step_of(path: Path) -> int | None:
+    """The step a checkpoint's name says (``step_00001200.pt`` or DeepSpeed's ``step_00001200/``), else None."""
+    m = _STEP_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def save_file_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
     """Write ``state`` to ``step_XXXXXXXX.pt`` atomically (:mod:`vasot_dist.runtime.files`); prune to
     ``keep_last``."""
@@ -37,7 +43,7 @@ def save_file_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], keep_
     final = ckpt_dir / checkpoint_name(step)
     with AtomicFile(final, binary=True) as f:
         torch.save(state, f)
-    prune(ckpt_dir, keep_last)
+    prune(ckpt_dir, keep_last, step)
     return final
 
 
@@ -60,8 +66,14 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def prune(ckpt_dir: Path, keep_last: int) -> None:
-    for _, p in list_checkpoints(ckpt_dir)[:-keep_last]:
+def prune(ckpt_dir: Path, keep_last: int, newest: int) -> None:
+    """Keep the ``keep_last`` highest steps up to ``newest`` (the step just written, so never that one).
+
+    Checkpoints of later steps are not this run's continuation (the run directory refuses to mix runs,
+    :mod:`vasot_dist.train.rundir`); they are left alone rather than taken for newer ones.
+    """
+    ours = [p for step, p in list_checkpoints(ckpt_dir) if step <= newest]
+    for p in ours[:-keep_last]:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 

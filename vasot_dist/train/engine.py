@@ -3,6 +3,8 @@
 ``engine(inputs, mask, step)`` runs forward, ``engine.backward(loss)`` accumulates, ``engine.step()`` applies
 the optimizer when an accumulation boundary is reached, and ``save`` / ``load`` write the engine's part of a
 checkpoint. DeepSpeed checkpoints go through its own ``save_checkpoint`` / ``load_checkpoint`` (all ranks).
+``engine.guard`` (:mod:`.nonfinite`) flags steps with a non-finite loss or gradient norm; the DDP engine skips
+them on the device.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from vasot_dist.config import RunConfig
 from vasot_dist.runtime.distributed import DistContext
+from vasot_dist.train.nonfinite import NonFiniteGuard
 
 
-def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(cfg: RunConfig, model: nn.Module, *, fused: bool = False) -> torch.optim.Optimizer:
+    """Adam or AdamW; ``fused`` for the kernel that skips a step on the device (``found_inf``)."""
     params = [p for p in model.parameters() if p.requires_grad]
     cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    return cls(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=fused or None)
 
 
 def lr_factor(step: int, cfg: RunConfig) -> float:
@@ -49,6 +53,7 @@ class Engine:
     """Common interface. ``module`` is the unwrapped :class:`TrainModel`."""
 
     module: nn.Module
+    guard: NonFiniteGuard
 
     def __call__(self, inputs: torch.Tensor, mask: torch.Tensor, step: int):  # pragma: no cover
         raise NotImplementedError
@@ -71,11 +76,12 @@ class DDPEngine(Engine):
                 device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                 find_unused_parameters=cfg.dist.find_unused_parameters,
             )
-        self.optimizer = build_optimizer(cfg, model)
+        self.optimizer = build_optimizer(cfg, model, fused=True)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.accum = cfg.optim.grad_accum
         self._micro = 0
         self.ctx = ctx
+        self.guard = NonFiniteGuard(ctx)
 
     def __call__(self, inputs, mask, step):
         # DDP decides in forward whether backward all-reduces: skip it on micro-batches that do not end an
@@ -86,14 +92,20 @@ class DDPEngine(Engine):
             return self.wrapped(inputs, mask, step)
 
     def backward(self, loss: torch.Tensor) -> None:
+        self.guard.observe_loss(loss)
         (loss / self.accum).backward()
 
     def step(self) -> bool:
         self._micro += 1
         if self._micro % self.accum:
             return False
+        params = [p for p in self.module.parameters() if p.grad is not None]
         if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.optim.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        # A non-finite step is skipped by the fused kernel itself (weights, moments and step count untouched).
+        self.optimizer.found_inf = self.guard.decide(norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -113,6 +125,8 @@ class DDPEngine(Engine):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a checkpoint of the unfused optimizer brings fused=None
+            group["fused"], group["foreach"] = True, None
         self.scheduler.load_state_dict(state["scheduler"])
 
 
@@ -142,15 +156,19 @@ class DeepSpeedEngine(Engine):
         )
         self.module = self.engine.module
         self.cfg = cfg
+        self.guard = NonFiniteGuard(ctx)
 
     def __call__(self, inputs, mask, step):
         return self.engine(inputs, mask, step)
 
     def backward(self, loss: torch.Tensor) -> None:
+        self.guard.observe_loss(loss)
         self.engine.backward(loss)
 
     def step(self) -> bool:
         boundary = self.engine.is_gradient_accumulation_boundary()
+        if boundary:  # DeepSpeed applies its own step: a non-finite loss is counted (and stops the run), not skipped
+            self.guard.decide(None)
         self.engine.step()
         return bool(boundary)
 

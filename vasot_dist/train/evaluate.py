@@ -36,7 +36,9 @@ def find_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
     if p.is_dir() and (p / "checkpoints").is_dir():
         found = ckpt.latest_loadable(p / "checkpoints")
         if found is None:
-            raise FileNotFoundError(f"no loadable checkpoint under {p / 'checkpoints'}")
+            names = ", ".join(q.name for _, q in ckpt.list_checkpoints(p / "checkpoints"))
+            raise FileNotFoundError(f"no loadable checkpoint under {p / 'checkpoints'}"
+                                    + (f": every one is unreadable ({names})" if names else ""))
         p = found[0]
     if p.is_dir():
         if not ckpt.is_checkpoint_name(p.name):
@@ -55,7 +57,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        model = build_train_model(cfg).to(ctx.device)
+        model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
         model.load_state_dict(state["model"])
         out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
         metrics = evaluate_model(cfg, model, ctx, out_dir=out)
@@ -88,7 +90,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
         if done.exists():
             after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
         else:
-            trained = build_train_model(cfg).to(ctx.device)
+            trained = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
             trained.load_state_dict(state["model"])
             after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem)
     finally:

@@ -31,11 +31,13 @@ class LogWindow:
         self._micro_batches += 1
         self._frames += frames
 
-    def reduce(self, ctx: DistContext) -> dict[str, float]:
-        """Means over the window's micro-batches and all ranks, plus ``frames_per_s`` summed over ranks.
+    def reduce(self, ctx: DistContext, counts: Mapping[str, int] | None = None) -> dict[str, float]:
+        """Means over the window's micro-batches and all ranks, plus ``frames_per_s`` and ``counts`` (host
+        integers of this rank, such as corrupt samples skipped) summed over ranks, in the same collective.
 
         A collective when distributed: every rank must call it at the same step with the same keys.
         """
+        counts = dict(counts or {})
         keys = sorted(self._sums)
         values: list[float] = []
         if keys:
@@ -43,9 +45,11 @@ class LogWindow:
             device = next((t.device for t in self._sums.values() if t.device.type != "cpu"), torch.device("cpu"))
             values = torch.stack([self._sums[k].to(device).reshape(()) for k in keys]).tolist()  # one read
         local = dict(zip(keys, values)) | {"_n": float(self._micro_batches), "_frames": float(self._frames)}
+        local |= {f"_count/{k}": float(v) for k, v in counts.items()}
         summed = sum_across_ranks(ctx, local)
         n = max(summed.pop("_n"), 1.0)
         total_frames = summed.pop("_frames")
-        row = {k: v / n for k, v in summed.items()}
+        totals = {k: int(summed.pop(f"_count/{k}")) for k in counts}
+        row = {k: v / n for k, v in summed.items()} | totals
         row["frames_per_s"] = total_frames / max(time.perf_counter() - self._start, 1e-9)
         return row

@@ -30,7 +30,9 @@ from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
+from vasot_dist.train.nonfinite import NonFiniteError
 from vasot_dist.train.preflight import check_data
+from vasot_dist.train.resume import open_run_dir
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
 from vasot_dist.train.tracking import Tracker
 
@@ -118,9 +120,25 @@ def _checkpoint_state(engine: Engine, ctx: DistContext, progress: dict[str, int]
     }
 
 
+def check_finite_weights(engine: Engine, ctx: DistContext, run_dir: RunDir, step: int) -> None:
+    """Raise NonFiniteError (on every rank) when a weight or buffer of the model is NaN or infinite: a
+    checkpoint of them would be useless, and pruning would make room for it by deleting good ones."""
+    named = [(n, t) for n, t in (*engine.module.named_parameters(), *engine.module.named_buffers())
+             if t.is_floating_point() and t.numel()]
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist() if named else []  # one read
+    bad = [n for (n, _), ok in zip(named, finite) if not ok]
+    if any_rank(ctx, bool(bad)):
+        kept = ckpt.list_checkpoints(run_dir.checkpoints)
+        raise NonFiniteError(
+            f"step {step}: the model's weights are not finite ({', '.join(bad[:5]) or 'on another rank'}"
+            f"{', ...' if len(bad) > 5 else ''}); no checkpoint written, the newest one is kept "
+            f"({kept[-1][1] if kept else 'none yet'})")
+
+
 def save_checkpoint(engine: Engine, ctx: DistContext, run_dir: RunDir, progress: dict[str, int],
                     tracker: Tracker, cfg: RunConfig) -> Path:
     step = progress["step"]
+    check_finite_weights(engine, ctx, run_dir, step)
     extra = _checkpoint_state(engine, ctx, progress, tracker, cfg)
     if isinstance(engine, DeepSpeedEngine):
         extra = broadcast_object(ctx, extra)
@@ -130,7 +148,7 @@ def save_checkpoint(engine: Engine, ctx: DistContext, run_dir: RunDir, progress:
         path = run_dir.checkpoints / tag
         if ctx.is_main:
             ckpt.mark_folder_complete(path)
-            ckpt.prune(run_dir.checkpoints, cfg.train.keep_last)
+            ckpt.prune(run_dir.checkpoints, cfg.train.keep_last, step)
     else:
         path = run_dir.checkpoints / ckpt.checkpoint_name(step)
         if ctx.is_main:
@@ -139,18 +157,6 @@ def save_checkpoint(engine: Engine, ctx: DistContext, run_dir: RunDir, progress:
     barrier(ctx)
     log.info("checkpoint step %d -> %s", step, path)
     return path
-
-
-def _resolve_resume(resume: str, run_dir: RunDir) -> Path | None:
-    if resume in ("none", "", None):
-        return None
-    if resume == "auto":
-        found = ckpt.latest_loadable(run_dir.checkpoints)
-        return found[0] if found else None
-    p = Path(resume)
-    if not p.exists():
-        raise FileNotFoundError(f"--resume {resume}: no such checkpoint")
-    return p
 
 
 def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, Any]:
@@ -173,39 +179,48 @@ def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, A
     return extra
 
 
-def run(cfg: RunConfig, resume: str = "none", *, report: ReportFn | None = None,
+def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report: ReportFn | None = None,
         on_step: StepFn | None = None) -> dict[str, Any]:
     """Train ``cfg`` to ``train.max_steps``; returns a summary (run dir, final step, last metrics, status).
 
     The data must exist (``vasot-train`` writes the built-in synthetic shards first when the config names
     them); checks that need it run before the process group or the run directory exists.
 
+    Args:
+        resume: ``"none"``, ``"auto"`` (the run directory's newest readable checkpoint) or a checkpoint path.
+        overwrite: delete the run directory first; without it (or ``resume``), a run directory that holds
+            checkpoints is refused (:mod:`vasot_dist.train.resume`).
+
     Raises:
-        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match.
+        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match; a run
+            directory that cannot be used as asked (``RunDirError``), before anything is written.
+        NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
+            or non-finite weights at a checkpoint.
     """
     check_data(cfg)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        return _train(cfg, ctx, resume, report, on_step)
+        return _train(cfg, ctx, resume, overwrite, report, on_step)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | None,
+def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, report: ReportFn | None,
            on_step: StepFn | None) -> dict[str, Any]:
-    from vasot_dist.data import make_train_loader
+    from vasot_dist.data import CorruptTally, corrupt_count, make_train_loader
 
     cfg = _prepare_config(cfg, ctx)
     run_dir = run_dir_for(cfg)
-    if ctx.is_main:
-        run_dir.create(cfg)
+    resume_path = open_run_dir(cfg, run_dir, resume, overwrite, ctx)
     barrier(ctx)
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)  # same init on every rank
 
-    model = build_train_model(cfg).to(ctx.device)
-    resume_path = _resolve_resume(resume, run_dir)
+    # A resumed model takes every weight from its checkpoint: pretrained ones are not loaded (or downloaded).
+    model = build_train_model(cfg, from_checkpoint=resume_path is not None).to(ctx.device)
     if resume_path is None:
+        if ctx.is_main:
+            run_dir.save_weights_source(cfg, model.encoder)
         init_prototypes(cfg, model, ctx)
     if cfg.train.compile:
         compile_for_training(model)
@@ -226,12 +241,15 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                               enabled=cfg.train.bf16 and ctx.device.type == "cuda" and cfg.dist.engine == "ddp")
     bar = _progress_bar(cfg, progress["step"], ctx)
     window, status, last_eval = LogWindow(), "completed", {}
+    corrupt_done = corrupt_logged = 0  # this rank's corrupt samples: in finished epochs, in logged rows
     engine.train()
     with _Preemption() as preempt:
         while progress["step"] < cfg.train.max_steps and status == "completed":
             loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=progress["epoch"],
                                        seed=cfg.train.seed, start_batch=progress["batch_in_epoch"])
+            tally = CorruptTally()
             for batch in loader:
+                tally.update(batch)  # host integers stamped by the loader workers
                 frames = int(batch.mask.sum())  # on the host, before the copy: no device sync
                 batch = batch.to(ctx.device)
                 with autocast:
@@ -251,13 +269,22 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                     on_step(step, engine.module, out)
 
                 if step % cfg.train.log_every == 0 or step == cfg.train.max_steps:
-                    row = window.reduce(ctx)
+                    # Counts since the previous row: corrupt samples skipped (all ranks), steps skipped as non-finite.
+                    row = window.reduce(ctx, {"corrupt_skipped": corrupt_done + tally.total - corrupt_logged})
+                    corrupt_logged = corrupt_done + tally.total
+                    row["nonfinite_steps"], nonfinite_run = engine.guard.read()
                     row["lr"] = engine.lr
                     row["epoch"] = progress["epoch"]
                     tracker.log(row, step)
                     if bar is not None:
                         bar.set_postfix(loss=f"{row['loss']:.4f}", fps=f"{row['frames_per_s']:.0f}")
                     window = LogWindow()
+                    if nonfinite_run >= cfg.train.max_nonfinite_steps:
+                        raise NonFiniteError(
+                            f"stopped at step {step}: {nonfinite_run} optimiser steps in a row had a non-finite loss "
+                            f"or gradient norm (train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}); they "
+                            "were not applied and no checkpoint was written from them. Lower optim.lr, set "
+                            "optim.grad_clip, or look for NaN / inf in the data")
                 if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
                     tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
 
@@ -278,6 +305,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, report: ReportFn | Non
                 if step >= cfg.train.max_steps:
                     break
             else:  # the epoch's batches are exhausted
+                corrupt_done += corrupt_count(loader)  # exact: includes samples after a worker's last batch
                 progress["epoch"] += 1
                 progress["batch_in_epoch"] = 0
 
@@ -325,7 +353,8 @@ def _evaluate(cfg: RunConfig, engine: Engine, ctx: DistContext, run_dir: RunDir,
     from vasot_dist.eval.runner import evaluate_model
 
     engine.eval()
-    metrics = evaluate_model(cfg, engine.module, ctx, out_dir=run_dir.root / "eval" / f"step_{step:08d}")
+    out_dir = run_dir.root / "eval" / f"step_{step:08d}"
+    metrics = evaluate_model(cfg, engine.module, ctx, out_dir=out_dir)
     if ctx.is_main and metrics:
-        tracker.log({f"eval/{k}": v for k, v in metrics.items()}, step)
+        tracker.log_evaluation(metrics, out_dir, step)
     return metrics

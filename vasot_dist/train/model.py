@@ -12,11 +12,14 @@ from vasot_dist.models import build_encoder, normalize_frames
 from vasot_dist.train.preflight import check_model_fits_data
 
 
-def build_encoder_from_config(cfg: RunConfig) -> nn.Module:
+def build_encoder_from_config(cfg: RunConfig, *, from_checkpoint: bool = False) -> nn.Module:
+    """The encoder ``cfg.model`` describes; ``from_checkpoint``: its weights are about to be replaced by a
+    checkpoint's, so ``model.weights`` is not loaded (an ``imagenet`` config evaluates on a machine without the
+    cached ImageNet file, and nothing is downloaded to be overwritten at once)."""
     m = cfg.model
     if m.encoder == "resnet50":
         return build_encoder(
-            "resnet50", embed_dim=m.embed_dim, dropout=m.dropout, weights=m.weights,
+            "resnet50", embed_dim=m.embed_dim, dropout=m.dropout, weights="none" if from_checkpoint else m.weights,
             freeze_stem=m.freeze_stem, freeze_bn=m.freeze_bn,
             channels_last=m.channels_last, hidden_dim=m.head_dim,
         )
@@ -71,6 +74,9 @@ def compile_for_training(model: TrainModel, **compile_kwargs) -> None:
     model.loss.compile(**compile_kwargs)
 
 
-def build_train_model(cfg: RunConfig) -> TrainModel:
+def build_train_model(cfg: RunConfig, *, from_checkpoint: bool = False) -> TrainModel:
+    """Encoder + loss of ``cfg``; ``from_checkpoint=True`` when a checkpoint will be loaded into it (resume,
+    evaluation): the encoder starts random instead of from ``model.weights``."""
     check_model_fits_data(cfg)
-    return TrainModel(build_encoder_from_config(cfg), build_loss(cfg), video=cfg.data.modality == "video")
+    return TrainModel(build_encoder_from_config(cfg, from_checkpoint=from_checkpoint), build_loss(cfg),
+                      video=cfg.data.modality == "video")

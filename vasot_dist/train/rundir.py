@@ -1,5 +1,6 @@
 """The run directory convention: ``runs/<experiment>/<run-id>/`` with ``config.yaml``, ``checkpoints/``,
-``metrics.jsonl``, ``plots/`` and ``versions.json``."""
+``metrics.jsonl``, ``plots/``, ``versions.json`` and ``weights_source.json``. Which run a directory holds (start,
+continue, replace) is :mod:`vasot_dist.train.resume`'s decision."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vasot_dist.config import RunConfig, save_config
 from vasot_dist.runtime.files import write_json_atomic
+from vasot_dist.runtime.ranklog import get_logger
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = get_logger(__name__)
 
 
 class RunDir:
@@ -23,6 +30,7 @@ class RunDir:
         self.metrics = root / "metrics.jsonl"
         self.plots = root / "plots"
         self.versions = root / "versions.json"
+        self.weights_source = root / "weights_source.json"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"
@@ -34,6 +42,15 @@ class RunDir:
         save_config(cfg, self.config)
         write_json_atomic(self.versions, library_versions(), indent=2)
         return self
+
+    def save_weights_source(self, cfg: RunConfig, encoder: nn.Module) -> dict[str, Any]:
+        """Write and log where the encoder's initial weights came from (a run that starts from step 0):
+        ``{"encoder": "resnet50", "weights": "imagenet", "name", "url", "file", "sha256"}``, ``{..., "weights":
+        "file", "file", "sha256"}`` or ``{..., "weights": "none"}`` (the MLP encoder always starts random)."""
+        source = {"encoder": cfg.model.encoder, **getattr(encoder, "weights_source", {"weights": "none"})}
+        write_json_atomic(self.weights_source, source, indent=2)
+        log.info("encoder weights: %s (%s)", json.dumps(source), self.weights_source)
+        return source
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.metrics, "a") as f:

@@ -1,7 +1,9 @@
 """Rank-0 experiment tracking: ``metrics.jsonl`` always, W&B when enabled, images of plans and segmentations.
 
 W&B is on when ``log.wandb`` says online/offline, or, with ``auto``, when ``WANDB_API_KEY`` or ``WANDB_MODE``
-is set. The W&B run id is kept in checkpoints so a resumed run continues the same W&B run.
+is set. The W&B run id is kept in checkpoints so a resumed run continues the same W&B run. Each evaluation
+goes to W&B as what a person looks at: its metrics as scalars and as one table, and the report's figures
+(transport plans, segmentation bars, retrieval strips) as images.
 """
 
 from __future__ import annotations
@@ -62,6 +64,23 @@ class Tracker:
         import wandb
 
         self.wandb.log({k: wandb.Image(str(p)) for k, p in images.items()}, step=step)
+
+    def log_evaluation(self, metrics: dict[str, Any], out_dir: Path, step: int) -> None:
+        """An evaluation's metrics (``eval/<key>`` in metrics.jsonl and W&B) and, in W&B, the table of them
+        (``eval/metrics``) and the figures of its report (``eval/<figure file name>``, captioned)."""
+        if not self.enabled:
+            return
+        scalars = {f"eval/{k}": v for k, v in metrics.items()}
+        self.run_dir.append_metrics({"step": step, **scalars})
+        if self.wandb is None:
+            return
+        import wandb
+
+        from vasot_dist.eval.report import report_figures
+
+        table = wandb.Table(columns=["metric", "value"], data=[[k, v] for k, v in metrics.items()])
+        images = {f"eval/{Path(p).stem}": wandb.Image(p, caption=c) for c, p in report_figures(out_dir).items()}
+        self.wandb.log({**scalars, "eval/metrics": table, **images}, step=step)
 
     def finish(self) -> None:
         if self.wandb is not None:

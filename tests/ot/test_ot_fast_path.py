@@ -1,0 +1,151 @@
+"""The fast path: compiled iterations equal the eager ones, the policy that picks them, scaling-domain sweeps,
+non-finite costs rejected by every solver."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from solver_args import asot, realign, vaot
+
+import vasot_dist.ot as vot
+from vasot_dist.ot import _compile, partial, priors, sinkhorn, sinkhorn_unbalanced
+from vasot_dist.ot._compile import FusedIteration
+
+
+@pytest.fixture
+def compile_mode():
+    """Set the compile policy for one test (the suite runs eagerly: VASOT_OT_COMPILE is 'auto' and its problems
+    are small or one-off)."""
+    old = _compile.compile_mode()
+    yield _compile.set_compile
+    _compile.set_compile(old)
+
+
+def _batch(n, m, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cost = torch.rand(3, n, m, generator=g, dtype=torch.float64)
+    mask_x = torch.arange(n)[None] < torch.tensor([[n], [n - 5], [7]])
+    return cost, mask_x
+
+
+SOLVES = {
+    "segment_asot": lambda c, mx: asot(c, mx, temporal_prior=0.2, radius=0.1),
+    "align_fgw": lambda c, mx: vaot(c, mx, None, virtual_cost=0.5, temporal_prior=0.35, radius=0.1),
+    "align_partial_fgw": lambda c, mx: realign(c, mx, mass=0.7, eps=0.05, alpha=0.4, radius=0.2, virtual_cost=0.5,
+                                               n_iters=3, inner_iters=25),
+    "sinkhorn": lambda c, mx: sinkhorn(c, eps=0.05, mask_x=mx, n_iters=30, tol=None),
+}
+
+
+@pytest.mark.slow  # seven inductor compiles, ~50 s on the 2-core CI machine (less with inductor's disk cache)
+def test_compiled_iterations_give_the_eager_plans(compile_mode):
+    """One small shape per solver family, float64: the inductor-compiled bodies reorder sums, nothing else."""
+    torch._dynamo.reset()
+    for name, solve in SOLVES.items():
+        cost, mask_x = _batch(24, 9 if name == "segment_asot" else 20)
+        compile_mode("never")
+        eager = solve(cost, mask_x)
+        compile_mode("always")
+        compiled = solve(cost, mask_x)
+        torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_auto_policy_compiles_a_recurring_large_problem_only(compile_mode, monkeypatch):
+    compile_mode("auto")
+    it = FusedIteration(lambda x: x + 1)
+    small, large = torch.zeros(2, 8, 8), torch.zeros(1, 1 << 18)
+    assert it.select("small", small, small.numel()) is it.fn and it.select("small", small, small.numel()) is it.fn
+    assert it.select("large", large, large.numel()) is it.fn  # first time this shape: eager
+    assert it.select("large", large, large.numel()) is not it.fn  # it came back: compiled
+    grad = torch.zeros(1, 1 << 18, requires_grad=True)
+    assert it.select("g", grad, grad.numel()) is it.fn and it.select("g", grad, grad.numel()) is it.fn
+    compile_mode("never")
+    assert it.select("large", large, large.numel()) is it.fn
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_warning(compile_mode, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    compile_mode("always")
+    it = FusedIteration(lambda x: x * 2)
+    with caplog.at_level(logging.WARNING, logger="vasot_dist.ot"):
+        out = it.select("k", torch.ones(3), 3)(torch.ones(3))
+        again = it.select("k", torch.ones(3), 3)(torch.ones(3))
+    assert torch.equal(out, torch.full((3,), 2.0)) and torch.equal(again, out)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "RuntimeError: no C++ compiler" in warnings[0].getMessage()
+
+
+def test_set_compile_rejects_unknown_modes():
+    with pytest.raises(ValueError, match="compile mode must be one of"):
+        _compile.set_compile("sometimes")
+
+
+def test_scaling_domain_sweeps_equal_log_domain_sweeps(monkeypatch):
+    """Blocks of 20 sweeps (one log-domain, 19 scaling-domain) = all sweeps in the log domain, warm start included."""
+    g = torch.Generator().manual_seed(3)
+    cost = torch.rand(4, 30, 25, generator=g, dtype=torch.float64)
+    mask_y = torch.arange(25)[None] < torch.tensor([[25], [25], [11], [25]])
+    kw = dict(mass=0.6, eps=0.03, alpha=0.5, radius=0.2, virtual_cost=0.5, n_iters=4, inner_iters=47)
+    blocks = realign(cost, None, mask_y, **kw)
+    monkeypatch.setattr(partial, "BLOCK", 1)
+    log_domain = realign(cost, None, mask_y, **kw)
+    torch.testing.assert_close(blocks, log_domain, rtol=1e-10, atol=1e-13)
+
+
+def test_scaling_sweeps_in_cache_sized_chunks_equal_one_chunk(monkeypatch):
+    cost, mask_x = _batch(20, 16, seed=5)
+    kw = dict(mass=0.8, eps=0.05, alpha=0.3, radius=0.1, n_iters=3, inner_iters=20)
+    whole = realign(cost, mask_x, **kw)
+    monkeypatch.setattr(partial, "CPU_CHUNK_ELEMENTS", 2 * 20 * 16)  # chunks of 2 problems (1 thread: conftest)
+    torch.testing.assert_close(realign(cost, mask_x, **kw), whole, rtol=1e-12, atol=1e-15)
+
+
+def test_long_axes_use_the_fft_and_agree_with_the_dense_kernel(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(2, 33, 17, generator=g, dtype=torch.float64)
+    scale = torch.tensor([4.0, 9.5], dtype=torch.float64)
+    dense = [priors.laplace_kernel_apply(t, scale, dim) for dim in (1, 2)]
+    monkeypatch.setattr(priors, "DENSE_LAPLACE_MAX", 0)
+    assert priors.laplace_kernel(scale, 33, 1, t.dtype).dense is None
+    for dim in (1, 2):
+        torch.testing.assert_close(priors.laplace_kernel_apply(t, scale, dim), dense[dim - 1], rtol=1e-10, atol=1e-12)
+
+
+NAN_SOLVERS = {
+    "segment_asot": lambda c, mx: asot(c, mx),
+    "align_fgw": lambda c, mx: vaot(c, mx, None, virtual_cost=0.5),
+    "align_partial_fgw": lambda c, mx: realign(c, mx, mass=0.5, eps=0.1, alpha=0.3, radius=0.2, n_iters=2,
+                                               inner_iters=5),
+    "sinkhorn": lambda c, mx: sinkhorn(c, eps=0.1, mask_x=mx, n_iters=5, tol=None),
+    "sinkhorn_unbalanced": lambda c, mx: sinkhorn_unbalanced(c, eps=0.1, reg_m=0.5, mask_x=mx, n_iters=5, tol=None),
+    "partial_wasserstein": lambda c, mx: vot.partial_wasserstein(c, mass=0.5, eps=0.1, mask_x=mx, n_iters=5, tol=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NAN_SOLVERS))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_costs_are_rejected_naming_the_problem(name, bad):
+    cost = torch.rand(3, 10, 6)
+    mask_x = torch.ones(3, 10, dtype=torch.bool)
+    mask_x[2, 8:] = False
+    cost[2, 9, 0] = bad  # a masked entry may hold anything
+    NAN_SOLVERS[name](cost, mask_x)
+    cost[1, 4, 3] = bad
+    with pytest.raises(ValueError, match=r"cost has NaN or inf entries in batch index 1; an OT cost must be finite"):
+        NAN_SOLVERS[name](cost, mask_x)
+
+
+def test_non_finite_points_are_rejected_by_the_sliced_costs():
+    x = torch.randn(2, 5, 3)
+    x[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="x has NaN or inf entries in batch index 1"):
+        vot.sliced_wasserstein(x, torch.randn(2, 4, 3), p=2, n_projections=4)
+    with pytest.raises(ValueError, match="x has NaN or inf entries in batch index 1"):
+        vot.circular_sw_cost(x, torch.randn(4, 3), radius=2.0, n_projections=4)
+    with pytest.raises(ValueError, match="exactly one of n_projections"):
+        vot.sliced_wasserstein(x, x, p=2)
