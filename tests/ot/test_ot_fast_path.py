@@ -140,6 +140,18 @@ def test_non_finite_costs_are_rejected_naming_the_problem(name, bad):
         NAN_SOLVERS[name](cost, mask_x)
 
 
+def test_validate_false_leaves_non_finite_costs_to_the_caller():
+    # the training losses' setting: the trainer's non-finite guard skips the step instead
+    cost = torch.rand(2, 6, 4)
+    cost[1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="batch index 1"):  # validate=None: a CPU cost is checked
+        asot(cost, None)
+    # unchecked, it solves; the clean problem's plan is what it is alone (no NaN crosses the batch)
+    torch.testing.assert_close(asot(cost, None, validate=False)[0], asot(cost[:1], None)[0])
+    plan = sinkhorn(cost, eps=0.1, n_iters=5, tol=None, validate=False)
+    torch.testing.assert_close(plan[0], sinkhorn(cost[:1], eps=0.1, n_iters=5, tol=None)[0])
+
+
 def test_non_finite_points_are_rejected_by_the_sliced_costs():
     x = torch.randn(2, 5, 3)
     x[1, 2, 0] = float("nan")

@@ -38,7 +38,7 @@ def solve_segment(solve: SegmentSolve, cost: Tensor, mask: Tensor) -> Tensor:
 
     Runs without autograd on a detached float32 copy: the plan is a constant pseudo-label.
     """
-    return segment_asot(cost.detach().float(), mask, **dataclasses.asdict(solve))
+    return segment_asot(cost.detach().float(), mask, **dataclasses.asdict(solve), validate=False)
 
 
 def actions_used(plan: Tensor, mask: Tensor) -> Tensor:

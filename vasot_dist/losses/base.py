@@ -4,6 +4,9 @@ A loss module gets the batch's frame embeddings and masks and returns the loss, 
 the couplings (detached) for plots. It is built from its method's settings (``vasot_dist/config/methods.py``),
 the single source of its hyper-parameters, and may own learnable parts (action prototypes, CLOT's decoder):
 the trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter.
+
+The losses call the OT solvers with ``validate=False``: a non-finite cost (NaN embeddings) is left to the
+trainer's non-finite guard, which skips the step on the device on CPU and GPU alike, rather than raised.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class CLOTLoss(PrototypeLoss):
         if s.sw_weight == 0:
             return torch.zeros(frames.shape[0], frames.shape[1], prototypes.shape[0], device=frames.device)
         sw = circular_sw_cost(
-            frames.detach().float(), prototypes.detach().float(), radius=s.sw_radius, projections=projections
+            frames.detach().float(), prototypes.detach().float(), radius=s.sw_radius, projections=projections, validate=False
         )
         return s.sw_weight * sw
 

@@ -38,7 +38,7 @@ from .common import (
 @torch.no_grad()
 def solve_align(solve: AlignSolve, cost: Tensor, mask_x: Tensor, mask_y: Tensor) -> Tensor:
     """cost: (B, N, M) -> plan (B, N, M) with the virtual frame dropped, as a detached constant."""
-    return align_fgw(cost.detach().float(), mask_x, mask_y, **dataclasses.asdict(solve))
+    return align_fgw(cost.detach().float(), mask_x, mask_y, **dataclasses.asdict(solve), validate=False)
 
 
 def alignment_cross_entropy(

@@ -157,7 +157,7 @@ class VAVALoss(MethodLoss):
         cost = (d_aug - bonus) / lam2 - torch.log(prior)
         ones = torch.ones(d_aug.shape[0], 1, dtype=torch.bool, device=d_aug.device)
         mx, my = torch.cat([ones, mask_x], dim=1), torch.cat([ones, mask_y], dim=1)
-        return sinkhorn(cost, eps=1.0, n_iters=s.n_iters, tol=s.tol, mask_x=mx, mask_y=my)
+        return sinkhorn(cost, eps=1.0, n_iters=s.n_iters, tol=s.tol, mask_x=mx, mask_y=my, validate=False)
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:
         check_batch(emb, mask)

@@ -10,8 +10,9 @@ is a required keyword, as ``reg`` is in POT: the values live once, in the method
 
 Speed: each solver iteration is one function, run compiled by inductor when a shape recurs (a training
 loop) and eagerly otherwise (``_compile.FusedIteration``; ``VASOT_OT_COMPILE`` / :func:`set_compile`).
-Non-finite costs raise ValueError naming the batch index (CPU tensors always; accelerator tensors with
-``validate=True``).
+Non-finite costs raise ValueError naming the batch index (``validate=None``, the default: CPU tensors;
+``True``: any tensor, at the price of a device read; ``False``: unchecked, as the training losses call them,
+relying on the trainer's non-finite step guard).
 """
 
 from ._compile import compile_mode, set_compile

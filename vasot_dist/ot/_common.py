@@ -46,15 +46,16 @@ def check_cost(cost: Tensor, name: str = "cost") -> Tensor:
     return cost.to(solve_dtype(cost.dtype))
 
 
-def check_finite_cost(cost: Tensor, valid: Tensor | None, name: str = "cost", *, validate: bool = False) -> None:
+def check_finite_cost(cost: Tensor, valid: Tensor | None, name: str = "cost", *, validate: bool | None = None) -> None:
     """Reject NaN/inf in the valid entries of ``cost: (B, ...)``, naming the first problem that has one.
 
     valid: boolean, broadcastable to ``cost`` (None: every entry); masked entries may hold anything.  The test
-    reads a flag back, which on an accelerator makes the host wait for the device: CPU tensors are always
-    checked, accelerator tensors only with ``validate=True``, and nothing is checked while ``torch.compile``
-    traces (a data-dependent ``raise`` would split the graph).
+    reads a flag back, which on an accelerator makes the host wait for the device: ``validate=None`` (the
+    solvers' default) checks CPU tensors only, ``True`` checks any tensor, ``False`` none (the training losses:
+    the trainer's non-finite guard skips such a step on the device, on every backend alike); nothing is
+    checked while ``torch.compile`` traces (a data-dependent ``raise`` would split the graph).
     """
-    if torch.compiler.is_compiling() or (cost.device.type != "cpu" and not validate):
+    if torch.compiler.is_compiling() or validate is False or (validate is None and cost.device.type != "cpu"):
         return
     # Torch-function modes (the trainer's HostSyncRecorder, which predicts from a CPU run where a GPU step would
     # wait) do not see this read: on an accelerator it only runs when the caller asked for it.

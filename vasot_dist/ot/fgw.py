@@ -291,7 +291,7 @@ def segment_asot(
     inner_iters: int,
     step_size: float | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """ASOT frames-to-actions soft assignment (Xu & Gould, CVPR 2024), the authors' decoder.
 
@@ -359,7 +359,7 @@ def align_fgw(
     inner_iters: int,
     step_size: float | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """VAOT frames-of-x to frames-of-y alignment (Ali et al., ICCV 2025), the authors' solver.
 

@@ -223,7 +223,7 @@ def partial_wasserstein(
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Entropic partial OT of total mass ``mass`` (same plan as ``ot.partial.entropic_partial_wasserstein``).
 

@@ -168,7 +168,7 @@ def align_partial_fgw(
     inner_iters: int,
     inner_tol: float | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """REALIGN fused partial GW alignment of frames of x to frames of y (module docstring).
 

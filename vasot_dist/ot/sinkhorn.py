@@ -38,7 +38,7 @@ _CHECK_EVERY = 10  # convergence test period: one host sync per 10 iterations, a
 
 
 def _setup(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, mask_x: Tensor | None, mask_y: Tensor | None,
-           validate: bool):
+           validate: bool | None):
     cost = check_cost(cost)
     bsz, n, m = cost.shape
     mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
@@ -88,7 +88,7 @@ def sinkhorn(
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Balanced entropic OT, log-domain Sinkhorn (same plan as ``ot.sinkhorn(a, b, M, reg=eps)``).
 
@@ -159,7 +159,7 @@ def sinkhorn_unbalanced(
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Unbalanced entropic OT with KL-relaxed marginals (Chizat et al. 2016), log-domain.
 

@@ -60,7 +60,7 @@ def sliced_wasserstein(
     generator: torch.Generator | None = None,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor:
     """Sliced p-Wasserstein distance between uniform point clouds, shape (B,).
 
@@ -114,7 +114,7 @@ def circular_sw_cost(
     n_projections: int | None = None,
     projections: Tensor | None = None,
     generator: torch.Generator | None = None,
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> Tensor:
     """CLOT's circular generalised-SW cost between frames and actions, shape (B, N, K).
 
