@@ -56,7 +56,7 @@ SOLVER_VALUES = [
 ]
 
 
-def guard_config(tmp: Path, method: str, seed: int = 0):
+def guard_config(tmp: Path, method: str, seed: int = 0, tag: str = ""):
     steps = STEPS[method]
     seg = method in SEGMENTATION
     overrides = [
@@ -66,7 +66,7 @@ def guard_config(tmp: Path, method: str, seed: int = 0):
         "model.prototype_init=kmeans", f"method.name={method}", *SOLVER_VALUES,
         "optim.name=adam", "optim.lr=3e-3", "optim.weight_decay=0.0",
         "optim.schedule=constant", "optim.warmup_steps=0", f"train.max_steps={steps}", f"train.seed={seed}",
-        f"train.output_dir={tmp / 'runs'}", "train.experiment=guard", f"train.run_id={method}-{seed}",
+        f"train.output_dir={tmp / 'runs'}", "train.experiment=guard", f"train.run_id={method}{tag}-{seed}",
         "train.ckpt_every=0", f"train.log_every={steps}", "train.device=cpu", "train.bf16=false",
         "log.wandb=disabled", "eval.protocol=lav",
         f"data.eval_split={'train' if seg else 'test'}",
@@ -93,12 +93,12 @@ def untrained_metrics(cfg) -> dict[str, float]:
     return evaluate_model(cfg, model, ctx)
 
 
-def gains(tmp: Path, method: str, seed: int = 0) -> dict[str, tuple[float, float]]:
+def gains(tmp: Path, method: str, seed: int = 0, tag: str = "") -> dict[str, tuple[float, float]]:
     """{metric: (untrained, trained)} of ``method`` on the guard set, for the metrics it is guarded on."""
     from vasot_dist.train.loop import run
 
     torch.set_num_threads(1)
-    cfg = guard_config(tmp, method, seed)
+    cfg = guard_config(tmp, method, seed, tag)
     before = untrained_metrics(cfg)
     out = run(cfg)
     assert out["status"] == "completed"
@@ -125,5 +125,5 @@ def test_the_guard_fails_when_the_gradient_no_longer_reaches_the_encoder(guard_d
     monkeypatch.setattr(TrainModel, "forward", lambda self, inputs, mask, step=0: self.loss(
         embed(self, inputs, mask).detach(), torch.ones(inputs.shape[:2], dtype=torch.bool) if mask is None else mask,
         step=step))
-    before, after = gains(guard_dir, "asot")["align_acc"]
+    before, after = gains(guard_dir, "asot", tag="-detached")["align_acc"]  # a run directory of its own
     assert after - before <= MARGIN["asot"]["align_acc"]

@@ -33,8 +33,14 @@ class ActionPrototypes(nn.Module):
 
     @torch.no_grad()
     def renormalize_(self) -> None:
-        """Project ``weight`` back onto the unit sphere in place (call after ``optimizer.step()``)."""
-        self.weight.copy_(F.normalize(self.weight, dim=-1))
+        """Project ``weight`` back onto the unit sphere in place (call after ``optimizer.step()``).
+
+        Rows already within 1e-6 of unit norm are left bit for bit as they are: a step the trainer skipped (non-
+        finite loss) must change nothing, and dividing a unit vector by its norm rounds. Decided on the device.
+        """
+        norm = self.weight.norm(dim=-1, keepdim=True)
+        off = (norm - 1).abs() > 1e-6
+        self.weight.copy_(torch.where(off, self.weight / norm.clamp_min(1e-12), self.weight))
 
     @torch.no_grad()
     def init_random_(self, seed: int) -> None:
