@@ -7,6 +7,8 @@ next ones ahead: the step is then bounded by launch latency, not by the GPU.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -109,6 +111,29 @@ def test_a_non_finite_step_is_skipped_on_the_device_without_reading_anything_bac
     engine.step()
     assert not torch.equal(next(engine.module.parameters()), before[0])
     assert engine.guard.read() == (1, 1) and engine.guard.read() == (0, 0)
+
+
+@pytest.mark.parametrize("param_layout", ["channels_last", "contiguous"])
+def test_the_fused_step_matches_adam_when_a_gradient_has_another_layout_than_its_weight(param_layout):
+    """The fused kernel reads weight and gradient as flat memory: a channels_last conv weight with a contiguous
+    gradient (or the reverse) must still get Adam's update (the demo's ResNet collapsed without the fix)."""
+    cfg = load_config("configs/demo.yaml", ["optim.weight_decay=0.0"])
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 8, 3)
+    other = torch.channels_last if param_layout == "contiguous" else torch.contiguous_format
+    if param_layout == "channels_last":
+        conv = conv.to(memory_format=torch.channels_last)
+    reference = copy.deepcopy(conv)
+    engine = build_engine(cfg, conv, CPU)
+    adam = torch.optim.Adam(reference.parameters(), lr=cfg.optim.lr, foreach=False)
+    for _ in range(3):
+        grad = torch.randn(8, 4, 3, 3).contiguous(memory_format=other)
+        conv.weight.grad, reference.weight.grad = grad.clone(memory_format=torch.preserve_format), grad.clone()
+        conv.bias.grad = reference.bias.grad = torch.randn(8)
+        engine._micro = engine.accum - 1  # the gradients are set by hand: this call ends the accumulation window
+        engine.step()
+        adam.step()
+    torch.testing.assert_close(conv.weight, reference.weight, rtol=0, atol=1e-6)
 
 
 def test_padded_batch_takes_the_masked_encoder_path_and_matches_dense_on_real_frames(tiny_video_cfg):

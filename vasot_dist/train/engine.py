@@ -65,6 +65,19 @@ class Engine:
         self.module.eval()
 
 
+def grads_in_param_layout(params: list[nn.Parameter]) -> None:
+    """Give every gradient its parameter's strides, copying those that differ.
+
+    The fused Adam kernel walks a parameter, its gradient and its moments as flat memory (torch 2.14, CPU): a
+    ``channels_last`` conv weight whose gradient comes back contiguous (or the reverse) is updated with the
+    wrong elements' gradients. That silently wrecked training (the demo's ResNet collapsed to a constant
+    embedding by step 90); the copy costs one pass over the few mismatched gradients.
+    """
+    for p in params:
+        if p.grad is not None and p.grad.stride() != p.stride():
+            p.grad = torch.empty_like(p).copy_(p.grad)  # empty_like keeps p's (dense) strides
+
+
 class DDPEngine(Engine):
     def __init__(self, cfg: RunConfig, model: nn.Module, ctx: DistContext) -> None:
         self.cfg = cfg
@@ -104,6 +117,7 @@ class DDPEngine(Engine):
             norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        grads_in_param_layout(params)
         # A non-finite step is skipped by the fused kernel itself (weights, moments and step count untouched).
         self.optimizer.found_inf = self.guard.decide(norm)
         self.optimizer.step()
