@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import ot
 import pytest
@@ -16,7 +18,7 @@ from ot_dense import (
 )
 from solver_args import VAOT, objective_args, vaot
 
-from vasot_dist.ot import align_fgw_objective
+from vasot_dist.ot import align_fgw_objective, fgw
 
 
 def _cost(n, m, seed, batch=1):
@@ -62,6 +64,35 @@ def test_balanced_converges_to_pot_entropic_fgw():
         "square_loss", epsilon=2 * eps / (2 - alpha), alpha=alpha / (2 - alpha), max_iter=2000, tol=1e-13,
     )  # fmt: skip
     np.testing.assert_allclose(to_np(plan[0]) / n, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows_first", [True, False])
+def test_a_frame_that_underflows_in_the_scaling_domain_falls_back_to_the_log_domain(rows_first, monkeypatch):
+    """float32, one frame priced 10 above every other frame's best at eps 0.05: exp(-140) is 0 in float32.  The
+    scaling-domain pass (CPU) shifts each slice of its first half-pass by its max, so a frame of the *second*
+    side (a y frame when rows go first, an x frame otherwise) loses all its mass; the guard redoes the iteration
+    in the log domain.  The columns-first pass is the rows-first pass of the transposed problem."""
+    n, m, eps = 16, 12, 0.05
+    cost = _cost(n, m, seed=5).float()
+    if rows_first:
+        cost[:, :, 3] += 10.0
+    else:
+        cost[:, 3, :] += 10.0
+        monkeypatch.setattr(fgw, "fgw_mirror_descent", functools.partial(fgw.fgw_mirror_descent, rows_first=False))
+    c = to_np(cost[0]).astype(np.float64)
+    dense = dict(eps=eps, alpha=0.3, ub_x=False, ub_y=False, lambda_x=0.0, lambda_y=0.0, n_iters=25)
+    if rows_first:
+        ref = reference_fgw_iteration(c, cv_dense(n, 0.1), cy_dense(m, 0.1), **dense)
+    else:
+        ref = reference_fgw_iteration(c.T, cy_dense(m, 0.1), cv_dense(n, 0.1), **dense).T
+    lost = ref[:, 3] if rows_first else ref[3, :]
+    assert lost.sum() == pytest.approx(1 / m if rows_first else 1 / n)
+    kw = dict(eps=eps, alpha=0.3, radius=0.1, inner_iters=1)
+    plan = vaot(cost, **kw)
+    np.testing.assert_allclose(to_np(plan[0]) / n, ref, rtol=2e-4, atol=1e-9)
+    monkeypatch.setattr(fgw, "_SCALING_FLOOR", 0.0)  # without the guard that frame is lost
+    unguarded = vaot(cost, **kw)[0]
+    assert float((unguarded[:, 3] if rows_first else unguarded[3, :]).sum()) == 0.0
 
 
 @pytest.mark.parametrize("virtual_cost", [None, 0.5])

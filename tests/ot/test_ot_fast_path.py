@@ -10,7 +10,7 @@ import torch
 from solver_args import asot, realign, vaot
 
 import vasot_dist.ot as vot
-from vasot_dist.ot import _compile, partial, priors, sinkhorn, sinkhorn_unbalanced
+from vasot_dist.ot import _common, _compile, partial, priors, sinkhorn, sinkhorn_unbalanced
 from vasot_dist.ot._compile import FusedIteration
 
 
@@ -33,13 +33,15 @@ def _batch(n, m, seed=0):
 SOLVES = {
     "segment_asot": lambda c, mx: asot(c, mx, temporal_prior=0.2, radius=0.1),
     "align_fgw": lambda c, mx: vaot(c, mx, None, virtual_cost=0.5, temporal_prior=0.35, radius=0.1),
+    # no masks: host-known band widths, so the compiled body sums the row band by shifted reads
+    "align_fgw dense": lambda c, mx: vaot(c, None, None, virtual_cost=0.5, temporal_prior=0.35, radius=0.2),
     "align_partial_fgw": lambda c, mx: realign(c, mx, mass=0.7, eps=0.05, alpha=0.4, radius=0.2, virtual_cost=0.5,
                                                n_iters=3, inner_iters=25),
     "sinkhorn": lambda c, mx: sinkhorn(c, eps=0.05, mask_x=mx, n_iters=30, tol=None),
 }
 
 
-@pytest.mark.slow  # seven inductor compiles, ~50 s on the 2-core CI machine (less with inductor's disk cache)
+@pytest.mark.slow  # nine inductor compiles, ~50 s on the 2-core CI machine (less with inductor's disk cache)
 def test_compiled_iterations_give_the_eager_plans(compile_mode):
     """One small shape per solver family, float64: the inductor-compiled bodies reorder sums, nothing else."""
     torch._dynamo.reset()
@@ -97,12 +99,27 @@ def test_scaling_domain_sweeps_equal_log_domain_sweeps(monkeypatch):
     torch.testing.assert_close(blocks, log_domain, rtol=1e-10, atol=1e-13)
 
 
-def test_scaling_sweeps_in_cache_sized_chunks_equal_one_chunk(monkeypatch):
+def test_cpu_chunks_split_the_batch_evenly_by_cache_size(monkeypatch):
+    monkeypatch.setattr(_common, "CPU_CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    cpu = torch.device("cpu")
+    assert _common.cpu_chunks(64, 66049, cpu) == [slice(i, i + 1) for i in range(64)]
+    assert _common.cpu_chunks(7, 400, cpu) == [slice(0, 4), slice(4, 7)]  # at most 5 per chunk, evened out
+    assert _common.cpu_chunks(7, 100, cpu) == [slice(0, 7)]
+    assert _common.cpu_chunks(7, 400, torch.device("meta")) == [slice(0, 7)]  # not a CPU: the whole batch
+
+
+def test_solves_in_cache_sized_chunks_equal_one_chunk(monkeypatch):
     cost, mask_x = _batch(20, 16, seed=5)
     kw = dict(mass=0.8, eps=0.05, alpha=0.3, radius=0.1, n_iters=3, inner_iters=20)
     whole = realign(cost, mask_x, **kw)
-    monkeypatch.setattr(partial, "CPU_CHUNK_ELEMENTS", 2 * 20 * 16)  # chunks of 2 problems (1 thread: conftest)
+    vaot_kw = dict(virtual_cost=0.5, temporal_prior=0.35, radius=0.1, return_log=True)
+    whole_vaot, whole_log = vaot(cost, mask_x, None, **vaot_kw)
+    monkeypatch.setattr(_common, "CPU_CHUNK_ELEMENTS", 1)  # one problem per chunk
     torch.testing.assert_close(realign(cost, mask_x, **kw), whole, rtol=1e-12, atol=1e-15)
+    chunked, log = vaot(cost, mask_x, None, **vaot_kw)
+    torch.testing.assert_close(chunked, whole_vaot, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(log["objective"], whole_log["objective"], rtol=1e-12, atol=1e-15)
 
 
 def test_long_axes_use_the_fft_and_agree_with_the_dense_kernel(monkeypatch):

@@ -180,3 +180,21 @@ def kl_div(marg: Tensor, log_ref: Tensor, dim: int) -> Tensor:
     log_marg = torch.log(marg)
     val = torch.where(marg > 0, marg * (log_marg - log_ref), 0.0)
     return val.sum(dim=dim)
+
+
+CPU_CHUNK_ELEMENTS = 1 << 19  # (B, N, M) entries per thread in one chunk of a CPU solve (2 MiB of float32: L2)
+
+
+def cpu_chunks(batch: int, entries: int, device: torch.device) -> list[slice]:
+    """The batch split so that each chunk's (N, M) state is about ``CPU_CHUNK_ELEMENTS`` entries per thread.
+
+    On CPU a solver then runs all its iterations on one chunk while its tensors stay in cache, instead of
+    streaming the whole batch from memory once per pass; chunk sizes differ by at most one problem.  Elsewhere
+    (an accelerator) one chunk: the whole batch.  entries: N * M of one problem.
+    """
+    if device.type != "cpu" or batch <= 1:
+        return [slice(0, batch)]
+    per_chunk = max(1, CPU_CHUNK_ELEMENTS * torch.get_num_threads() // max(entries, 1))
+    count = -(-batch // per_chunk)
+    bounds = [round(i * batch / count) for i in range(count + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]

@@ -45,6 +45,7 @@ from ._common import (
     check_nonnegative,
     check_positive,
     check_unit_open_closed,
+    cpu_chunks,
     full_precision,
     log_uniform_marginal,
     neg_inf_where,
@@ -75,12 +76,20 @@ class Prior(NamedTuple):
 def _apply_prior(x: Tensor, prior: Prior, radius: float) -> Tensor:
     if prior.kind == "cv":
         assert prior.band is not None
-        return apply_band(x, prior.band) / radius
+        return apply_band(x, prior.band) * (1.0 / radius)
     total = x.sum(dim=prior.dim, keepdim=True)
     if prior.kind == "ca":
         return total - x
     assert prior.band is not None
     return total - apply_band(x, prior.band)
+
+
+def _slice_prior(prior: Prior, sl: slice) -> Prior:
+    """The prior of the problems ``sl`` of the batch (per-problem band indices are sliced; host widths are shared)."""
+    band = prior.band
+    if band is None or band.hi is None:
+        return prior
+    return prior._replace(band=band._replace(hi=band.hi[sl], lo=band.lo[sl], lo_ok=band.lo_ok[sl]))
 
 
 def gw_product(t: Tensor, radius: float, prior_x: Prior, prior_y: Prior) -> Tensor:
@@ -160,30 +169,72 @@ def _mirror_step(t: Tensor, log_t: Tensor, eta: Tensor, lin_cost: Tensor, log_p:
     return torch.exp(log_t), log_t
 
 
+def _balanced_log_k(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, eps: float, alpha: float,
+                    radius: float, prior_x: Prior, prior_y: Prior) -> Tensor:
+    """``-(alpha Cx T Cy + (1 - alpha) C_hat) / eps`` on valid entries, ``-inf`` elsewhere: the balanced pass's kernel."""
+    valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
+    return torch.where(valid, _fgw_cost(t, lin_cost, alpha, radius, prior_x, prior_y) * (-1.0 / eps), -torch.inf)
+
+
 def _balanced_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, log_p: Tensor, log_q: Tensor,
                    eps: float, alpha: float, radius: float, prior_x: Prior, prior_y: Prior, inner_iters: int,
                    rows_first: bool, want_log: bool) -> tuple[Tensor, Tensor | None]:
-    """One balanced iteration: ``inner_iters`` log-domain Sinkhorn passes on ``exp(-(alpha CxTCy + (1-alpha)C)/eps)``.
+    """One balanced iteration in the log domain: ``inner_iters`` Sinkhorn passes on ``exp(log K)`` (``_balanced_log_k``).
 
-    Returns ``(T, log T)`` (``log T`` only with ``want_log``: the next iteration needs T alone).
+    The last half-pass keeps its shifted exponentials as the plan (``_normalise``), so one pass costs two ``exp``
+    per entry.  Returns ``(T, log T)`` (``log T`` only with ``want_log``: the next iteration needs T alone).
     """
-    valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-    log_k = torch.where(valid, _fgw_cost(t, lin_cost, alpha, radius, prior_x, prior_y) / -eps, -torch.inf)
-    log_a, log_b = torch.zeros_like(log_p), torch.zeros_like(log_q)
+    log_k = _balanced_log_k(t, mask_x, mask_y, lin_cost, eps, alpha, radius, prior_x, prior_y)
+    # rows_first: the scaling of rows (x, summed over dim 2) is updated first, and the columns' pass ends
+    (log_w1, dim1), (log_w2, dim2) = ((log_p, 2), (log_q, 1)) if rows_first else ((log_q, 1), (log_p, 2))
+    log_v = torch.zeros_like(log_w2)  # the second side's scaling, 1 before the first pass
+    for it in range(inner_iters):
+        log_u = _scaling_update(log_w1, log_k, log_v.unsqueeze(dim2), dim1, 1.0)
+        z = log_k + log_u.unsqueeze(dim1)
+        if it + 1 < inner_iters:
+            log_v = _scaling_update(log_w2, z, 0.0, dim2, 1.0)
+    t, log_t = _normalise(z, dim2, log_w2.unsqueeze(dim2), safe_exp(log_w2).unsqueeze(dim2))
+    return t, (log_t if want_log else None)
+
+
+_SCALING_FLOOR = 1e-30  # smallest row or column sum the scaling-domain pass trusts (normal floats, 2^26 above denormals)
+
+
+def _balanced_scaling_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor,
+                           eps: float, alpha: float, radius: float, prior_x: Prior, prior_y: Prior,
+                           inner_iters: int, rows_first: bool, want_log: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The same balanced iteration in the scaling domain: one ``exp`` per entry, then only products and sums.
+
+    ``E = exp(log K - max)`` with the max taken along the first pass's axis (every slice of it keeps an entry 1),
+    then ``u = w1 / (E v)``, ``v = w2 / (E^T u)`` and ``T = u E v``.  Exact as long as no row or column sum
+    underflows: returns ``(T, log T or None, smallest sum)``, and the caller redoes the iteration in the log
+    domain (``_balanced_step``) when that is below ``_SCALING_FLOOR`` (a column that every row prices more than
+    ~58 eps above its best entry).
+    """
+    log_k = _balanced_log_k(t, mask_x, mask_y, lin_cost, eps, alpha, radius, prior_x, prior_y)
+    (w1, dim1, valid1), (w2, dim2, valid2) = (((p, 2, mask_x), (q, 1, mask_y)) if rows_first
+                                              else ((q, 1, mask_y), (p, 2, mask_x)))
+    shift = log_k.amax(dim=dim1, keepdim=True).clamp(min=-1e30)  # empty (masked) slices: E = 0, not NaN
+    e = torch.exp(log_k - shift)
+    v = torch.ones_like(w2).unsqueeze(dim2)
+    low = torch.full((), torch.inf, dtype=e.dtype, device=e.device)
     for _ in range(inner_iters):
-        if rows_first:
-            log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
-            log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
-        else:
-            log_b = _scaling_update(log_q, log_k, log_a.unsqueeze(2), 1, 1.0)
-            log_a = _scaling_update(log_p, log_k, log_b.unsqueeze(1), 2, 1.0)
-    log_t = log_k + log_a.unsqueeze(2) + log_b.unsqueeze(1)
-    return safe_exp(log_t), (log_t if want_log else None)
+        s1 = (e * v).sum(dim=dim1, keepdim=True)
+        u = torch.where(s1 > 0, w1.unsqueeze(dim1) / s1, 0.0)
+        eu = e * u
+        s2 = eu.sum(dim=dim2, keepdim=True)
+        v = torch.where(s2 > 0, w2.unsqueeze(dim2) / s2, 0.0)
+        low = torch.minimum(low, torch.minimum(torch.where(valid1.unsqueeze(dim1), s1, torch.inf).amin(),
+                                               torch.where(valid2.unsqueeze(dim2), s2, torch.inf).amin()))
+    t = eu * v
+    log_t = log_k - shift + torch.log(u) + torch.log(v) if want_log else None
+    return t, log_t, low
 
 
 INITIAL_STEP = FusedIteration(_initial_step)
 MIRROR_STEP = FusedIteration(_mirror_step)
 BALANCED_STEP = FusedIteration(_balanced_step)
+BALANCED_SCALING_STEP = FusedIteration(_balanced_scaling_step)
 
 
 def fgw_mirror_descent(
@@ -213,8 +264,24 @@ def fgw_mirror_descent(
     balanced branch's Sinkhorn pass rescales rows, then columns (False: the other way round).
     ``log['objective']`` is (B, n_iters): ``G(T_k)`` after each iteration k = 1..n_iters.  ``log_T`` is
     None for the balanced branch unless ``return_log``.  The loop has no host synchronisation (the step
-    size stays a tensor).  Each iteration is one :class:`~._compile.FusedIteration` call.
+    size stays a tensor; on CPU the balanced branch reads its underflow guard, which costs nothing there).  Each
+    iteration is one :class:`~._compile.FusedIteration` call.
     """
+    chunks = cpu_chunks(cost.shape[0], cost.shape[1] * cost.shape[2], cost.device)
+    if len(chunks) > 1:  # each chunk's whole solve in cache (``cpu_chunks``); chunks are independent problems
+        solves = [fgw_mirror_descent(
+            cost[sl], mask_x[sl], mask_y[sl], _slice_prior(prior_x, sl), _slice_prior(prior_y, sl), eps=eps,
+            alpha=alpha, radius=radius, lambda_x=lambda_x, lambda_y=lambda_y, unbalanced_x=unbalanced_x,
+            unbalanced_y=unbalanced_y, n_iters=n_iters, inner_iters=inner_iters, rows_first=rows_first,
+            step_size=step_size, return_log=return_log) for sl in chunks]  # fmt: skip
+        t = torch.cat([s[0] for s in solves])
+        log_t = None if solves[0][1] is None else torch.cat([s[1] for s in solves])
+        if not return_log:
+            return t, log_t, None
+        logs = [s[2] for s in solves]
+        steps = [lg["step_size"] for lg in logs]
+        return t, log_t, {"objective": torch.cat([lg["objective"] for lg in logs]), "n_iters": n_iters,
+                          "step_size": None if steps[0] is None else torch.cat(steps)}
     dtype = cost.dtype
     valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
     lin_cost = torch.where(valid, cost, 0.0) * (1.0 - alpha)
@@ -243,7 +310,13 @@ def fgw_mirror_descent(
 
     numel = cost.numel()
     if balanced:
-        step = BALANCED_STEP.select((key, inner_iters, rows_first, return_log), cost, numel)
+        bkey = (key, inner_iters, rows_first, return_log)
+        log_step = BALANCED_STEP.select(bkey, cost, numel)
+        # On CPU the transcendentals dominate an iteration and reading the guard back is free: the scaling-domain
+        # pass (one exp per entry), redone in the log domain when a sum underflows.  On an accelerator the step is
+        # memory-bound and a read would stall the queue: the log domain throughout (two exps, no guard).
+        scaling = cost.device.type == "cpu" and not torch.compiler.is_compiling()
+        scaling_step = BALANCED_SCALING_STEP.select(bkey, cost, numel) if scaling else None
     else:
         step = MIRROR_STEP.select(key, cost, numel)
         if eta is None:
@@ -253,8 +326,14 @@ def fgw_mirror_descent(
         if return_log and it > 0:
             objectives.append(objective(t, log_t))
         if balanced:
-            t, log_t = step(t, mask_x, mask_y, lin_cost, log_p, log_q, eps, alpha, radius, prior_x, prior_y,
-                            inner_iters, rows_first, return_log)
+            args = (mask_x, mask_y, lin_cost, eps, alpha, radius, prior_x, prior_y, inner_iters, rows_first, return_log)
+            if scaling_step is not None:
+                t_next, log_t, low = scaling_step(t, *args[:3], p, q, *args[3:])
+                if bool(low < _SCALING_FLOOR):
+                    t_next, log_t = log_step(t, *args[:3], log_p, log_q, *args[3:])
+            else:
+                t_next, log_t = log_step(t, *args[:3], log_p, log_q, *args[3:])
+            t = t_next
         else:
             t, log_t = step(t, log_t, eta, lin_cost, log_p, log_q, p, q, eps, alpha, radius, prior_x, prior_y, *ub)
     log: dict[str, Any] | None = None

@@ -31,6 +31,7 @@ from ._common import (
     check_positive,
     check_tol,
     check_unit_open_closed,
+    cpu_chunks,
     finite_or_zero,
     full_precision,
     log_marginal,
@@ -41,7 +42,6 @@ from ._common import (
 from ._compile import FusedIteration
 
 _CHECK_EVERY = 10
-CPU_CHUNK_ELEMENTS = 1 << 19  # kernel entries per thread in a chunk of scaling sweeps on CPU (2 MiB of float32: L2)
 BLOCK = 20  # sweeps per block: one exact log-domain sweep, then BLOCK - 1 scaling-domain sweeps
 
 
@@ -106,9 +106,7 @@ class _ScalingSweeps:
         self.u = torch.ones_like(self.a)  # (B, 1, N)
         self.w = self.z * torch.ones_like(b)  # (B, M)
         bsz, n, m = kernel.shape
-        per_chunk = CPU_CHUNK_ELEMENTS * torch.get_num_threads()  # an L2-sized share for each thread
-        step = bsz if kernel.device.type != "cpu" else max(1, per_chunk // max(n * m, 1))
-        self.chunks = [slice(i, min(i + step, bsz)) for i in range(0, bsz, step)]
+        self.chunks = cpu_chunks(bsz, n * m, kernel.device)
 
     def sweeps(self, count: int) -> None:
         """``count`` sweeps of every problem (chunk by chunk)."""
