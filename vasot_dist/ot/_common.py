@@ -190,9 +190,10 @@ def cpu_chunks(batch: int, entries: int, device: torch.device) -> list[slice]:
 
     On CPU a solver then runs all its iterations on one chunk while its tensors stay in cache, instead of
     streaming the whole batch from memory once per pass; chunk sizes differ by at most one problem.  Elsewhere
-    (an accelerator) one chunk: the whole batch.  entries: N * M of one problem.
+    (an accelerator), or inside an outer ``torch.compile`` graph, one chunk: the whole batch.  entries: N * M of
+    one problem.
     """
-    if device.type != "cpu" or batch <= 1:
+    if device.type != "cpu" or batch <= 1 or torch.compiler.is_compiling():
         return [slice(0, batch)]
     per_chunk = max(1, CPU_CHUNK_ELEMENTS * torch.get_num_threads() // max(entries, 1))
     count = -(-batch // per_chunk)

@@ -197,44 +197,9 @@ def _balanced_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, 
     return t, (log_t if want_log else None)
 
 
-_SCALING_FLOOR = 1e-30  # smallest row or column sum the scaling-domain pass trusts (normal floats, 2^26 above denormals)
-
-
-def _balanced_scaling_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor,
-                           eps: float, alpha: float, radius: float, prior_x: Prior, prior_y: Prior,
-                           inner_iters: int, rows_first: bool, want_log: bool) -> tuple[Tensor, Tensor | None, Tensor]:
-    """The same balanced iteration in the scaling domain: one ``exp`` per entry, then only products and sums.
-
-    ``E = exp(log K - max)`` with the max taken along the first pass's axis (every slice of it keeps an entry 1),
-    then ``u = w1 / (E v)``, ``v = w2 / (E^T u)`` and ``T = u E v``.  Exact as long as no row or column sum
-    underflows: returns ``(T, log T or None, smallest sum)``, and the caller redoes the iteration in the log
-    domain (``_balanced_step``) when that is below ``_SCALING_FLOOR`` (a column that every row prices more than
-    ~58 eps above its best entry).
-    """
-    log_k = _balanced_log_k(t, mask_x, mask_y, lin_cost, eps, alpha, radius, prior_x, prior_y)
-    (w1, dim1, valid1), (w2, dim2, valid2) = (((p, 2, mask_x), (q, 1, mask_y)) if rows_first
-                                              else ((q, 1, mask_y), (p, 2, mask_x)))
-    shift = log_k.amax(dim=dim1, keepdim=True).clamp(min=-1e30)  # empty (masked) slices: E = 0, not NaN
-    e = torch.exp(log_k - shift)
-    v = torch.ones_like(w2).unsqueeze(dim2)
-    low = torch.full((), torch.inf, dtype=e.dtype, device=e.device)
-    for _ in range(inner_iters):
-        s1 = (e * v).sum(dim=dim1, keepdim=True)
-        u = torch.where(s1 > 0, w1.unsqueeze(dim1) / s1, 0.0)
-        eu = e * u
-        s2 = eu.sum(dim=dim2, keepdim=True)
-        v = torch.where(s2 > 0, w2.unsqueeze(dim2) / s2, 0.0)
-        low = torch.minimum(low, torch.minimum(torch.where(valid1.unsqueeze(dim1), s1, torch.inf).amin(),
-                                               torch.where(valid2.unsqueeze(dim2), s2, torch.inf).amin()))
-    t = eu * v
-    log_t = log_k - shift + torch.log(u) + torch.log(v) if want_log else None
-    return t, log_t, low
-
-
 INITIAL_STEP = FusedIteration(_initial_step)
 MIRROR_STEP = FusedIteration(_mirror_step)
 BALANCED_STEP = FusedIteration(_balanced_step)
-BALANCED_SCALING_STEP = FusedIteration(_balanced_scaling_step)
 
 
 def fgw_mirror_descent(
@@ -264,8 +229,8 @@ def fgw_mirror_descent(
     balanced branch's Sinkhorn pass rescales rows, then columns (False: the other way round).
     ``log['objective']`` is (B, n_iters): ``G(T_k)`` after each iteration k = 1..n_iters.  ``log_T`` is
     None for the balanced branch unless ``return_log``.  The loop has no host synchronisation (the step
-    size stays a tensor; on CPU the balanced branch reads its underflow guard, which costs nothing there).  Each
-    iteration is one :class:`~._compile.FusedIteration` call.
+    size stays a tensor).  Each iteration is one :class:`~._compile.FusedIteration` call.  On CPU the batch is
+    solved in cache-sized chunks (``cpu_chunks``), each chunk's iterations before the next chunk's.
     """
     chunks = cpu_chunks(cost.shape[0], cost.shape[1] * cost.shape[2], cost.device)
     if len(chunks) > 1:  # each chunk's whole solve in cache (``cpu_chunks``); chunks are independent problems
@@ -310,13 +275,7 @@ def fgw_mirror_descent(
 
     numel = cost.numel()
     if balanced:
-        bkey = (key, inner_iters, rows_first, return_log)
-        log_step = BALANCED_STEP.select(bkey, cost, numel)
-        # On CPU the transcendentals dominate an iteration and reading the guard back is free: the scaling-domain
-        # pass (one exp per entry), redone in the log domain when a sum underflows.  On an accelerator the step is
-        # memory-bound and a read would stall the queue: the log domain throughout (two exps, no guard).
-        scaling = cost.device.type == "cpu" and not torch.compiler.is_compiling()
-        scaling_step = BALANCED_SCALING_STEP.select(bkey, cost, numel) if scaling else None
+        step = BALANCED_STEP.select((key, inner_iters, rows_first, return_log), cost, numel)
     else:
         step = MIRROR_STEP.select(key, cost, numel)
         if eta is None:
@@ -326,14 +285,8 @@ def fgw_mirror_descent(
         if return_log and it > 0:
             objectives.append(objective(t, log_t))
         if balanced:
-            args = (mask_x, mask_y, lin_cost, eps, alpha, radius, prior_x, prior_y, inner_iters, rows_first, return_log)
-            if scaling_step is not None:
-                t_next, log_t, low = scaling_step(t, *args[:3], p, q, *args[3:])
-                if bool(low < _SCALING_FLOOR):
-                    t_next, log_t = log_step(t, *args[:3], log_p, log_q, *args[3:])
-            else:
-                t_next, log_t = log_step(t, *args[:3], log_p, log_q, *args[3:])
-            t = t_next
+            t, log_t = step(t, mask_x, mask_y, lin_cost, log_p, log_q, eps, alpha, radius, prior_x, prior_y,
+                            inner_iters, rows_first, return_log)
         else:
             t, log_t = step(t, log_t, eta, lin_cost, log_p, log_q, p, q, eps, alpha, radius, prior_x, prior_y, *ub)
     log: dict[str, Any] | None = None
