@@ -239,8 +239,13 @@ def captured_iterations() -> Iterator[dict[str, tuple[Callable, tuple]]]:
         _compile.FusedIteration.select = original  # type: ignore[method-assign]
 
 
-def compiled_kernels(fn: Callable, args: tuple, state_bytes: float) -> dict:
-    """Compile one iteration afresh and count what it launches and reads/writes (inductor's own accounting)."""
+def compiled_kernels(fn: Callable, args: tuple) -> dict:
+    """Compile one iteration afresh and count what it launches and reads/writes (inductor's own accounting).
+
+    Passes are bytes accessed over the bytes of the largest tensor argument: the (B, N, M) state of the call, which
+    on CPU is one cache-sized chunk of the batch (``cpu_chunks``).
+    """
+    state_bytes = max(float(a.numel() * a.element_size()) for a in args if isinstance(a, torch.Tensor))
     import re
 
     from torch._inductor import config as inductor_config
@@ -462,7 +467,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
             if kernels:
                 with captured_iterations() as seen, torch.no_grad():
                     case["iterations"](1)
-                row["compiled_iterations"] = {name: compiled_kernels(fn, args, state) for name, (fn, args) in seen.items()}
+                row["compiled_iterations"] = {name: compiled_kernels(fn, args) for name, (fn, args) in seen.items()}
         for variant, target in TARGETS.get(case["name"], {}).items():
             if variant in row["ratio_vs_new"]:
                 row.setdefault("targets", {})[variant] = {"target": target, "ratio": row["ratio_vs_new"][variant],
