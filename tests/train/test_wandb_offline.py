@@ -9,6 +9,8 @@ from trainutil import tiny_config
 
 from vasot_dist.train.loop import run
 
+pytestmark = pytest.mark.slow  # W&B starts its service process
+
 
 def test_offline_run_id_survives_resume(feature_shards, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
