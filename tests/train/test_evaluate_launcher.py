@@ -62,5 +62,6 @@ def test_launcher_scripts_start_their_entry_points_from_a_checkout():
               "        assert e.code == 0, (name, e.code)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for prog in ("vasot-train", "vasot-evaluate", "vasot-tune", "vasot-compare"):
-        assert f"usage: {prog}" in proc.stdout
+    usages = {text.split()[0]: text for text in proc.stdout.split("usage: ")[1:]}
+    assert sorted(usages) == ["vasot-compare", "vasot-evaluate", "vasot-train", "vasot-tune"]
+    assert all("--config" in usages[prog] for prog in ("vasot-train", "vasot-evaluate", "vasot-tune"))

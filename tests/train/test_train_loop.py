@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainutil import feature_overrides, read_record, run_worker
+from trainutil import feature_overrides, read_record, run_worker, tiny_config
 
 from vasot_dist.train import checkpoint as ckpt
+from vasot_dist.train.loop import run
 
 pytestmark = pytest.mark.slow
 
 
-def _metrics(run: Path) -> dict[int, dict]:
+def _metrics(run_dir: Path) -> dict[int, dict]:
     """Last row per step of metrics.jsonl (a resumed run re-logs the steps after its checkpoint)."""
     rows = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         r = json.loads(line)
         if "loss" in r:
             rows[r["step"]] = r
@@ -47,19 +48,18 @@ def test_two_process_gloo_trains_and_ranks_stay_identical(tmp_path):
     assert (run_dir / "eval" / "step_00000024" / "metrics.json").exists()
 
 
-def test_sigkill_then_resume_auto_equals_uninterrupted(tmp_path):
+def test_sigkill_then_resume_auto_equals_uninterrupted(feature_shards, tmp_path):
+    # The uninterrupted run and the resume run in this process (the session's shards), the killed one in a
+    # subprocess: the resume reads a checkpoint that another process wrote.
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     common = {"train.max_steps": 10, "train.ckpt_every": 4}
-    run_worker(tmp_path / "rec_ref", feature_overrides(ref, **common))
-    # Same data folder so both runs read identical shards.
-    killed = run_worker(tmp_path / "rec_cut",
-                        feature_overrides(cut, **common, **{"data.shards": str(ref / "syn")}),
+    run(tiny_config(feature_shards, ref, **common))
+    killed = run_worker(tmp_path / "rec_cut", feature_overrides(cut, **common, **{"data.shards": str(feature_shards)}),
                         extra=["--die-at", "6", "--signal", "KILL"], check=False)
     assert killed.returncode != 0  # really killed between the checkpoints at 4 and 8
     ck_dir = cut / "runs" / "t" / "r" / "checkpoints"
     assert [s for s, _ in ckpt.list_checkpoints(ck_dir)] == [4]
-    run_worker(tmp_path / "rec_cut", feature_overrides(cut, **common, **{"data.shards": str(ref / "syn")}),
-               extra=["--resume", "auto"])
+    run(tiny_config(feature_shards, cut, **common), resume="auto")
     a, b = _metrics(ref / "runs" / "t" / "r"), _metrics(cut / "runs" / "t" / "r")
     assert sorted(a) == sorted(b) == list(range(1, 11))
     for s in a:
@@ -84,8 +84,11 @@ def test_sigterm_writes_a_checkpoint_before_exiting(tmp_path):
 
 def test_deepspeed_two_process_cpu_trains_saves_and_resumes(tmp_path):
     pytest.importorskip("deepspeed")
+    # Buckets sized for the tiny model: ZeRO allocates a reduce bucket every step, and the default of 5e8
+    # elements (2 GB) made each CPU step take over a second.
     ds = {"dist.engine": "deepspeed", "train.max_steps": 6, "train.ckpt_every": 3,
-          "dist.ds_config": "{zero_optimization: {stage: 1}}"}
+          "dist.ds_config": "{zero_optimization: {stage: 1, reduce_bucket_size: 1000000, "
+                            "allgather_bucket_size: 1000000}}"}
     rec = tmp_path / "rec"
     run_worker(rec, feature_overrides(tmp_path, **ds), nproc=2, timeout=400)
     r0, r1 = read_record(rec, 0), read_record(rec, 1)

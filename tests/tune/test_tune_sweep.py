@@ -4,9 +4,9 @@ test makes its own cluster."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +40,7 @@ def _ray_settings():
     with pytest.MonkeyPatch.context() as mp:
         for k, v in LEAN_RAY_TRAIN.items():
             mp.setenv(k, v)
-        # the workers import tune_faults (this folder) for their setup hook
+        # the fault test's Ray workers import tune_faults (this folder) for their setup hook
         here = str(Path(__file__).resolve().parent)
         mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
         yield
@@ -56,7 +56,7 @@ def shared_ray(_ray_settings):
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=RAY_CPUS, runtime_env={"worker_process_setup_hook": "tune_faults.install"})
+        ray.init(address="local", num_cpus=RAY_CPUS)
 
 
 SPACE = {
@@ -144,19 +144,6 @@ def test_sweep_runs_trials_and_writes_a_best_config_that_trains(tiny_cfg, write_
     assert summary["status"] == "completed" and summary["step"] == 2 and "seg/MoF" in summary["metrics"]
 
 
-def test_a_failing_trial_is_retried_from_its_checkpoint(tiny_cfg, write_sweep, tmp_path, shared_ray):
-    runs = tmp_path / "runs"
-    (runs / FAIL_ONCE).mkdir(parents=True)  # tune_faults: each trial's rank 0 raises once, after its first report
-    cfg = dataclasses.replace(tiny_cfg, train=dataclasses.replace(tiny_cfg.train, output_dir=str(runs)))
-    sweep = write_sweep(_sweep("retry", num_samples=1, scheduler="fifo"))
-    result = run_sweep(cfg, sweep, storage_path=str(tmp_path / "store"))
-    (row,) = result.rows
-    assert (runs / FAIL_ONCE / f"{row.trial_id}.failed").read_text().strip() == "2"  # it did fail after step 2
-    assert row.status == "completed" and row.step == 4
-    # the retry continued from the step-2 checkpoint: a restart from scratch would have reported 2, 2, 4
-    assert _reported_steps(tmp_path / "store" / "retry", row.trial_id) == [2, 4]
-
-
 def _trial_statuses(exp: Path) -> dict[str, str]:
     from ray.tune import ExperimentAnalysis
 
@@ -166,13 +153,22 @@ def _trial_statuses(exp: Path) -> dict[str, str]:
         return {}
 
 
-def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, write_sweep, tmp_path, shared_ray):
+def test_a_failed_trial_retries_from_its_checkpoint_and_a_killed_sweep_resumes(tiny_cfg, write_sweep, tmp_path,
+                                                                             shared_ray):
+    """One sweep, two faults (one Ray sweep the less): its first trial fails once after its step-2 report and
+    Ray Train retries it from that checkpoint; once that trial has finished, the sweep's process is killed,
+    and ``--resume`` finishes the other trial without running the first again."""
     sweep = write_sweep(_sweep("killed", max_concurrent=1, scheduler="fifo"))
     store, exp = tmp_path / "store", tmp_path / "store" / "killed"
-    overrides = tiny_overrides(Path(tiny_cfg.data.shards), Path(tiny_cfg.train.output_dir))
-    script = ("import sys; from vasot_dist.config import load_config; from vasot_dist.tune.sweep import run_sweep; "
+    runs = tmp_path / "runs"
+    (runs / FAIL_ONCE).mkdir(parents=True)  # tune_faults: each trial's rank 0 raises once, after its first report
+    overrides = tiny_overrides(Path(tiny_cfg.data.shards), runs)
+    # run_sweep starts its own local Ray instance (killed with it), given the fault hook through ray.init
+    script = ("import functools, ray; from vasot_dist.config import load_config; "
+              "from vasot_dist.tune.sweep import run_sweep; "
+              "ray.init = functools.partial(ray.init, runtime_env={'worker_process_setup_hook': 'tune_faults.install'}); "
               f"run_sweep(load_config({str(DEMO)!r}, {overrides!r}), {str(sweep)!r}, storage_path={str(store)!r}, "
-              f"num_cpus={RAY_CPUS})")  # its own local Ray instance, killed with it
+              f"num_cpus={RAY_CPUS})")
     log = open(tmp_path / "first_attempt.log", "w")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own process group: Ray's processes die with it
@@ -181,7 +177,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, writ
         while "TERMINATED" not in _trial_statuses(exp).values():
             assert proc.poll() is None, (tmp_path / "first_attempt.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial finished in time"
-            time.sleep(2)
+            time.sleep(1)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # killed midway: no chance to save anything
@@ -192,11 +188,15 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tiny_cfg, writ
     statuses = _trial_statuses(exp)
     (done,) = [t for t, s in statuses.items() if s == "TERMINATED"]
     assert len(statuses) == 2
+    assert (runs / FAIL_ONCE / f"{done}.failed").read_text().strip() == "2"  # it did fail after step 2
+    # the retry continued from the step-2 checkpoint: a restart from scratch would have reported 2, 2, 4
+    assert _reported_steps(exp, done) == [2, 4]
+    shutil.rmtree(runs / FAIL_ONCE)  # the resumed sweep runs without faults (shared_ray has no fault hook)
     done_results = (exp / f"trial_{done}" / "result.json").read_text()
-    done_run = Path(tiny_cfg.train.output_dir) / tiny_cfg.train.experiment / done
+    done_run = runs / tiny_cfg.train.experiment / done
     done_metrics = (done_run / "metrics.jsonl").read_text()
 
-    result = run_sweep(tiny_cfg, sweep, storage_path=str(store), resume=True)
+    result = run_sweep(load_config(DEMO, overrides), sweep, storage_path=str(store), resume=True)
     assert {r.trial_id for r in result.rows} == set(statuses)
     assert all(r.status == "completed" and r.step == 4 for r in result.rows)
     # the finished trial was not run again: neither Tune's results nor its run directory changed

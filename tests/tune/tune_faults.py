@@ -1,4 +1,4 @@
-"""Fault injection for the sweep tests, installed in every Ray worker of the tests' cluster
+"""Fault injection for the sweep tests, installed in every Ray worker of the Ray instance the fault test starts
 (``runtime_env={"worker_process_setup_hook": "tune_faults.install"}``); the library has no switch for it.
 
 A trial fails once, on rank 0, right after its first report, when its run directory's ``train.output_dir``
