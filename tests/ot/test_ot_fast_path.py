@@ -33,8 +33,9 @@ def _batch(n, m, seed=0):
 SOLVES = {
     "segment_asot": lambda c, mx: asot(c, mx, temporal_prior=0.2, radius=0.1),
     "align_fgw": lambda c, mx: vaot(c, mx, None, virtual_cost=0.5, temporal_prior=0.35, radius=0.1),
-    # no masks: host-known band widths, so the compiled body sums the row band by shifted reads
+    # no masks: host-known band widths, so the compiled bodies sum the bands by shifted reads of a padded copy
     "align_fgw dense": lambda c, mx: vaot(c, None, None, virtual_cost=0.5, temporal_prior=0.35, radius=0.2),
+    "segment_asot dense": lambda c, mx: asot(c, None, temporal_prior=0.2, radius=0.2),
     "align_partial_fgw": lambda c, mx: realign(c, mx, mass=0.7, eps=0.05, alpha=0.4, radius=0.2, virtual_cost=0.5,
                                                n_iters=3, inner_iters=25),
     "sinkhorn": lambda c, mx: sinkhorn(c, eps=0.05, mask_x=mx, n_iters=30, tol=None),
@@ -155,6 +156,17 @@ def test_non_finite_costs_are_rejected_naming_the_problem(name, bad):
     cost[1, 4, 3] = bad
     with pytest.raises(ValueError, match=r"cost has NaN or inf entries in batch index 1; an OT cost must be finite"):
         NAN_SOLVERS[name](cost, mask_x)
+
+
+@pytest.mark.parametrize("name", ["segment_asot", "align_fgw", "align_partial_fgw"])
+def test_without_masks_a_non_finite_cost_is_rejected_and_an_overflowing_sum_is_not(name):
+    # the check sums each batch first; entries near float32's largest value overflow that sum, yet are finite
+    cost = torch.rand(3, 10, 6)
+    cost[0, :, 0] = 3e38
+    NAN_SOLVERS[name](cost, None)
+    cost[1, 4, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"cost has NaN or inf entries in batch index 1; an OT cost must be finite"):
+        NAN_SOLVERS[name](cost, None)
 
 
 def test_validate_false_leaves_non_finite_costs_to_the_caller():

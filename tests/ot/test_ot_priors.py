@@ -16,6 +16,7 @@ from vasot_dist.ot import (
     mult_cy,
     temporal_prior,
 )
+from vasot_dist.ot.priors import apply_band, band_sum_and_total, band_total, make_band
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,25 @@ def test_masked_products_equal_each_problem_alone():
     assert np.all(cy[1, :, my:] == 0)
 
 
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("width", [1, 3, 16, 19])
+def test_band_sums_by_shifted_reads_equal_dense(monkeypatch, dim, width):
+    """Inside a compiled graph a small host-known width is summed by shifted reads of a padded copy (19: clipped to
+    the length - 1, above the direct path's limit, by prefix sums); run here eagerly, as if compiling."""
+    t = torch.rand(2, 20, 20, dtype=torch.float64)
+    band = make_band(width, 20, dim)
+    expected = apply_band(t, band)  # prefix sums
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    dense = band_matrix(20, min(width, 19))
+    ref = np.stack([dense @ x if dim == 1 else x @ dense for x in to_np(t)])
+    np.testing.assert_allclose(to_np(apply_band(t, band)), ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(to_np(expected), ref, rtol=1e-10, atol=1e-12)
+    band_part, total = band_sum_and_total(t, band)
+    np.testing.assert_allclose(to_np(band_part), ref, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(total, t.sum(dim=dim, keepdim=True))
+    torch.testing.assert_close(band_total(t, band), t.sum(dim=dim, keepdim=True))
+
+
 def test_band_sum_leading_padding_equals_alone():
     t = torch.rand(1, 15, 3, dtype=torch.float64)
     t[:, :4] = 0.0  # padding in front of a contiguous block
@@ -78,8 +98,10 @@ def test_band_sum_large_width_and_float32_accuracy():
 
 
 def test_temporal_prior_equals_reference_formula_and_masks():
-    r = temporal_prior(1, 9, 4)
-    np.testing.assert_allclose(to_np(r[0]), temporal_prior_dense(9, 4), atol=1e-7)
+    r = temporal_prior(3, 9, 4)
+    assert r.shape == (3, 9, 4)  # without masks: one (9, 4) matrix expanded over the batch
+    for b in range(3):
+        np.testing.assert_allclose(to_np(r[b]), temporal_prior_dense(9, 4), atol=1e-7)
     mask = torch.tensor([[True] * 6 + [False] * 3])
     r = temporal_prior(1, 9, 4, mask, dtype=torch.float64)
     np.testing.assert_allclose(to_np(r[0, :6]), temporal_prior_dense(6, 4), atol=1e-14)

@@ -60,10 +60,12 @@ def check_finite_cost(cost: Tensor, valid: Tensor | None, name: str = "cost", *,
     # Torch-function modes (the trainer's HostSyncRecorder, which predicts from a CPU run where a GPU step would
     # wait) do not see this read: on an accelerator it only runs when the caller asked for it.
     with torch._C.DisableTorchFunction():
-        finite = torch.isfinite(cost)
-        if valid is not None:
-            finite = finite | ~valid
-        bad = ~finite.flatten(1).all(dim=1)
+        # One summing pass first: a NaN or inf entry makes its problem's sum non-finite, so a finite sum clears the
+        # batch (masked entries zeroed first).  Only a non-finite sum, or one that overflowed, takes the exact test.
+        kept = cost if valid is None else torch.where(valid, cost, 0.0)
+        if bool(torch.isfinite(kept.sum())):
+            return
+        bad = ~torch.isfinite(kept).flatten(1).all(dim=1)
         if not bool(bad.any()):
             return
         idx = bad.nonzero().flatten().tolist()
@@ -85,6 +87,13 @@ def check_mask(mask: Tensor | None, batch: int, length: int, device: torch.devic
     if tuple(mask.shape) != (batch, length):
         raise ValueError(f"{name} must have shape ({batch}, {length}) to match the cost, got {tuple(mask.shape)}")
     return mask.to(device)
+
+
+def pair_mask(mask_x: Tensor | None, mask_y: Tensor | None) -> Tensor | None:
+    """The valid entries of a (B, N, M) pair cost from masks (B, N) and (B, M), broadcastable; None: every entry."""
+    if mask_x is None:
+        return None if mask_y is None else mask_y.unsqueeze(1)
+    return mask_x.unsqueeze(2) if mask_y is None else mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
 
 
 def check_positive(value: float, name: str) -> float:

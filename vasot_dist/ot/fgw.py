@@ -49,11 +49,20 @@ from ._common import (
     full_precision,
     log_uniform_marginal,
     neg_inf_where,
+    pair_mask,
     safe_exp,
 )
 from ._compile import FusedIteration
 from .objectives import fgw_objective_from_products
-from .priors import Band, apply_band, band_widths, make_band, prepare_pair_cost
+from .priors import (
+    Band,
+    apply_band,
+    band_sum_and_total,
+    band_total,
+    band_widths,
+    make_band,
+    prepare_pair_cost,
+)
 from .priors import temporal_prior as _temporal_prior
 from .sinkhorn import _scaling_update
 
@@ -77,11 +86,11 @@ def _apply_prior(x: Tensor, prior: Prior, radius: float) -> Tensor:
     if prior.kind == "cv":
         assert prior.band is not None
         return apply_band(x, prior.band) * (1.0 / radius)
-    total = x.sum(dim=prior.dim, keepdim=True)
     if prior.kind == "ca":
-        return total - x
+        return x.sum(dim=prior.dim, keepdim=True) - x
     assert prior.band is not None
-    return total - apply_band(x, prior.band)
+    band, total = band_sum_and_total(x, prior.band)
+    return total - band
 
 
 def _slice_prior(prior: Prior, sl: slice) -> Prior:
@@ -105,7 +114,10 @@ def _fgw_cost(t: Tensor, lin_cost: Tensor, alpha: float, radius: float, prior_x:
 
 
 def _kl_grad(marg: Tensor, ref: Tensor) -> Tensor:
-    """``log(marg / ref + 1e-12) + 1`` (reference ``grad_kld`` without lambda); ``ref`` is 0 where masked."""
+    """``log(marg / ref + 1e-12) + 1`` (reference ``grad_kld`` without lambda); ``ref`` is 0 where masked.
+
+    marg: (B, N, 1) or (B, 1, M) sums of T, ref: the marginal (B, N) or (B, M)."""
+    ref = ref.view(marg.shape)
     return torch.log(marg / ref.clamp(min=torch.finfo(ref.dtype).tiny) + 1e-12) + 1.0
 
 
@@ -114,10 +126,18 @@ def _grad(t: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor, eps: float, alpha: 
     """The reference gradient (module docstring); p: (B, N), q: (B, M) the marginals."""
     grad = _fgw_cost(t, lin_cost, alpha, radius, prior_x, prior_y) + eps * torch.log(t + 1e-12)
     if ub_y:
-        grad = grad + lambda_y * _kl_grad(t.sum(dim=1), q).unsqueeze(1)
+        grad = grad + lambda_y * _kl_grad(_total(t, prior_x, 1), q)
     if ub_x:
-        grad = grad + lambda_x * _kl_grad(t.sum(dim=2), p).unsqueeze(2)
+        grad = grad + lambda_x * _kl_grad(_total(t, prior_y, 2), p)
     return grad
+
+
+def _total(t: Tensor, prior: Prior, dim: int) -> Tensor:
+    """``t.sum(dim, keepdim=True)``; along a band's dim, read from the padded buffer of its band sum (compiled: the
+    padding loop also sums, as the same graph node)."""
+    if prior.band is not None and prior.dim == dim:
+        return band_total(t, prior.band)
+    return t.sum(dim=dim, keepdim=True)
 
 
 def _step_size(grad: Tensor, valid: Tensor) -> Tensor:
@@ -141,6 +161,18 @@ def _normalise(z: Tensor, dim: int, log_w: Tensor, w: Tensor) -> tuple[Tensor, T
     t = e * (w / s)
     log_t = z - shift - torch.log(s) + log_w
     return t, log_t
+
+
+def _start(cost: Tensor, mask_x: Tensor, mask_y: Tensor, alpha: float, zero_masked: bool) -> tuple[Tensor, ...]:
+    """The solve's inputs: ``(1 - alpha) C_hat`` and ``C_hat`` zero where masked (``C_hat`` unchanged unless
+    ``zero_masked``), the log marginals and marginals (B, N), (B, M), and ``T0 = p q^T`` with its log."""
+    valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
+    kept = torch.where(valid, cost, 0.0)
+    log_p = log_uniform_marginal(mask_x, cost.dtype)
+    log_q = log_uniform_marginal(mask_y, cost.dtype)
+    log_t = neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1))
+    return (kept * (1.0 - alpha), kept if zero_masked else cost, log_p, log_q, safe_exp(log_p), safe_exp(log_q),
+            log_t, safe_exp(log_t))
 
 
 def _initial_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, p: Tensor, q: Tensor, eps: float,
@@ -197,6 +229,7 @@ def _balanced_step(t: Tensor, mask_x: Tensor, mask_y: Tensor, lin_cost: Tensor, 
     return t, (log_t if want_log else None)
 
 
+START = FusedIteration(_start)
 INITIAL_STEP = FusedIteration(_initial_step)
 MIRROR_STEP = FusedIteration(_mirror_step)
 BALANCED_STEP = FusedIteration(_balanced_step)
@@ -221,8 +254,9 @@ def fgw_mirror_descent(
     rows_first: bool = True,
     step_size: float | None = None,
     return_log: bool = False,
+    scale: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, dict[str, Any] | None]:
-    """Run the reference iteration; returns ``(T, log_T, log)`` with T on the solver scale.
+    """Run the reference iteration; returns ``(T, log_T, log)`` with T on the solver scale, times ``scale`` (B,).
 
     cost: (B, N, M) full cost ``C_hat`` (temporal prior included); mask_x: (B, N), mask_y: (B, M);
     prior_x / prior_y: the priors of ``Cx T Cy`` (``Prior``); ``alpha = 0``: no GW term.  ``rows_first``: the
@@ -239,7 +273,12 @@ def fgw_mirror_descent(
             alpha=alpha, radius=radius, lambda_x=lambda_x, lambda_y=lambda_y, unbalanced_x=unbalanced_x,
             unbalanced_y=unbalanced_y, n_iters=n_iters, inner_iters=inner_iters, rows_first=rows_first,
             step_size=step_size, return_log=return_log) for sl in chunks]  # fmt: skip
-        t = torch.cat([s[0] for s in solves])
+        t = torch.empty_like(cost)  # the chunks' plans, scaled as they are gathered: one pass
+        for sl, solve in zip(chunks, solves):
+            if scale is None:
+                t[sl] = solve[0]
+            else:
+                torch.mul(solve[0], scale[sl].view(-1, 1, 1), out=t[sl])
         log_t = None if solves[0][1] is None else torch.cat([s[1] for s in solves])
         if not return_log:
             return t, log_t, None
@@ -248,19 +287,13 @@ def fgw_mirror_descent(
         return t, log_t, {"objective": torch.cat([lg["objective"] for lg in logs]), "n_iters": n_iters,
                           "step_size": None if steps[0] is None else torch.cat(steps)}
     dtype = cost.dtype
-    valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-    lin_cost = torch.where(valid, cost, 0.0) * (1.0 - alpha)
-    cost = torch.where(valid, cost, 0.0) if return_log else cost
-    log_p = log_uniform_marginal(mask_x, dtype)
-    log_q = log_uniform_marginal(mask_y, dtype)
-    p, q = safe_exp(log_p), safe_exp(log_q)
     balanced = not unbalanced_x and not unbalanced_y
     ub = (lambda_x, lambda_y, unbalanced_x, unbalanced_y)
     widths = tuple(None if pr.band is None else pr.band.width for pr in (prior_x, prior_y))
     key = (tuple(cost.shape), eps, alpha, radius, prior_x.kind, prior_y.kind, widths, *ub)
-
-    log_t: Tensor | None = neg_inf_where(valid, log_p.unsqueeze(2) + log_q.unsqueeze(1))
-    t = safe_exp(log_t)
+    numel = cost.numel()
+    start = START.select((tuple(cost.shape), alpha, return_log), cost, numel)
+    lin_cost, cost, log_p, log_q, p, q, log_t, t = start(cost, mask_x, mask_y, alpha, return_log)
     eta: Tensor | None = None
     if step_size is not None:
         eta = torch.full((cost.shape[0], 1, 1), float(step_size), dtype=dtype, device=cost.device)
@@ -273,7 +306,6 @@ def fgw_mirror_descent(
             lambda_x=lambda_x, lambda_y=lambda_y, unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
         )  # fmt: skip
 
-    numel = cost.numel()
     if balanced:
         step = BALANCED_STEP.select((key, inner_iters, rows_first, return_log), cost, numel)
     else:
@@ -293,7 +325,7 @@ def fgw_mirror_descent(
     if return_log:
         objectives.append(objective(t, log_t))
         log = {"objective": torch.stack(objectives, dim=1), "n_iters": n_iters, "step_size": eta}
-    return t, log_t, log
+    return (t if scale is None else t * scale.view(-1, 1, 1)), log_t, log
 
 
 def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_iters: int, step_size: float | None):
@@ -354,9 +386,10 @@ def segment_asot(
         bsz, n, k = cost.shape
         dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
-        check_finite_cost(cost, mask.unsqueeze(2), validate=validate)
+        check_finite_cost(cost, None if dense else mask.unsqueeze(2), validate=validate)
         if rho != 0.0:
-            cost = cost + rho * _temporal_prior(bsz, n, k, mask, None, device=cost.device, dtype=cost.dtype)
+            prior = _temporal_prior(bsz, n, k, None if dense else mask, None, device=cost.device, dtype=cost.dtype)
+            cost = torch.add(cost, prior, alpha=rho)
         # Solved transposed, actions x frames: the long frame axis is then the contiguous one, so the band sums
         # and the per-frame normalisation run over full vectors instead of rows of K (19) entries.  The same
         # iteration with the roles of the two sides swapped: Cx = Ca on actions, Cy = Cv on frames; the balanced
@@ -368,8 +401,9 @@ def segment_asot(
             eps=eps, alpha=alpha, radius=radius, lambda_x=lambda_actions, lambda_y=lambda_frames,
             unbalanced_x=unbalanced_actions, unbalanced_y=unbalanced_frames, rows_first=False,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,
+            scale=mask.sum(dim=1).to(cost.dtype),
         )  # fmt: skip
-        plan = (t * mask.sum(dim=1).to(t.dtype).view(-1, 1, 1)).transpose(1, 2).contiguous()
+        plan = t.transpose(1, 2).contiguous()
     return (plan, log) if return_log else plan
 
 
@@ -424,9 +458,9 @@ def align_fgw(
         cost = check_cost(cost)
         bsz, n, m = cost.shape
         dense_x, dense_y = mask_x is None, mask_y is None  # band widths known on the host (no device read)
-        mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
-        mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-        check_finite_cost(cost, mask_x.unsqueeze(2) & mask_y.unsqueeze(1), validate=validate)
+        mask_x = None if dense_x else check_mask(mask_x, bsz, n, cost.device, "mask_x")
+        mask_y = None if dense_y else check_mask(mask_y, bsz, m, cost.device, "mask_y")
+        check_finite_cost(cost, pair_mask(mask_x, mask_y), validate=validate)
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         n1, m1 = cost.shape[1], cost.shape[2]
         band_x = make_band(band_widths(None if dense_x else mask_x, n1, radius), n1, 1, cost.device)
@@ -436,8 +470,9 @@ def align_fgw(
             eps=eps, alpha=alpha, radius=radius, lambda_x=lambda_x, lambda_y=lambda_y,
             unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
             n_iters=n_iters, inner_iters=inner_iters, step_size=step_size, return_log=return_log,
+            scale=mask_x.sum(dim=1).to(cost.dtype),
         )  # fmt: skip
-        plan = t * mask_x.sum(dim=1).to(t.dtype).view(-1, 1, 1)
+        plan = t
         if virtual_cost is not None:
             plan = plan[:, 1:, 1:]
     return (plan, log) if return_log else plan

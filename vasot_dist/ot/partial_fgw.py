@@ -43,6 +43,7 @@ from ._common import (
     full_precision,
     log_uniform_marginal,
     neg_inf_where,
+    pair_mask,
     plogp_minus_p,
     safe_exp,
 )
@@ -195,9 +196,9 @@ def align_partial_fgw(
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
-        mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
-        mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-        check_finite_cost(cost, mask_x.unsqueeze(2) & mask_y.unsqueeze(1), validate=validate)
+        mask_x = None if mask_x is None else check_mask(mask_x, bsz, n, cost.device, "mask_x")
+        mask_y = None if mask_y is None else check_mask(mask_y, bsz, m, cost.device, "mask_y")
+        check_finite_cost(cost, pair_mask(mask_x, mask_y), validate=validate)
         virtual = virtual_cost is not None
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         valid = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)

@@ -75,6 +75,35 @@ def _shift(x: Tensor, d: int, dim: int) -> Tensor:
     return torch.nn.functional.pad(kept, (before, after) if dim == 2 else (0, 0, before, after))
 
 
+DIRECT_MAX_WIDTH = 16
+
+
+def _direct(band: Band) -> bool:
+    """Sum the band by 2 w shifted reads instead of a prefix sum: inside a compiled graph, for a host-known width
+    of at most ``DIRECT_MAX_WIDTH``.  Inductor fuses the reads into the consumer's loop, where a prefix sum is a
+    separate sequential scan (an ATen call on CPU); eagerly the prefix sum's few ops are cheaper."""
+    return band.hi is None and 0 < band.width <= DIRECT_MAX_WIDTH and torch.compiler.is_compiling()
+
+
+def _padded(x: Tensor, band: Band) -> Tensor:
+    """``x`` with ``band.width`` zeros on both sides of ``band.dim``, materialised: without the forced layout
+    inductor inlines the padding into each shifted read, a masked load per lane."""
+    w = band.width
+    xp = torch.nn.functional.pad(x, (w, w) if band.dim == 2 else (0, 0, w, w))
+    force_layout = getattr(torch.ops.prims, "inductor_force_stride_order", None)  # registered by torch.compile
+    return xp if force_layout is None else force_layout(xp, xp.stride())
+
+
+def _direct_band_sum(xp: Tensor, band: Band, length: int) -> Tensor:
+    """The band sum from the padded ``xp`` (``_padded``): offsets 0..2w of the window, the centre w left out."""
+    w, dim = band.width, band.dim
+    out = xp.narrow(dim, 0, length)
+    for d in range(1, 2 * w + 1):
+        if d != w:
+            out = out + xp.narrow(dim, d, length)
+    return out
+
+
 def apply_band(x: Tensor, band: Band) -> Tensor:
     """Sum of ``x: (B, N, M)`` over the band of ``band`` (zero-padded box filter, as the reference conv1d).
 
@@ -84,6 +113,8 @@ def apply_band(x: Tensor, band: Band) -> Tensor:
     length = x.shape[dim]
     if band.width == 0:
         return torch.zeros_like(x)
+    if _direct(band):
+        return _direct_band_sum(_padded(x, band), band, length)
     cs = torch.cumsum(x, dim=dim)  # cs[k] = sum_{<=k}
     if band.hi is None or band.lo is None or band.lo_ok is None:
         w = band.width
@@ -94,6 +125,19 @@ def apply_band(x: Tensor, band: Band) -> Tensor:
     hi = torch.gather(cs, dim, band.hi.expand_as(x))
     lo = torch.gather(cs, dim, band.lo.expand_as(x))
     return hi - torch.where(band.lo_ok, lo, 0.0) - x  # the band excludes the centre |i - k| = 0
+
+
+def band_sum_and_total(x: Tensor, band: Band) -> tuple[Tensor, Tensor]:
+    """``(apply_band(x, band), x.sum(band.dim, keepdim=True))``; compiled, both come from one read of ``x``."""
+    if _direct(band):
+        xp = _padded(x, band)  # zeros in the margins: its sum is x's, and the padding loop also sums
+        return _direct_band_sum(xp, band, x.shape[band.dim]), xp.sum(dim=band.dim, keepdim=True)
+    return apply_band(x, band), x.sum(dim=band.dim, keepdim=True)
+
+
+def band_total(x: Tensor, band: Band) -> Tensor:
+    """``x.sum(band.dim, keepdim=True)``, compiled from the same padded buffer as the band sum of ``x`` (one loop)."""
+    return (_padded(x, band) if _direct(band) else x).sum(dim=band.dim, keepdim=True)
 
 
 def band_sum(x: Tensor, width: Tensor | int, dim: int) -> Tensor:
@@ -174,13 +218,15 @@ def temporal_prior(
     """Global temporal prior ``R_ij = |i/N - j/M|`` (ASOT paper section 5), shape (B, N, M).
 
     N and M are each problem's numbers of valid entries; positions are ranks among valid entries.
-    Masked entries are 0.  Add ``rho * R`` to the cost.
+    Masked entries are 0.  Add ``rho * R`` to the cost (``torch.add(cost, R, alpha=rho)``: one pass).  Without
+    masks every problem has the same prior: the (N, M) matrix is expanded over the batch, not copied.
     """
     device = torch.device(device)
-    px = frame_positions(mask_x, batch, n, device, dtype)
-    py = frame_positions(mask_y, batch, m, device, dtype)
+    shared = mask_x is None and mask_y is None
+    px = frame_positions(mask_x, 1 if shared else batch, n, device, dtype)
+    py = frame_positions(mask_y, 1 if shared else batch, m, device, dtype)
     r = (px.unsqueeze(2) - py.unsqueeze(1)).abs()
-    return _zero_masked(r, mask_x, mask_y)
+    return r.expand(batch, n, m) if shared else _zero_masked(r, mask_x, mask_y)
 
 
 def laplace_spectrum(scale: Tensor, length: int, dtype: torch.dtype) -> Tensor:
@@ -274,17 +320,21 @@ def laplace_kernel_apply(x: Tensor, scale: Tensor, dim: int) -> Tensor:
 
 
 def prepare_pair_cost(
-    cost: Tensor, mask_x: Tensor, mask_y: Tensor, *, rho: float, virtual_cost: float | None
+    cost: Tensor, mask_x: Tensor | None, mask_y: Tensor | None, *, rho: float, virtual_cost: float | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Frames-to-frames cost with the global prior and the optional virtual frame (VAOT, REALIGN).
 
-    cost: (B, N, M); masks (B, N), (B, M) → cost + ρR, and with ``virtual_cost`` a row and a column of that value
-    PREPENDED (index 0, same uniform mass as a real frame) with the masks extended to match:
-    shapes (B, N+1, M+1), (B, N+1), (B, M+1).
+    cost: (B, N, M); masks (B, N), (B, M) (None: every frame valid) → cost + ρR, and with ``virtual_cost`` a row and
+    a column of that value PREPENDED (index 0, same uniform mass as a real frame) with the masks extended to match:
+    shapes (B, N+1, M+1), (B, N+1), (B, M+1).  The masks come back as tensors.
     """
     bsz, n, m = cost.shape
     if rho != 0.0:
-        cost = cost + rho * temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
+        cost = torch.add(cost, temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype), alpha=rho)
+    if mask_x is None:
+        mask_x = torch.ones(bsz, n, dtype=torch.bool, device=cost.device)
+    if mask_y is None:
+        mask_y = torch.ones(bsz, m, dtype=torch.bool, device=cost.device)
     if virtual_cost is not None:
         cost = torch.nn.functional.pad(cost, (1, 0, 1, 0), value=virtual_cost)
         ones = torch.ones(bsz, 1, dtype=torch.bool, device=cost.device)
