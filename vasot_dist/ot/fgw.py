@@ -23,8 +23,9 @@ would take a negative step and ascend) the step uses ``max|grad|``; the denomina
 1e-12; with both sides unbalanced ``log T`` is capped at 30 to rule out overflow.
 
 Speed: an iteration is one pure function (``_mirror_step``, ``_balanced_step``) that inductor compiles into a
-few loops over the (B, N, M) state when the shape recurs (``_compile.FusedIteration``), with the band sums as
-shifted reads of one prefix sum.  ``segment_asot`` solves the transposed problem (actions x frames), the same
+few loops over the (B, N, M) state when the shape recurs (``_compile.FusedIteration``); inside it a band of width
+at most 16 is summed by shifted reads of a zero-padded copy (``priors.apply_band``), eagerly by one prefix sum.
+The solve's set-up is one more compiled function (``_start``).  ``segment_asot`` solves the transposed problem (actions x frames), the same
 iteration with the roles of the sides swapped, so that its long frame axis is the contiguous one.
 """
 
