@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from . import _cpu_kernels
 from ._common import (
     check_alpha,
     check_cost,
@@ -56,6 +57,7 @@ from ._common import (
 from ._compile import FusedIteration
 from .objectives import fgw_objective_from_products
 from .priors import (
+    DIRECT_MAX_WIDTH,
     Band,
     apply_band,
     band_sum_and_total,
@@ -388,6 +390,17 @@ def segment_asot(
         dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
         check_finite_cost(cost, None if dense else mask.unsqueeze(2), validate=validate)
+        width = min(band_widths(None, n, radius), n - 1) if dense else 0
+        if (dense and not return_log and unbalanced_actions and not unbalanced_frames
+                and 1 <= width <= DIRECT_MAX_WIDTH):
+            # the authors' branch on a dense batch: a CPU kernel that solves each video in cache (``_cpu_kernels``)
+            kernel = _cpu_kernels.SEGMENT_ASOT.select(
+                {"K": k, "N": n, "W": width, "EPS": eps, "ALPHA": alpha, "RHO": rho, "INV_R": 1.0 / radius,
+                 "LAMBDA": lambda_actions}, cost)  # fmt: skip
+            if kernel is not None:
+                plan = torch.empty_like(cost, memory_format=torch.contiguous_format)
+                kernel(cost.contiguous(), plan, bsz, n_iters, 0.0 if step_size is None else step_size)
+                return plan
         if rho != 0.0:
             prior = _temporal_prior(bsz, n, k, None if dense else mask, None, device=cost.device, dtype=cost.dtype)
             cost = torch.add(cost, prior, alpha=rho)
