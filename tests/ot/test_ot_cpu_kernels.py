@@ -116,3 +116,44 @@ def test_a_failing_build_falls_back_to_the_python_path_with_one_warning(compile_
     torch.testing.assert_close(again, got)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "RuntimeError: no C++ compiler" in warnings[0].getMessage()
+
+
+VAOT = dict(eps=0.07, alpha=0.3, radius=0.02, lambda_x=0.05, lambda_y=0.05, unbalanced_x=False, unbalanced_y=False,
+            temporal_prior=0.35, virtual_cost=0.5, n_iters=25, inner_iters=1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "changes"),
+    [
+        ((3, 256, 256), {}),  # the training shape: 257 x 257 with the virtual frame, w = 5 on both sides
+        ((2, 60, 45), {"radius": 0.1, "virtual_cost": None}),  # no virtual frame, unequal lengths: w = 6 and 4
+        ((2, 50, 70), {"radius": 0.2, "inner_iters": 3, "temporal_prior": 0.0, "eps": 0.03}),  # 3 passes
+        ((2, 20, 33), {"radius": 0.3, "alpha": 0.0, "n_iters": 4, "virtual_cost": 2.0}),
+    ],
+)
+def test_align_fgw_kernel_gives_the_python_plans(compile_mode, kernel_calls, shape, changes):
+    g = torch.Generator().manual_seed(sum(shape))
+    cost = torch.rand(shape, generator=g)
+    kw = {**VAOT, **changes}
+    compile_mode("never")
+    expected = vot.align_fgw(cost, **kw)
+    compile_mode("always")
+    got = vot.align_fgw(cost, **kw)
+    assert kernel_calls == ["align_fgw"]
+    torch.testing.assert_close(got, expected, rtol=2e-4, atol=2e-6)
+    assert got.shape == cost.shape
+
+
+def test_align_fgw_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls):
+    compile_mode("always")
+    cost = torch.rand(2, 40, 30)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    vot.align_fgw(cost, mask, None, **{**VAOT, "radius": 0.1})  # a mask
+    vot.align_fgw(cost, **{**VAOT, "radius": 0.1, "unbalanced_x": True})  # the unbalanced branch
+    vot.align_fgw(cost, **{**VAOT, "radius": 0.45})  # w = 18: wider than the shifted-read band
+    vot.align_fgw(cost, **VAOT)  # w = 0 at 31 frames and r = 0.02
+    vot.align_fgw(cost.double(), **{**VAOT, "radius": 0.1})
+    vot.align_fgw(cost, **{**VAOT, "radius": 0.1}, return_log=True)
+    assert kernel_calls == []
+    vot.align_fgw(cost, **{**VAOT, "radius": 0.1})
+    assert kernel_calls == ["align_fgw"]

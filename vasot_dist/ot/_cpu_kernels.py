@@ -82,3 +82,4 @@ class CpuKernel:
 
 
 SEGMENT_ASOT = CpuKernel("segment_asot", ["const float*", "float*", "int64_t", "int64_t", "float"])
+ALIGN_FGW = CpuKernel("align_fgw", ["const float*", "float*", "int64_t", "int64_t"])

@@ -475,6 +475,19 @@ def align_fgw(
         mask_x = None if dense_x else check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = None if dense_y else check_mask(mask_y, bsz, m, cost.device, "mask_y")
         check_finite_cost(cost, pair_mask(mask_x, mask_y), validate=validate)
+        virtual = virtual_cost is not None
+        wx = min(band_widths(None, n + virtual, radius), n + virtual - 1)
+        wy = min(band_widths(None, m + virtual, radius), m + virtual - 1)
+        if (dense_x and dense_y and not return_log and not unbalanced_x and not unbalanced_y
+                and 1 <= min(wx, wy) and max(wx, wy) <= DIRECT_MAX_WIDTH):
+            # the published balanced branch on a dense batch: a CPU kernel that solves each pair in cache
+            kernel = _cpu_kernels.ALIGN_FGW.select(
+                {"N": n, "M": m, "VIRTUAL": int(virtual), "WX": wx, "WY": wy, "EPS": eps, "ALPHA": alpha, "RHO": rho,
+                 "INV_R": 1.0 / radius, "ZETA": virtual_cost if virtual else 0.0, "INNER": inner_iters}, cost)
+            if kernel is not None:
+                plan = torch.empty(bsz, n + virtual, m + virtual, dtype=cost.dtype)
+                kernel(cost.contiguous(), plan, bsz, n_iters)
+                return plan[:, 1:, 1:] if virtual else plan
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         n1, m1 = cost.shape[1], cost.shape[2]
         band_x = make_band(band_widths(None if dense_x else mask_x, n1, radius), n1, 1, cost.device)
