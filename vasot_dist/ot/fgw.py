@@ -25,7 +25,10 @@ would take a negative step and ascend) the step uses ``max|grad|``; the denomina
 Speed: an iteration is one pure function (``_mirror_step``, ``_balanced_step``) that inductor compiles into a
 few loops over the (B, N, M) state when the shape recurs (``_compile.FusedIteration``); inside it a band of width
 at most 16 is summed by shifted reads of a zero-padded copy (``priors.apply_band``), eagerly by one prefix sum.
-The solve's set-up is one more compiled function (``_start``).  ``segment_asot`` solves the transposed problem (actions x frames), the same
+The solve's set-up is one more compiled function (``_start``).  On CPU, a dense float32 batch in the default
+branch of ``segment_asot`` (frames balanced, actions unbalanced) or ``align_fgw`` (balanced) is solved instead by a
+hand-written kernel (``_cpu_kernels``, ``kernels/*.cpp``) that runs each problem's whole solve in cache, under the
+same compile policy; its plans equal this module's to float rounding.  ``segment_asot`` solves the transposed problem (actions x frames), the same
 iteration with the roles of the sides swapped, so that its long frame axis is the contiguous one.
 """
 
