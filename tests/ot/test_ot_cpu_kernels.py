@@ -43,28 +43,36 @@ def kernel_calls(monkeypatch):
 
 ASOT = dict(eps=0.07, alpha=0.3, radius=0.04, lambda_frames=0.1, lambda_actions=0.1, unbalanced_frames=False,
             unbalanced_actions=True, temporal_prior=1.0, n_iters=25, inner_iters=1)
+VAOT = dict(eps=0.07, alpha=0.3, radius=0.02, lambda_x=0.05, lambda_y=0.05, unbalanced_x=False, unbalanced_y=False,
+            temporal_prior=0.35, virtual_cost=0.5, n_iters=25, inner_iters=1)
+SOLVERS = {"segment_asot": (vot.segment_asot, ASOT), "align_fgw": (vot.align_fgw, VAOT)}
 
 
 @pytest.mark.parametrize(
-    ("shape", "changes"),
+    ("name", "shape", "changes"),
     [
-        ((4, 256, 19), {}),  # the training shape: full vectors, w = 10
-        ((3, 50, 7), {"radius": 0.3, "temporal_prior": 0.0}),  # 50 frames: a vector tail; w = 15
-        ((2, 40, 5), {"radius": 0.03, "step_size": 0.5, "alpha": 0.0}),  # w = 1, a fixed step, no GW term
-        ((2, 20, 3), {"eps": 0.02, "lambda_actions": 0.5, "n_iters": 7, "radius": 0.2}),
+        ("segment_asot", (4, 256, 19), {}),  # the training shape: full vectors, w = 10
+        ("segment_asot", (3, 50, 7), {"radius": 0.3, "temporal_prior": 0.0}),  # 50 frames: a vector tail; w = 15
+        ("segment_asot", (2, 40, 5), {"radius": 0.03, "step_size": 0.5, "alpha": 0.0}),  # w = 1, fixed step, no GW
+        ("segment_asot", (2, 20, 3), {"eps": 0.02, "lambda_actions": 0.5, "n_iters": 7, "radius": 0.2}),
+        ("align_fgw", (3, 256, 256), {}),  # the training shape: 257 x 257 with the virtual frame, w = 5 both sides
+        ("align_fgw", (2, 60, 45), {"radius": 0.1, "virtual_cost": None}),  # no virtual frame: w = 6 and 4
+        ("align_fgw", (2, 50, 70), {"radius": 0.2, "inner_iters": 3, "temporal_prior": 0.0, "eps": 0.03}),
+        ("align_fgw", (2, 20, 33), {"radius": 0.3, "alpha": 0.0, "n_iters": 4, "virtual_cost": 2.0}),
     ],
 )
-def test_segment_asot_kernel_gives_the_python_plans(compile_mode, kernel_calls, shape, changes):
+def test_cpu_kernels_give_the_python_plans(compile_mode, kernel_calls, name, shape, changes):
+    solve, defaults = SOLVERS[name]
     g = torch.Generator().manual_seed(sum(shape))
     cost = torch.rand(shape, generator=g)
-    kw = {**ASOT, **changes}
+    kw = {**defaults, **changes}
     compile_mode("never")
-    expected = vot.segment_asot(cost, **kw)
+    expected = solve(cost, **kw)
     compile_mode("always")
-    got = vot.segment_asot(cost, **kw)
-    assert kernel_calls == ["segment_asot"]
+    got = solve(cost, **kw)
+    assert kernel_calls == [name]
     torch.testing.assert_close(got, expected, rtol=2e-4, atol=2e-6)
-    assert got.shape == cost.shape and got.is_contiguous()
+    assert got.shape == cost.shape
 
 
 def test_segment_asot_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls):
@@ -116,32 +124,6 @@ def test_a_failing_build_falls_back_to_the_python_path_with_one_warning(compile_
     torch.testing.assert_close(again, got)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "RuntimeError: no C++ compiler" in warnings[0].getMessage()
-
-
-VAOT = dict(eps=0.07, alpha=0.3, radius=0.02, lambda_x=0.05, lambda_y=0.05, unbalanced_x=False, unbalanced_y=False,
-            temporal_prior=0.35, virtual_cost=0.5, n_iters=25, inner_iters=1)
-
-
-@pytest.mark.parametrize(
-    ("shape", "changes"),
-    [
-        ((3, 256, 256), {}),  # the training shape: 257 x 257 with the virtual frame, w = 5 on both sides
-        ((2, 60, 45), {"radius": 0.1, "virtual_cost": None}),  # no virtual frame, unequal lengths: w = 6 and 4
-        ((2, 50, 70), {"radius": 0.2, "inner_iters": 3, "temporal_prior": 0.0, "eps": 0.03}),  # 3 passes
-        ((2, 20, 33), {"radius": 0.3, "alpha": 0.0, "n_iters": 4, "virtual_cost": 2.0}),
-    ],
-)
-def test_align_fgw_kernel_gives_the_python_plans(compile_mode, kernel_calls, shape, changes):
-    g = torch.Generator().manual_seed(sum(shape))
-    cost = torch.rand(shape, generator=g)
-    kw = {**VAOT, **changes}
-    compile_mode("never")
-    expected = vot.align_fgw(cost, **kw)
-    compile_mode("always")
-    got = vot.align_fgw(cost, **kw)
-    assert kernel_calls == ["align_fgw"]
-    torch.testing.assert_close(got, expected, rtol=2e-4, atol=2e-6)
-    assert got.shape == cost.shape
 
 
 def test_align_fgw_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls):

@@ -22,21 +22,23 @@ using Vec = at::vec::Vectorized<float>;
 constexpr int64_t V = Vec::size();
 constexpr int64_t NV = N - N % V;  // frames handled by full vectors; the rest one by one
 
-// gradient of the fused objective at T (docs/methods.md, ASOT), one entry:
-// (1 - alpha) C_hat + alpha (Ca T Cv) + eps log(T + 1e-12) + lambda (log(rowsum / p + 1e-12) + 1)
-inline Vec grad_vec(Vec lin, Vec colband, Vec band, Vec t, Vec kl) {
-  return lin + (colband - band) * Vec(INV_R) * Vec(ALPHA) + (t + Vec(1e-12f)).log() * Vec(EPS) + kl;
-}
-inline float grad_one(float lin, float colband, float band, float t, float kl) {
-  return lin + (colband - band) * INV_R * ALPHA + std::log(t + 1e-12f) * EPS + kl;
-}
-
 struct Scratch {
   std::vector<float> lin, t, lt, band, pad, colband, colmax, aux, scale, kl;
   Scratch()
       : lin(K * N), t(K * N), lt(K * N), band(K * N), pad(NP, 0.f), colband(N), colmax(N), aux(N), scale(N),
         kl(K) {}
 };
+
+// gradient of the fused objective at T (docs/methods.md, ASOT) at action k (o = k N), frames n..n+V-1 or n:
+// (1 - alpha) C_hat + alpha (Ca T Cv) + eps log(T + 1e-12) + lambda (log(rowsum / p + 1e-12) + 1)
+inline Vec grad_vec(const Scratch& s, int64_t o, int64_t n, Vec kl) {
+  Vec gw = (Vec::loadu(&s.colband[n]) - Vec::loadu(&s.band[o + n])) * Vec(INV_R);
+  return Vec::loadu(&s.lin[o + n]) + gw * Vec(ALPHA) + (Vec::loadu(&s.t[o + n]) + Vec(1e-12f)).log() * Vec(EPS) + kl;
+}
+inline float grad_one(const Scratch& s, int64_t o, int64_t n, float kl) {
+  float gw = (s.colband[n] - s.band[o + n]) * INV_R;
+  return s.lin[o + n] + gw * ALPHA + std::log(s.t[o + n] + 1e-12f) * EPS + kl;
+}
 
 // Ca (T Cv) / r without the 1/r: per action the band sum of T along frames (1 <= |n - n'| <= W), minus it from
 // the column total over actions; also each action's mass (its KL term).
@@ -81,13 +83,12 @@ float step_size(Scratch& s, const float* p) {
     const Vec vkl(s.kl[k]);
     int64_t n = 0;
     for (; n < NV; n += V) {
-      Vec g = grad_vec(Vec::loadu(&s.lin[o + n]), Vec::loadu(&s.colband[n]), Vec::loadu(&s.band[o + n]),
-                       Vec::loadu(&s.t[o + n]), vkl);
+      Vec g = grad_vec(s, o, n, vkl);
       vmax = at::vec::maximum(vmax, g);
       vabs = at::vec::maximum(vabs, g.abs());
     }
     for (; n < N; ++n) {
-      float g = grad_one(s.lin[o + n], s.colband[n], s.band[o + n], s.t[o + n], s.kl[k]);
+      float g = grad_one(s, o, n, s.kl[k]);
       gmax = std::max(gmax, g);
       gabs = std::max(gabs, std::abs(g));
     }
@@ -109,14 +110,12 @@ void mirror_step(Scratch& s, const float* p, float q, float log_q, float eta) {
     const Vec vkl(s.kl[k]);
     int64_t n = 0;
     for (; n < NV; n += V) {
-      Vec g = grad_vec(Vec::loadu(&s.lin[o + n]), Vec::loadu(&s.colband[n]), Vec::loadu(&s.band[o + n]),
-                       Vec::loadu(&s.t[o + n]), vkl);
-      Vec z = Vec::loadu(&s.lt[o + n]) - veta * g;
+      Vec z = Vec::loadu(&s.lt[o + n]) - veta * grad_vec(s, o, n, vkl);
       z.store(&s.band[o + n]);  // the band is spent: z takes its place
       at::vec::maximum(Vec::loadu(&s.colmax[n]), z).store(&s.colmax[n]);
     }
     for (; n < N; ++n) {
-      float z = s.lt[o + n] - eta * grad_one(s.lin[o + n], s.colband[n], s.band[o + n], s.t[o + n], s.kl[k]);
+      float z = s.lt[o + n] - eta * grad_one(s, o, n, s.kl[k]);
       s.band[o + n] = z;
       s.colmax[n] = std::max(s.colmax[n], z);
     }
