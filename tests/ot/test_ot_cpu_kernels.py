@@ -21,6 +21,12 @@ def compile_mode():
 
 
 @pytest.fixture
+def eager_iterations(monkeypatch):
+    """Keep the Python path eager under ``always`` (an inductor compile per case would only slow these tests)."""
+    monkeypatch.setattr(_compile.FusedIteration, "select", lambda self, key, like, numel: self.fn)
+
+
+@pytest.fixture
 def kernel_calls(monkeypatch):
     """Count the built kernels' calls (the solvers fall back silently, so a test must see the kernel ran)."""
     calls: list[str] = []
@@ -75,7 +81,7 @@ def test_cpu_kernels_give_the_python_plans(compile_mode, kernel_calls, name, sha
     assert got.shape == cost.shape
 
 
-def test_segment_asot_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls):
+def test_segment_asot_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls, eager_iterations):
     compile_mode("always")
     cost = torch.rand(2, 40, 5)
     mask = torch.ones(2, 40, dtype=torch.bool)
@@ -106,7 +112,8 @@ def test_auto_policy_builds_a_kernel_for_a_recurring_large_problem_only(compile_
     assert len(built) == 1
 
 
-def test_a_failing_build_falls_back_to_the_python_path_with_one_warning(compile_mode, monkeypatch, caplog):
+def test_a_failing_build_falls_back_to_the_python_path_with_one_warning(compile_mode, monkeypatch, caplog,
+                                                                         eager_iterations):
     from torch._inductor.codecache import CppPythonBindingsCodeCache
 
     def broken(*args, **kwargs):
@@ -126,7 +133,7 @@ def test_a_failing_build_falls_back_to_the_python_path_with_one_warning(compile_
     assert len(warnings) == 1 and "RuntimeError: no C++ compiler" in warnings[0].getMessage()
 
 
-def test_align_fgw_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls):
+def test_align_fgw_kernel_is_kept_out_of_cases_it_does_not_cover(compile_mode, kernel_calls, eager_iterations):
     compile_mode("always")
     cost = torch.rand(2, 40, 30)
     mask = torch.ones(2, 40, dtype=torch.bool)
