@@ -28,8 +28,9 @@ at most 16 is summed by shifted reads of a zero-padded copy (``priors.apply_band
 The solve's set-up is one more compiled function (``_start``).  On CPU, a dense float32 batch in the default
 branch of ``segment_asot`` (frames balanced, actions unbalanced) or ``align_fgw`` (balanced) is solved instead by a
 hand-written kernel (``_cpu_kernels``, ``kernels/*.cpp``) that runs each problem's whole solve in cache, under the
-same compile policy; its plans equal this module's to float rounding.  ``segment_asot`` solves the transposed problem (actions x frames), the same
-iteration with the roles of the sides swapped, so that its long frame axis is the contiguous one.
+same compile policy; its plans equal this module's to float rounding.  ``segment_asot`` solves the transposed
+problem (actions x frames), the same iteration with the roles of the sides swapped, so that its long frame axis is
+the contiguous one.
 """
 
 from __future__ import annotations
@@ -478,14 +479,14 @@ def align_fgw(
         mask_x = None if dense_x else check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = None if dense_y else check_mask(mask_y, bsz, m, cost.device, "mask_y")
         check_finite_cost(cost, pair_mask(mask_x, mask_y), validate=validate)
-        virtual = virtual_cost is not None
+        virtual = int(virtual_cost is not None)  # the prepended virtual frame, on both sides
         wx = min(band_widths(None, n + virtual, radius), n + virtual - 1)
         wy = min(band_widths(None, m + virtual, radius), m + virtual - 1)
         if (dense_x and dense_y and not return_log and not unbalanced_x and not unbalanced_y
                 and 1 <= min(wx, wy) and max(wx, wy) <= DIRECT_MAX_WIDTH):
             # the published balanced branch on a dense batch: a CPU kernel that solves each pair in cache
             kernel = _cpu_kernels.ALIGN_FGW.select(
-                {"N": n, "M": m, "VIRTUAL": int(virtual), "WX": wx, "WY": wy, "EPS": eps, "ALPHA": alpha, "RHO": rho,
+                {"N": n, "M": m, "VIRTUAL": virtual, "WX": wx, "WY": wy, "EPS": eps, "ALPHA": alpha, "RHO": rho,
                  "INV_R": 1.0 / radius, "ZETA": virtual_cost if virtual else 0.0, "INNER": inner_iters}, cost)
             if kernel is not None:
                 plan = torch.empty(bsz, n + virtual, m + virtual, dtype=cost.dtype)
