@@ -406,8 +406,9 @@ def segment_asot(
                 kernel(cost.contiguous(), plan, bsz, n_iters, 0.0 if step_size is None else step_size)
                 return plan
         if rho != 0.0:
-            prior = _temporal_prior(bsz, n, k, None if dense else mask, None, device=cost.device, dtype=cost.dtype)
-            cost = torch.add(cost, prior, alpha=rho)
+            # rho R, then the sum (not one fused multiply-add): the plans of the code before the fast path, bit for bit
+            cost = cost + rho * _temporal_prior(bsz, n, k, None if dense else mask, None, device=cost.device,
+                                                dtype=cost.dtype)
         # Solved transposed, actions x frames: the long frame axis is then the contiguous one, so the band sums
         # and the per-frame normalisation run over full vectors instead of rows of K (19) entries.  The same
         # iteration with the roles of the two sides swapped: Cx = Ca on actions, Cy = Cv on frames; the balanced

@@ -221,8 +221,8 @@ def temporal_prior(
     """Global temporal prior ``R_ij = |i/N - j/M|`` (ASOT paper section 5), shape (B, N, M).
 
     N and M are each problem's numbers of valid entries; positions are ranks among valid entries.
-    Masked entries are 0.  Add ``rho * R`` to the cost (``torch.add(cost, R, alpha=rho)``: one pass).  Without
-    masks every problem has the same prior: the (N, M) matrix is expanded over the batch, not copied.
+    Masked entries are 0.  Add ``rho * R`` to the cost.  Without masks every problem has the same prior: the
+    (N, M) matrix is expanded over the batch, not copied.
     """
     device = torch.device(device)
     shared = mask_x is None and mask_y is None
@@ -333,7 +333,7 @@ def prepare_pair_cost(
     """
     bsz, n, m = cost.shape
     if rho != 0.0:
-        cost = torch.add(cost, temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype), alpha=rho)
+        cost = cost + rho * temporal_prior(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
     if mask_x is None:
         mask_x = torch.ones(bsz, n, dtype=torch.bool, device=cost.device)
     if mask_y is None:
