@@ -57,6 +57,20 @@ def compile_mode() -> str:
     return _mode
 
 
+def fast_path_allowed(seen: Counter[Hashable], key: Hashable, like: torch.Tensor, numel: int) -> bool:
+    """The policy (module docstring) for one call of a fast path: compiled iterations and ``_cpu_kernels`` alike.
+
+    seen: the caller's count of calls per key (``auto`` counts this one); like: a tensor of the solve (device,
+    autograd); numel: B * N * M of the problem.  The caller checks what its fast path supports (device, dtype).
+    """
+    if _mode == "never" or torch.compiler.is_compiling() or (like.requires_grad and torch.is_grad_enabled()):
+        return False
+    if _mode == "auto":
+        seen[key] += 1
+        return seen[key] >= 2 and (like.device.type != "cpu" or numel >= CPU_MIN_ELEMENTS)
+    return True
+
+
 class FusedIteration:
     """A solver iteration ``fn(*tensors, *settings)`` with an inductor-compiled twin (module docstring)."""
 
@@ -74,15 +88,11 @@ class FusedIteration:
         key: everything that changes the compiled code (shapes, dtypes, static settings); like: a tensor of
         the solve (device, autograd); numel: B * N * M of the problem.
         """
-        if self._failed or _mode == "never" or torch.compiler.is_compiling():
-            return self.fn
-        if like.device.type not in ("cpu", "cuda") or (like.requires_grad and torch.is_grad_enabled()):
-            return self.fn
         key = (key, like.device.type, like.dtype)
-        if _mode == "auto":
-            self._seen[key] += 1
-            if self._seen[key] < 2 or (like.device.type == "cpu" and numel < CPU_MIN_ELEMENTS):
-                return self.fn
+        if self._failed or like.device.type not in ("cpu", "cuda"):
+            return self.fn
+        if not fast_path_allowed(self._seen, key, like, numel):
+            return self.fn
         if key in self._ready:
             return self._run_compiled
         return functools.partial(self._first_call, key)

@@ -48,18 +48,12 @@ class CpuKernel:
 
         like: the cost (device, dtype, autograd); the constants include the problem's shape.
         """
-        if self._failed or _compile.compile_mode() == "never" or torch.compiler.is_compiling():
-            return None
-        if like.device.type != "cpu" or like.dtype != torch.float32 or (like.requires_grad and torch.is_grad_enabled()):
+        if self._failed or like.device.type != "cpu" or like.dtype != torch.float32:
             return None
         key = tuple(sorted(constants.items()))
-        if key in self._built:
-            return self._built[key]
-        if _compile.compile_mode() == "auto":
-            self._seen[key] += 1
-            if self._seen[key] < 2 or like.numel() < _compile.CPU_MIN_ELEMENTS:
-                return None
-        return self._build(key, constants)
+        if not _compile.fast_path_allowed(self._seen, key, like, like.numel()):
+            return None
+        return self._built[key] if key in self._built else self._build(key, constants)
 
     def _build(self, key: Hashable, constants: dict[str, int | float]) -> Callable[..., Any] | None:
         source = (_SOURCES / f"{self.name}.cpp").read_text()
