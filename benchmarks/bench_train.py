@@ -70,7 +70,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from vasot_dist.config import ALIGNMENT_METHODS, RunConfig, config_to_dict, load_config  # noqa: E402
+from vasot_dist.config import RunConfig, config_to_dict, load_config  # noqa: E402
+from vasot_dist.train.loop import with_method_pairs  # noqa: E402
 
 TARGET_E2E_FPS = 3500.0  # frames/s per GPU, H100 bf16 224 px
 TARGET_LOADER_RATIO = 1.5
@@ -167,8 +168,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if cfg.data.modality != "video" or cfg.model.encoder != "resnet50":
         raise ValueError(f"{args.config}: bench_train measures the ResNet-50 video encoder; got "
                          f"data.modality={cfg.data.modality!r}, model.encoder={cfg.model.encoder!r}")
-    data = dataclasses.replace(cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS)
-    return dataclasses.replace(cfg, data=data)
+    return with_method_pairs(cfg)
 
 
 def ensure_bench_shards(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
+from methods_doc import DOC, doc_problems
 
 from vasot_dist.cli import train_main
 from vasot_dist.config import (
@@ -18,15 +18,8 @@ from vasot_dist.config import (
     load_config,
     save_config,
 )
-from vasot_dist.config.methods import (
-    METHOD_SETTINGS,
-    MOVED_KEYS,
-    AlignSolve,
-    MethodConfig,
-    PartialAlignSolve,
-    SegmentSolve,
-)
-from vasot_dist.config.rules import check_section, value_at
+from vasot_dist.config.methods import METHODS, MOVED_KEYS, MethodConfig
+from vasot_dist.config.rules import check_section
 from vasot_dist.config.schema import _RULES, DataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,11 +190,12 @@ def test_boundary_values_are_accepted():
 
 
 def test_method_section_has_one_field_per_method():
-    assert [f for f in MethodConfig.__dataclass_fields__ if f != "name"] == list(METHOD_SETTINGS)
+    assert [f for f in MethodConfig.__dataclass_fields__ if f != "name"] == list(METHODS)
     cfg = RunConfig()
-    for name, cls in METHOD_SETTINGS.items():
+    for name, method in METHODS.items():
         cfg.method.name = name
-        assert type(cfg.method.settings) is cls and cfg.method.needs_pairs == cls.needs_pairs
+        assert type(cfg.method.settings) is method.settings and cfg.method.spec is method
+        assert cfg.method.needs_pairs == method.settings.needs_pairs
 
 
 def test_method_defaults_follow_the_authors_code():
@@ -304,43 +298,7 @@ def test_cli_fails_fast_with_the_message(capsys):
     assert "unknown key 'optim.lrr' in command-line override; did you mean 'optim.lr'?" in err
 
 
-def _doc_rows() -> dict[str, str]:
-    """``key -> default`` of every table row ``| `key` | default | why |`` in docs/methods.md."""
-    rows = {}
-    for line in (ROOT / "docs" / "methods.md").read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
-            rows[cells[0].strip("`")] = cells[1]
-    return rows
-
-
-def test_docs_methods_names_every_default_with_its_value():
-    """docs/methods.md has a row for every setting (solve sections: the solve's row unless a method changes it)
-    and each row's value is the schema's default."""
-    rows = _doc_rows()
-    method = RunConfig().method
-    solves = {cls.__name__: cls for cls in (SegmentSolve, AlignSolve, PartialAlignSolve)}
-    for key, text in rows.items():
-        owner, _, rest = key.partition(".")
-        if owner in solves:
-            value = getattr(solves[owner](), rest)
-        else:
-            value = value_at(RunConfig(), key)
-        if text.endswith(" defaults"):  # a whole solve section left at its class defaults
-            assert value == solves[text.split()[0].strip("`")](), key
-        else:
-            assert value == yaml.safe_load(text), f"{key}: docs say {text}, the schema {value!r}"
-    for cls in solves.values():
-        for f in dataclasses.fields(cls):
-            assert f"{cls.__name__}.{f.name}" in rows, f"docs/methods.md lacks {cls.__name__}.{f.name}"
-    for name in METHOD_SETTINGS:
-        settings = getattr(method, name)
-        for f in dataclasses.fields(settings):
-            key, value = f"method.{name}.{f.name}", getattr(settings, f.name)
-            if not dataclasses.is_dataclass(value):
-                assert key in rows, f"docs/methods.md lacks {key}"
-                continue
-            base = type(value)()
-            for sub in dataclasses.fields(value):
-                if getattr(value, sub.name) != getattr(base, sub.name):
-                    assert f"{key}.{sub.name}" in rows, f"docs/methods.md lacks {key}.{sub.name}"
+def test_docs_methods_has_a_section_per_method_and_every_default_with_its_value():
+    """docs/methods.md has a section per registered method and a row for every setting (solve sections: the
+    solve's row unless a method changes it), and each row's value is the schema's default."""
+    assert doc_problems(DOC.read_text()) == []

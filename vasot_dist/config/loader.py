@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vasot_dist.runtime.files import write_text_atomic
 
 from .methods import MOVED_KEYS
+from .registry import on_change
 from .rules import value_at, violation
 from .schema import _RULES, RunConfig
 
@@ -62,7 +63,17 @@ def _schema_keys(cls: type, prefix: str = "") -> dict[str, Any]:
     return keys
 
 
-SCHEMA_KEYS = _schema_keys(RunConfig)
+SCHEMA_KEYS: dict[str, Any] = {}
+
+
+def _collect_keys() -> None:
+    """(Re)fill :data:`SCHEMA_KEYS` in place: at import, and whenever a method joins or leaves the schema."""
+    SCHEMA_KEYS.clear()
+    SCHEMA_KEYS.update(_schema_keys(RunConfig))
+
+
+_collect_keys()
+on_change(_collect_keys)
 
 
 def _is_section(key: str) -> bool:

@@ -21,7 +21,7 @@ from torch import Tensor
 from vasot_dist.config.methods import ASOTConfig, SegmentSolve
 from vasot_dist.ot import segment_asot
 
-from .base import LossOutput, PrototypeLoss
+from .base import LossOutput, PrototypeLoss, method_loss
 from .common import (
     check_batch,
     cosine_cost,
@@ -75,10 +75,10 @@ def decode_segments(solve: SegmentSolve, emb: Tensor, mask: Tensor, prototypes: 
     return masked_argmax_labels(plan, mask)
 
 
+@method_loss("asot")
 class ASOTLoss(PrototypeLoss):
     """ASOT pseudo-label cross-entropy (module docstring). Owns ``prototypes`` (K, embed_dim)."""
 
-    Settings = ASOTConfig
     settings: ASOTConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

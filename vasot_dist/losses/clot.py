@@ -34,7 +34,7 @@ from vasot_dist.ot import circular_sw_cost
 from vasot_dist.ot.sliced import random_directions
 
 from .asot import actions_used, asot_logits_and_plan, solve_segment
-from .base import LossOutput, PrototypeLoss
+from .base import LossOutput, PrototypeLoss, method_loss
 from .common import (
     check_batch,
     cosine_cost,
@@ -45,6 +45,7 @@ from .common import (
 )
 
 
+@method_loss("clot")
 class CLOTLoss(PrototypeLoss):
     """CLOT's three-level loss (module docstring). Owns ``prototypes`` and ``head`` (a :class:`CLOTHead`).
 
@@ -52,7 +53,6 @@ class CLOTLoss(PrototypeLoss):
     (with the step).
     """
 
-    Settings = CLOTConfig
     settings: CLOTConfig
 
     def __init__(self, settings: CLOTConfig | None = None, *, num_actions: int, embed_dim: int, seed: int = 0) -> None:
