@@ -1,8 +1,8 @@
 """Typed run configuration: schema (dataclasses), the method registry, YAML loading with ``extends:`` and dotted
 overrides."""
 
+from .dotted import SCHEMA_KEYS
 from .loader import (
-    SCHEMA_KEYS,
     ConfigError,
     YamlLoader,
     config_from_dict,
