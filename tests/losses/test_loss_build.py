@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from loss_helpers import pad_batch, unit
+from loss_helpers import pad_batch, padding_effect, unit
 
 from vasot_dist.config import METHODS, RunConfig
 from vasot_dist.losses import MethodLoss, PrototypeLoss, VAOTLoss, build_loss, method_loss
@@ -17,12 +17,18 @@ def test_every_registered_method_has_its_loss_on_its_settings():
         assert issubclass(method.loss, MethodLoss) and method.loss.__name__.lower() == f"{name}loss"
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_build_every_method_and_take_a_padded_step(name):
+def small_config(name: str) -> RunConfig:
+    """The method's defaults, D = 16, K = 3."""
     cfg = RunConfig()
     cfg.method.name = name
     cfg.model.embed_dim, cfg.model.num_actions = 16, 3
     cfg.method.realign.align.n_iters = 3  # keeps REALIGN quick here
+    return cfg
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_build_every_method_and_take_a_padded_step(name):
+    cfg = small_config(name)
     loss_fn = build_loss(cfg)
     assert type(loss_fn) is METHODS[name].loss and isinstance(loss_fn, MethodLoss)
     assert loss_fn.settings is getattr(cfg.method, name)  # the config's section itself, not a copy
@@ -44,6 +50,15 @@ def test_build_every_method_and_take_a_padded_step(name):
         assert labels.shape == mask.shape and (labels[~mask] == -1).all() and (labels[mask] >= 0).all()
     else:
         assert labels is None
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_padding_does_not_change_the_loss(name):
+    """A batch padded further gives the same loss: every method averages over real frames and solves each padded
+    problem as the video alone (docs/methods.md, Notation)."""
+    loss_fn = build_loss(small_config(name)).eval()  # eval: CLOT's decoder without dropout
+    gen = torch.Generator().manual_seed(2)
+    assert padding_effect(loss_fn, [unit(9, 16, gen=gen), unit(8, 16, gen=gen)], 14, step=3) < 1e-5
 
 
 def test_the_pair_methods_and_the_segmentation_methods():

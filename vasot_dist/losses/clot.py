@@ -33,16 +33,9 @@ from vasot_dist.models import CLOTHead, CLOTOutput
 from vasot_dist.ot import circular_sw_cost
 from vasot_dist.ot.sliced import random_directions
 
-from .asot import actions_used, asot_logits_and_plan, solve_segment
+from .asot import actions_used, asot_logits_and_plan, decode_labels
 from .base import LossOutput, PrototypeLoss, method_loss
-from .common import (
-    check_batch,
-    cosine_cost,
-    float32_math,
-    masked_argmax_labels,
-    plan_row_entropy,
-    soft_cross_entropy,
-)
+from .common import check_batch, cosine_cost, float32_math, plan_row_entropy, soft_cross_entropy
 
 
 @method_loss("clot")
@@ -132,5 +125,4 @@ class CLOTLoss(PrototypeLoss):
                 cost = cosine_cost(out.refined, protos)
             else:
                 cost = cosine_cost(out.frames, protos) + self.sw_cost(out.frames, protos, theta)
-            plan = solve_segment(s.decode, cost, mask)
-        return masked_argmax_labels(plan, mask)
+            return decode_labels(s.decode, cost, mask)
