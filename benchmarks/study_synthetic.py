@@ -11,9 +11,11 @@ Usage::
 The default (both tables, 3 seeds, 3 activities per segmentation preset) writes benchmarks/results/study_synthetic.json;
 the two tables run as two processes use the two cores (~45 min each on a loaded 2-core machine).
 
-Every row is a config of ``configs/synthetic/`` (the preset's own file for its method, ``<preset>_<method>.yaml``
-for the others) run as is, under each method's own protocol; the study adds only the data location, the
-seed, and the CPU bookkeeping (``STUDY_OVERRIDES``). docs/benchmark.md holds the tables and what they show.
+Every row is a registered method (``vasot_dist.config.METHODS``; in the segmentation table when its loss decodes
+segmentations, else in the alignment table) or one of its ablations (``ABLATIONS``), run with a config of
+``configs/synthetic/`` as is (``<preset>_<method>.yaml``, else the preset's own file with ``method.name=<method>``),
+under each method's own protocol; the study adds only the data location, the seed, and the CPU bookkeeping
+(``STUDY_OVERRIDES``). docs/benchmark.md holds the tables and what they show.
 
 - **Segmentation** (``breakfast_like``, ``yti_like``), ASOT's protocol: one model per activity with K = its
   ground-truth classes, trained and scored on the same videos (transductive), MoF / F1 / mIoU with one
@@ -56,29 +58,38 @@ sys.path.insert(0, str(ROOT))
 
 from vasot_pipelines import synthetic as syn  # noqa: E402
 
-from vasot_dist.config import RunConfig, load_config  # noqa: E402
+import vasot_dist.losses  # noqa: E402,F401  (registers every method's loss: the rows come from the registry)
+from vasot_dist.config import METHODS, RunConfig, load_config  # noqa: E402
 
 PRESET_DIR = ROOT / "configs" / "synthetic"
 
-# table -> (presets, {row label: (config file pattern, extra overrides)})
-TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, list[str]]]]] = {
-    "segmentation": (("breakfast_like", "yti_like"), {
-        "asot": ("{preset}.yaml", []),
-        "asot no-GW (train)": ("{preset}.yaml", ["method.asot.segment.alpha=0"]),
-        "asot no-GW (train+test)": ("{preset}.yaml", ["method.asot.segment.alpha=0", "method.asot.decode.alpha=0"]),
-        "asot balanced (train+test)": ("{preset}.yaml", ["method.asot.segment.unbalanced_actions=false",
-                                                          "method.asot.decode.unbalanced_actions=false"]),
-        "vasot": ("{preset}_vasot.yaml", []),
-        "clot": ("{preset}_clot.yaml", []),
-        "clot no-dispatch": ("{preset}_clot.yaml", ["method.clot.dispatch=none"]),
-    }),
-    "alignment": (("pouring_like", "ikea_like"), {
-        "vaot": ("{preset}.yaml", []),
-        "vava": ("{preset}_vava.yaml", []),
-        "kot": ("{preset}_kot.yaml", []),
-        "realign": ("{preset}_realign.yaml", []),
-    }),
+PRESETS = {"segmentation": ("breakfast_like", "yti_like"), "alignment": ("pouring_like", "ikea_like")}
+# Rows beside each method's own: {method: {row label: extra overrides}}, each listed after its method's row.
+ABLATIONS: dict[str, dict[str, list[str]]] = {
+    "asot": {
+        "asot no-GW (train)": ["method.asot.segment.alpha=0"],
+        "asot no-GW (train+test)": ["method.asot.segment.alpha=0", "method.asot.decode.alpha=0"],
+        "asot balanced (train+test)": ["method.asot.segment.unbalanced_actions=false",
+                                       "method.asot.decode.unbalanced_actions=false"],
+    },
+    "clot": {"clot no-dispatch": ["method.clot.dispatch=none"]},
 }
+
+
+def method_rows(table: str) -> dict[str, tuple[str, list[str]]]:
+    """{row label: (method, extra overrides)} of ``table``: every registered method whose loss decodes
+    segmentations (segmentation) or does not (alignment), each followed by its ablations."""
+    rows: dict[str, tuple[str, list[str]]] = {}
+    for name, method in METHODS.items():
+        if method.loss.segments() == (table == "segmentation"):
+            rows[name] = (name, [])
+            rows.update({label: (name, extra) for label, extra in ABLATIONS.get(name, {}).items()})
+    return rows
+
+
+# table -> (presets, {row label: (method, extra overrides)})
+TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, list[str]]]]] = {
+    table: (presets, method_rows(table)) for table, presets in PRESETS.items()}
 UNTRAINED = "untrained"  # the shared untrained encoder of an alignment preset
 
 # What the study sets on top of every config: where data and runs go, and CPU bookkeeping.
@@ -123,11 +134,16 @@ def cell_overrides(work_dir: Path, preset: str, activity: int, seed: int, extra:
 
 def make_config(work_dir: Path, table: str, preset: str, label: str, activity: int, seed: int, trained: bool,
                 extra: list[str]) -> RunConfig:
-    pattern, row = TABLES[table][1].get(label, ("{preset}.yaml", []))
+    """The row's config on ``preset``: ``<preset>_<method>.yaml`` when it exists, else the preset's own file with
+    ``method.name=<method>`` (the preset's method, or a method run at its defaults on the preset's data)."""
+    method, row = TABLES[table][1].get(label, (None, []))  # None: the untrained row, the preset's own config
+    path = PRESET_DIR / f"{preset}.yaml"
+    if method is not None:
+        own = PRESET_DIR / f"{preset}_{method}.yaml"
+        path, row = (own, row) if own.exists() else (path, [f"method.name={method}", *row])
     tag = "".join(c if c.isalnum() else "_" for c in label)
     run_id = f"{preset}-{tag}-a{activity}-s{seed}-{'trained' if trained else 'init'}"
-    return load_config(PRESET_DIR / pattern.format(preset=preset),
-                       [*row, *cell_overrides(work_dir, preset, activity, seed, extra), f"train.run_id={run_id}"])
+    return load_config(path, [*row, *cell_overrides(work_dir, preset, activity, seed, extra), f"train.run_id={run_id}"])
 
 
 def write_data(work_dir: Path, preset: str, activities: list[int], extra: list[str]) -> dict[str, Any]:
@@ -190,15 +206,12 @@ def untrained_model(cfg: RunConfig):
     """The model exactly as ``loop.run`` builds it before the first optimiser step: same seed, so the same
     weights; prototypes by k-means on the untrained embeddings. Not ``train.max_steps=1``: one Adam step at
     lr 1e-3 already moves the metrics by points."""
-    from vasot_dist.config import ALIGNMENT_METHODS
     from vasot_dist.runtime.distributed import init_distributed
     from vasot_dist.runtime.seeding import seed_everything
-    from vasot_dist.train.loop import init_prototypes
+    from vasot_dist.train.loop import init_prototypes, with_method_pairs
     from vasot_dist.train.model import build_train_model
 
-    # as loop.run: alignment methods read pairs (this decides the batches k-means sees)
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(
-        cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS))
+    cfg = with_method_pairs(cfg)  # as loop.run: pair methods read pairs (this decides the batches k-means sees)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
     model = build_train_model(cfg)

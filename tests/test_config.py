@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
+from methods_doc import DOC, doc_problems
 
 from vasot_dist.cli import train_main
 from vasot_dist.config import (
@@ -18,15 +18,8 @@ from vasot_dist.config import (
     load_config,
     save_config,
 )
-from vasot_dist.config.methods import (
-    METHOD_SETTINGS,
-    MOVED_KEYS,
-    AlignSolve,
-    MethodConfig,
-    PartialAlignSolve,
-    SegmentSolve,
-)
-from vasot_dist.config.rules import check_section, value_at
+from vasot_dist.config.methods import METHODS, MOVED_KEYS, MethodConfig
+from vasot_dist.config.rules import check_section
 from vasot_dist.config.schema import _RULES, DataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,11 +73,17 @@ def test_unknown_key_in_file_names_file_and_suggestion(tmp_path):
     assert str(e.value) == f"unknown key 'optim.lrr' in {f}; did you mean 'optim.lr'?"
 
 
-def test_unknown_key_in_base_names_the_base(tmp_path):
-    base = _write(tmp_path / "base.yaml", "method:\n  kot:\n    epss: 0.1\n")
-    top = _write(tmp_path / "top.yaml", "extends: base.yaml\n")
-    with pytest.raises(ConfigError, match=f"unknown key 'method.kot.epss' in {base}; did you mean 'method.kot.eps'"):
+@pytest.mark.parametrize("base_text,expected", [
+    ("method:\n  kot:\n    epss: 0.1\n", "unknown key 'method.kot.epss' in {base}; did you mean 'method.kot.eps'?"),
+    ("method:\n  vava:\n    sigma: -0.5\n", "invalid value -0.5 for 'method.vava.sigma' in {base}: expected a value in "
+                                         "(0, inf]"),
+], ids=["unknown key", "out of range"])
+def test_an_error_in_a_base_file_names_the_base(tmp_path, base_text, expected):
+    base = _write(tmp_path / "base.yaml", base_text)
+    top = _write(tmp_path / "top.yaml", "extends: base.yaml\noptim:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError) as e:
         load_config(top)
+    assert str(e.value) == expected.format(base=base)
 
 
 def test_a_key_of_the_old_shared_sections_names_where_it_moved(tmp_path):
@@ -197,11 +196,12 @@ def test_boundary_values_are_accepted():
 
 
 def test_method_section_has_one_field_per_method():
-    assert [f for f in MethodConfig.__dataclass_fields__ if f != "name"] == list(METHOD_SETTINGS)
+    assert [f for f in MethodConfig.__dataclass_fields__ if f != "name"] == list(METHODS)
     cfg = RunConfig()
-    for name, cls in METHOD_SETTINGS.items():
+    for name, method in METHODS.items():
         cfg.method.name = name
-        assert type(cfg.method.settings) is cls and cfg.method.needs_pairs == cls.needs_pairs
+        assert type(cfg.method.settings) is method.settings and cfg.method.spec is method
+        assert cfg.method.needs_pairs == method.settings.needs_pairs
 
 
 def test_method_defaults_follow_the_authors_code():
@@ -248,13 +248,6 @@ def test_a_section_built_in_code_is_checked_with_the_same_rules():
 def test_choice_error_lists_choices():
     with pytest.raises(ConfigError, match=r"expected one of \['asot', 'vaot', 'vasot'"):
         load_config(None, ["method.name=foo"])
-
-
-def test_range_error_in_file_names_that_file(tmp_path):
-    base = _write(tmp_path / "base.yaml", "method:\n  vava:\n    sigma: -0.5\n")
-    top = _write(tmp_path / "top.yaml", "extends: base.yaml\noptim:\n  lr: 0.1\n")
-    with pytest.raises(ConfigError, match=f"'method.vava.sigma' in {base}"):
-        load_config(top)
 
 
 def test_missing_file_circular_extends_and_non_mapping(tmp_path):
@@ -304,43 +297,7 @@ def test_cli_fails_fast_with_the_message(capsys):
     assert "unknown key 'optim.lrr' in command-line override; did you mean 'optim.lr'?" in err
 
 
-def _doc_rows() -> dict[str, str]:
-    """``key -> default`` of every table row ``| `key` | default | why |`` in docs/methods.md."""
-    rows = {}
-    for line in (ROOT / "docs" / "methods.md").read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
-            rows[cells[0].strip("`")] = cells[1]
-    return rows
-
-
-def test_docs_methods_names_every_default_with_its_value():
-    """docs/methods.md has a row for every setting (solve sections: the solve's row unless a method changes it)
-    and each row's value is the schema's default."""
-    rows = _doc_rows()
-    method = RunConfig().method
-    solves = {cls.__name__: cls for cls in (SegmentSolve, AlignSolve, PartialAlignSolve)}
-    for key, text in rows.items():
-        owner, _, rest = key.partition(".")
-        if owner in solves:
-            value = getattr(solves[owner](), rest)
-        else:
-            value = value_at(RunConfig(), key)
-        if text.endswith(" defaults"):  # a whole solve section left at its class defaults
-            assert value == solves[text.split()[0].strip("`")](), key
-        else:
-            assert value == yaml.safe_load(text), f"{key}: docs say {text}, the schema {value!r}"
-    for cls in solves.values():
-        for f in dataclasses.fields(cls):
-            assert f"{cls.__name__}.{f.name}" in rows, f"docs/methods.md lacks {cls.__name__}.{f.name}"
-    for name in METHOD_SETTINGS:
-        settings = getattr(method, name)
-        for f in dataclasses.fields(settings):
-            key, value = f"method.{name}.{f.name}", getattr(settings, f.name)
-            if not dataclasses.is_dataclass(value):
-                assert key in rows, f"docs/methods.md lacks {key}"
-                continue
-            base = type(value)()
-            for sub in dataclasses.fields(value):
-                if getattr(value, sub.name) != getattr(base, sub.name):
-                    assert f"{key}.{sub.name}" in rows, f"docs/methods.md lacks {key}.{sub.name}"
+def test_docs_methods_has_a_section_per_method_and_every_default_with_its_value():
+    """docs/methods.md has a section per registered method and a row for every setting (solve sections: the
+    solve's row unless a method changes it), and each row's value is the schema's default."""
+    assert doc_problems(DOC.read_text()) == []

@@ -32,8 +32,9 @@ def _declared(*extras: str) -> set[str]:
 
 
 def _third_party_imports(folders: list[Path]) -> dict[str, str]:
-    """``{top-level module: a file importing it}`` outside the standard library, the project and the tests'
-    own helper modules (a ``<name>.py`` beside the importing file)."""
+    """``{top-level module: a file importing it}`` outside the standard library, the project and the tests' and
+    benchmarks' own helper modules (a ``<name>.py`` or a package ``<name>/`` beside the importing file or in a
+    folder above it within ``folder``: pytest puts the conftest folders on the path)."""
     out: dict[str, str] = {}
     for folder in folders:
         for f in folder.rglob("*.py"):
@@ -46,7 +47,8 @@ def _third_party_imports(folders: list[Path]) -> dict[str, str]:
                     continue
                 for name in names:
                     top = name.split(".")[0]
-                    local = (f.parent / f"{top}.py").exists()
+                    local = any((d / f"{top}.py").exists() or (d / top / "__init__.py").exists()
+                                for d in (f.parent, *f.parent.parents) if d.is_relative_to(folder))
                     if top not in sys.stdlib_module_names and top not in ("vasot_dist", "vasot_pipelines") and not local:
                         out.setdefault(top, str(f.relative_to(ROOT)))
     return out

@@ -73,3 +73,23 @@ def ordered_and_shuffled_pair(gen: torch.Generator) -> tuple[torch.Tensor, torch
 def padding_effect(loss_fn, videos: list[torch.Tensor], length: int, **kwargs) -> float:
     """|loss of the videos padded to their longest - loss of the same videos padded to ``length``|."""
     return abs(loss_fn(*pad_batch(videos), **kwargs).loss.item() - loss_fn(*pad_batch(videos, length), **kwargs).loss.item())
+
+
+def padded_step(loss_fn, videos: list[torch.Tensor], length: int, **kwargs):
+    """``loss_fn`` on ``videos`` padded to ``length`` and backpropagated, with what every loss keeps checked: a
+    finite loss and gradient, detached couplings, no gradient on padded frames. Returns the output, the padded
+    batch (its ``.grad`` set) and per-video copies that require grad, for an independent computation."""
+    emb, mask = pad_batch(videos, length)
+    emb.requires_grad_()
+    out = loss_fn(emb, mask, **kwargs)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and torch.isfinite(emb.grad).all()
+    assert not any(c.requires_grad for c in out.couplings.values())
+    assert emb.grad[~mask].abs().max() == 0  # padded frames get no gradient
+    return out, emb, [v.clone().requires_grad_() for v in videos]
+
+
+def assert_same_gradients(emb: torch.Tensor, leaves: list[torch.Tensor], atol: float = 1e-5) -> None:
+    """Each video's gradient in the padded batch ``emb`` equals its gradient computed alone (``leaves``)."""
+    for b, v in enumerate(leaves):
+        assert torch.allclose(emb.grad[b, : v.shape[0]], v.grad, atol=atol), f"video {b}"

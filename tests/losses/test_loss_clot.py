@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from loss_helpers import loop_soft_ce, pad_batch, padding_effect, unit
+from loss_helpers import assert_same_gradients, loop_soft_ce, pad_batch, padded_step, unit
 
 from vasot_dist.config.methods import CLOTConfig
 from vasot_dist.losses import CLOTLoss
@@ -25,22 +25,16 @@ def _make(seed: int = 0, **kw) -> CLOTLoss:
 def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
     gen = torch.Generator().manual_seed(0)
     videos = [unit(9, D, gen=gen), unit(6, D, gen=gen)]
-    emb, mask = pad_batch(videos, 11)
-    emb.requires_grad_()
     loss_fn = _make(queries_delta=1)
     ref_fn = copy.deepcopy(loss_fn)
     step = 4
-    out = loss_fn(emb, mask, step=step)
-    out.loss.backward()
-    assert torch.isfinite(out.loss) and torch.isfinite(emb.grad).all()
-    assert not any(c.requires_grad for c in out.couplings.values())
+    out, emb, leaves = padded_step(loss_fn, videos, 11, step=step)
     assert loss_fn.prototypes.weight.grad.abs().sum() > 0
     assert loss_fn.head.decoder.query_embed.grad.abs().sum() > 0
     assert loss_fn.head.dispatching.alpha.grad is not None
 
     kw = dataclasses.asdict(loss_fn.settings.segment)
     kw_unordered = {**kw, "temporal_prior": 0.0}  # decoder queries have no temporal order: no rho R
-    leaves = [v.clone().requires_grad_() for v in videos]
     frames, segs, refined = [], [], []
     for v in leaves:
         protos = ref_fn.prototypes()
@@ -60,8 +54,7 @@ def test_three_levels_equal_independent_solves_and_gradients_reach_every_part():
     ref.backward()
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-5)
     assert out.metrics["clot/ce_segments"].item() == pytest.approx(loop_soft_ce(segs).item(), abs=1e-5)
-    for b, v in enumerate(leaves):
-        assert torch.allclose(emb.grad[b, : v.shape[0]], v.grad, atol=1e-5)
+    assert_same_gradients(emb, leaves)
     assert torch.allclose(loss_fn.prototypes.weight.grad, ref_fn.prototypes.weight.grad, atol=1e-5)
     for (name, p), p_ref in zip(loss_fn.head.named_parameters(), ref_fn.head.parameters()):
         if p.grad is not None:
@@ -81,11 +74,6 @@ def test_sw_term_enters_level_one_and_its_projections_follow_the_step():
     gen_ref = torch.Generator().manual_seed(5 * 1_000_003 + 1)
     assert torch.allclose(c1, circular_sw_cost(x, a, n_projections=20, radius=2.0, generator=gen_ref))
     assert torch.equal(_make(sw_weight=0.0).sw_cost(x, a, theta[1]), torch.zeros(2, 8, K))
-
-
-def test_padding_does_not_change_the_loss():
-    gen = torch.Generator().manual_seed(2)
-    assert padding_effect(_make(), [unit(10, D, gen=gen)], 15, step=3) < 1e-5
 
 
 def test_segment_decodes_the_refined_frames_with_asot_at_the_decode_settings():

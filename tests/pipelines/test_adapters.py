@@ -20,26 +20,44 @@ def manifest_of(out: Path):
     return {e.key: e for e in entries}, read_label_map(label_map_path(out))
 
 
+def shard_manifest(manifest: Path, out: Path, *options: str) -> int:
+    """``vasot-shard`` on an adapter's manifest and label map, into ``out`` (no progress bar); its exit code."""
+    return shard_main(["--manifest", str(manifest), "--labels", str(label_map_path(manifest)), "--out", str(out),
+                       "--no-progress", *options])
+
+
 def gt_lines(path: Path, labels):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(labels) + "\n")
 
 
+def features_layout(root: Path, mapping: str, truth: dict[str, list[str]], features: dict[str, np.ndarray]) -> Path:
+    """The ASOT-style folder the feature adapters read: ``mapping/mapping.txt`` (``mapping``), one
+    ``groundTruth/<video>`` per ``truth`` item (a label per line), and ``features/<path>`` per ``features`` item
+    (``.txt``: ``np.savetxt``, else ``np.save``)."""
+    (root / "mapping").mkdir(parents=True)
+    (root / "mapping" / "mapping.txt").write_text(mapping)
+    for video, labels in truth.items():
+        gt_lines(root / "groundTruth" / video, labels)
+    for rel, array in features.items():
+        path = root / "features" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".txt":
+            np.savetxt(path, array, fmt="%.6f")
+        else:
+            np.save(path, array)
+    return root
+
+
 # ------------------------------------------------------------------------------- features layout
 @pytest.fixture
 def breakfast_root(tmp_path) -> Path:
-    root = tmp_path / "Breakfast"
-    (root / "mapping").mkdir(parents=True)
-    (root / "mapping" / "mapping.txt").write_text("0 SIL\n1 pour_cereals\n2 pour_milk\n3 take_cup\n")
     rng = np.random.default_rng(0)
-    for name, labs in {"P03_cam01_P03_cereals": ["SIL"] * 3 + ["pour_cereals"] * 4 + ["pour_milk"] * 3,
-                       "P16_webcam01_P16_cereals": ["SIL"] * 2 + ["pour_milk"] * 6,
-                       "P03_cam02_P03_coffee": ["take_cup"] * 5}.items():
-        gt_lines(root / "groundTruth" / name, labs)
-        act = name.split("_")[-1]
-        (root / "features" / act).mkdir(parents=True, exist_ok=True)
-        np.savetxt(root / "features" / act / f"{name}.txt", rng.standard_normal((len(labs), 4)), fmt="%.6f")
-    return root
+    truth = {"P03_cam01_P03_cereals": ["SIL"] * 3 + ["pour_cereals"] * 4 + ["pour_milk"] * 3,
+             "P16_webcam01_P16_cereals": ["SIL"] * 2 + ["pour_milk"] * 6,
+             "P03_cam02_P03_coffee": ["take_cup"] * 5}
+    features = {f"{name.split('_')[-1]}/{name}.txt": rng.standard_normal((len(labs), 4)) for name, labs in truth.items()}
+    return features_layout(tmp_path / "Breakfast", "0 SIL\n1 pour_cereals\n2 pour_milk\n3 take_cup\n", truth, features)
 
 
 def test_breakfast_manifest_and_shards(tmp_path, breakfast_root):
@@ -67,56 +85,44 @@ def test_breakfast_manifest_and_shards(tmp_path, breakfast_root):
 
 
 def test_yti_skips_idt_and_keeps_negative_background(tmp_path):
-    root = tmp_path / "YTI"
-    (root / "mapping").mkdir(parents=True)
-    (root / "mapping" / "mapping.txt").write_text("-1 background\n0 remove_wheel\n1 put_wheel\n")
-    gt_lines(root / "groundTruth" / "changing_tire_0001", ["background", "remove_wheel", "put_wheel"])
-    gt_lines(root / "groundTruth" / "changing_tire_0001_idt", ["background"] * 3)
-    (root / "features" / "changing_tire").mkdir(parents=True)
-    np.savetxt(root / "features" / "changing_tire" / "changing_tire_0001.txt", np.ones((3, 5)))
+    root = features_layout(tmp_path / "YTI", "-1 background\n0 remove_wheel\n1 put_wheel\n",
+                           {"changing_tire_0001": ["background", "remove_wheel", "put_wheel"],
+                            "changing_tire_0001_idt": ["background"] * 3},
+                           {"changing_tire/changing_tire_0001.txt": np.ones((3, 5))})
     out = tmp_path / "m.jsonl"
     assert ADAPTERS["yti"].write_manifest(root, out) == 1
     entries, lm = manifest_of(out)
     assert list(entries) == ["changing_tire__changing_tire_0001"] and lm.background_id == -1
-    assert shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--modality", "features",
-                       "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert shard_manifest(out, tmp_path / "o", "--modality", "features") == 0
     assert read_shards(tmp_path / "o")["changing_tire__changing_tire_0001"]["json"]["labels"] == [-1, 0, 1]
 
 
 @pytest.mark.parametrize("granularity", ["mid", "eval"])
 def test_fifty_salads_granularities(tmp_path, granularity):
-    root = tmp_path / "FS"
-    (root / "mapping").mkdir(parents=True)
-    (root / "mapping" / "mapping.txt").write_text("0 action_start\n1 cut_tomato\n2 cut_cheese\n3 action_end\n")
+    root = features_layout(tmp_path / "FS", "0 action_start\n1 cut_tomato\n2 cut_cheese\n3 action_end\n",
+                           {"rgb-01-1": ["action_start", "cut_tomato", "cut_cheese", "action_end"]},
+                           {"rgb-01-1.npy": np.arange(8, dtype=np.float32).reshape(4, 2)})
     (root / "mapping" / "mappingeval.txt").write_text("0 action_start\n4 cut_tomato\n4 cut_cheese\n11 action_end\n")
-    gt_lines(root / "groundTruth" / "rgb-01-1", ["action_start", "cut_tomato", "cut_cheese", "action_end"])
-    (root / "features").mkdir()
-    np.save(root / "features" / "rgb-01-1.npy", np.arange(8, dtype=np.float32).reshape(4, 2))
     out = tmp_path / "m.jsonl"
     assert ADAPTERS[f"50salads_{granularity}"].write_manifest(root, out) == 1
     entries, lm = manifest_of(out)
     e = entries["salad__rgb-01-1"]
     assert e.activity == "salad" and e.path.endswith("features/rgb-01-1.npy") and lm.background is None
-    assert shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--modality", "features",
-                       "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert shard_manifest(out, tmp_path / "o", "--modality", "features") == 0
     labels = read_shards(tmp_path / "o")["salad__rgb-01-1"]["json"]["labels"]
     assert labels == ([0, 1, 2, 3] if granularity == "mid" else [0, 4, 4, 11])
 
 
 def test_desktop_assembly_and_missing_features_are_reported(tmp_path):
-    root = tmp_path / "DA"
-    (root / "mapping").mkdir(parents=True)
-    (root / "mapping" / "mapping.txt").write_text("0 Pick_up_chip\n1 Close_cover\n22 Background\n")
-    gt_lines(root / "groundTruth" / "2020-04-19_14-03-25", ["Background", "Pick_up_chip", "Close_cover"])
-    gt_lines(root / "groundTruth" / "2020-04-20_10-00-00", ["Background"] * 2)
-    (root / "features").mkdir()
-    np.save(root / "features" / "2020-04-19_14-03-25.npy", np.zeros((3, 4), np.float32))
+    root = features_layout(tmp_path / "DA", "0 Pick_up_chip\n1 Close_cover\n22 Background\n",
+                           {"2020-04-19_14-03-25": ["Background", "Pick_up_chip", "Close_cover"],
+                            "2020-04-20_10-00-00": ["Background"] * 2},  # its features are missing
+                           {"2020-04-19_14-03-25.npy": np.zeros((3, 4), np.float32)})
     out = tmp_path / "m.jsonl"
     assert ADAPTERS["desktop_assembly"].write_manifest(root, out) == 2
     entries, lm = manifest_of(out)
     assert lm.background_id == 22 and {e.activity for e in entries.values()} == {"desktop_assembly"}
-    rc = shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--modality", "features",
-                     "--out", str(tmp_path / "o"), "--no-progress"])
+    rc = shard_manifest(out, tmp_path / "o", "--modality", "features")
     assert rc == 1
     fail = json.loads((tmp_path / "o" / "failures.jsonl").read_text())
     assert fail["key"] == "desktop_assembly__2020-04-20_10-00-00" and "no such file" in fail["reason"]
@@ -141,8 +147,7 @@ def test_ikea_asm_segments_splits_and_background(tmp_path):
     e = entries["Kallax_Shelf_Drawer__Kallax_Shelf_Drawer_0001_black_table_02_01_2019_08_16_14_00"]
     assert e.split == "train" and e.activity == "Kallax_Shelf_Drawer"
     assert e.segments == [[2, 5, "pick up leg"], [6, 11, "spin leg"]]
-    rc = shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--out", str(tmp_path / "o"),
-                     "--short-side", "32", "--no-progress"])
+    rc = shard_manifest(out, tmp_path / "o", "--short-side", "32")
     assert rc == 0
     s = read_shards(tmp_path / "o")
     assert s[e.key]["json"]["labels"] == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
@@ -171,13 +176,11 @@ def test_pouring_lav_layout_with_npyrecords(tmp_path):
     assert lm.ids == {f"phase{i}": i for i in range(5)} and lm.background is None
     assert entries["pouring__vid2"].split == "test" and entries["pouring__vid1"].labels == [0, 0, 1, 2, 3, 4]
     # frame folders have no rate: the images become consecutive frames at --fps
-    rc = shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--out", str(tmp_path / "o"),
-                     "--short-side", "32", "--fps", "20", "--no-progress", "--verify"])
+    rc = shard_manifest(out, tmp_path / "o", "--short-side", "32", "--fps", "20", "--verify")
     assert rc == 0
     meta = read_shards(tmp_path / "o")["pouring__vid1"]["json"]
     assert meta["num_frames"] == 6 and meta["labels"] == [0, 0, 1, 2, 3, 4] and meta["fps"] == 20
-    rc = shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--out", str(tmp_path / "p"),
-                     "--short-side", "32", "--no-progress"])
+    rc = shard_manifest(out, tmp_path / "p", "--short-side", "32")
     assert rc == 2  # without --fps the frame folders cannot be encoded: both listed as failures
     assert "needs an fps" in (tmp_path / "p" / "failures.jsonl").read_text()
 
@@ -212,8 +215,7 @@ def test_coin_seconds_to_frames(tmp_path):
     entries, lm = manifest_of(out)
     assert lm.ids == {"background": 0, "fix the frame": 45, "tighten screws": 46, "boil water": 7}
     assert entries["MakeTea__nofile"].path.endswith("videos/3/nofile.mp4")
-    rc = shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--out", str(tmp_path / "o"),
-                     "--short-side", "32", "--no-progress"])
+    rc = shard_manifest(out, tmp_path / "o", "--short-side", "32")
     assert rc == 1  # the missing video
     labels = read_shards(tmp_path / "o")["AssembleBed__abc_XYZ-1"]["json"]["labels"]
     expect = [0] * 20
@@ -258,8 +260,7 @@ def test_egoprocel_and_procel(tmp_path):
     e = entries["Brownie__S07_Brownie_7150991-1431"]
     assert e.path.endswith("anywhere/S07_Brownie_7150991-1431.mp4")
     assert e.segments_sec == [[0.1, 0.3, "Brownie:1"], [0.5, 0.9, "Brownie:2"]]
-    assert shard_main(["--manifest", str(out), "--labels", str(label_map_path(out)), "--out", str(tmp_path / "o"),
-                       "--short-side", "32", "--no-progress"]) == 1  # the Pizza video is missing
+    assert shard_manifest(out, tmp_path / "o", "--short-side", "32") == 1  # the Pizza video is missing
     assert read_shards(tmp_path / "o")[e.key]["json"]["labels"] == [0, 1, 1, 1, 0, 2, 2, 2, 2, 2]
 
     proc = tmp_path / "procel"

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vasot_dist.config import load_config
-from vasot_dist.losses import LOSSES, build_loss
+from vasot_dist.config import METHODS, load_config
+from vasot_dist.losses import build_loss
 from vasot_dist.ot import segment_asot
 from vasot_dist.train.model import build_train_model, compile_for_training
 
@@ -36,7 +36,7 @@ def _loss_and_inputs(method: str):
     return loss, emb, mask
 
 
-@pytest.mark.parametrize("method", sorted(LOSSES))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_loss_compiles_without_graph_breaks_and_matches_eager(method):
     loss, emb, mask = _loss_and_inputs(method)
     eager_emb = emb.clone().requires_grad_()

@@ -12,8 +12,7 @@ import copy
 import pytest
 import torch
 
-from vasot_dist.config import load_config
-from vasot_dist.losses import LOSSES
+from vasot_dist.config import METHODS, load_config
 from vasot_dist.ot import align_fgw, align_partial_fgw, circular_sw_cost, segment_asot, sinkhorn
 from vasot_dist.runtime.distributed import DistContext
 from vasot_dist.train.engine import build_engine
@@ -62,7 +61,7 @@ def tiny_video_cfg():
     return ["model.head_dim=16", "model.embed_dim=16", "model.num_actions=4", "train.bf16=false"]
 
 
-@pytest.mark.parametrize("method", sorted(LOSSES))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_training_step_of_every_method_reads_nothing_back(method, tiny_video_cfg):
     """forward (encoder + OT solves + loss), backward and optimizer step on an unpadded batch."""
     cfg = load_config("configs/demo.yaml", [f"method.name={method}", *tiny_video_cfg])

@@ -1,5 +1,8 @@
 """CI guard against regressions in learning: a short training of every method beats its untrained baseline.
 
+Every registered method (``vasot_dist.config.METHODS``) is guarded: one without its row in ``STEPS`` and
+``MARGIN`` fails here, naming what to add.
+
 Each method trains its MLP encoder on the features of a small fixed synthetic set (one activity, 4 steps in
 order, per-video offsets, slow drift and distractors, time warps) through ``vasot_dist.train.loop.run``, and is
 scored against the same model before its first optimiser step (same seed; prototypes by k-means on the
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vasot_dist.config import load_config
+from vasot_dist.config import METHODS, load_config
 from vasot_dist.config.schema import SyntheticConfig
 
 GUARD_DATA = SyntheticConfig(
@@ -28,7 +31,6 @@ GUARD_DATA = SyntheticConfig(
     frames_max=100, feature_dim=32, duration_sigma=0.4, p_time_warp=1.0, p_background=0.0, p_redundant=0.0,
     p_repeat=0.0, step_scale=1.0, noise_scale=0.7, offset_scale=0.8, drift_scale=0.5, distractor_scale=0.5, seed=0)
 
-SEGMENTATION = ("asot", "vasot", "clot")
 # method -> training steps; every method: MLP [32, 64, 16], 32 frames per video, batch 2, Adam lr 3e-3
 STEPS = {"asot": 60, "vasot": 60, "clot": 60, "vaot": 60, "vava": 60, "kot": 120, "realign": 60}
 # method -> {metric: margin in points}: MoF for the segmentation methods, and for every method the nearest-neighbour
@@ -56,9 +58,18 @@ SOLVER_VALUES = [
 ]
 
 
-def guard_config(tmp: Path, method: str, seed: int = 0, tag: str = ""):
-    steps = STEPS[method]
-    seg = method in SEGMENTATION
+def guard_row(method: str) -> tuple[int, dict[str, float]]:
+    """The method's training steps and margins; a registered method without them fails the guard."""
+    if method not in STEPS or method not in MARGIN:
+        pytest.fail(f"method {method!r} is not in the learning guard: add its training steps to STEPS and its "
+                    f"margins to MARGIN in {Path(__file__).name} (docs/benchmark.md#the-learning-guard)")
+    return STEPS[method], MARGIN[method]
+
+
+def guard_config(tmp: Path, method: str, seed: int = 0, tag: str = "", steps: int | None = None):
+    """The guard's run of ``method`` (``steps``: its row's unless given)."""
+    steps = steps or guard_row(method)[0]
+    seg = "seg/MoF" in MARGIN.get(method, {})  # segmentation methods are scored on the training videos
     overrides = [
         "data.name=synthetic", "data.modality=features", f"data.shards={tmp / 'data'}", "data.frames_per_video=32",
         "data.batch_size=2", "data.num_workers=0", "data.shuffle_buffer=8", "data.context_frames=1",
@@ -102,7 +113,7 @@ def gains(tmp: Path, method: str, seed: int = 0, tag: str = "") -> dict[str, tup
     before = untrained_metrics(cfg)
     out = run(cfg)
     assert out["status"] == "completed"
-    return {m: (before[m], out["metrics"][m]) for m in MARGIN[method]}
+    return {m: (before[m], out["metrics"][m]) for m in guard_row(method)[1]}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +121,11 @@ def guard_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("guard")  # the data are written once, by the first run
 
 
-@pytest.mark.parametrize("method", list(STEPS))
+def test_the_guard_lists_only_registered_methods():
+    assert set(STEPS) <= set(METHODS) and set(MARGIN) <= set(METHODS), "a row of a method that is not registered"
+
+
+@pytest.mark.parametrize("method", list(METHODS))
 def test_short_training_beats_the_untrained_model(guard_dir, method):
     for metric, (before, after) in gains(guard_dir, method).items():
         assert after - before > MARGIN[method][metric], f"{method}: {metric} {before:.1f} untrained -> {after:.1f}"

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vasot_dist.config import load_config
-from vasot_dist.losses import LOSSES, build_loss
+from vasot_dist.config import METHODS, load_config
+from vasot_dist.losses import build_loss
 from vasot_dist.runtime.distributed import DistContext
 from vasot_dist.train.engine import build_engine
 from vasot_dist.train.log_window import LogWindow
@@ -23,7 +23,7 @@ pytestmark = [
 SMALL = ["model.embed_dim=16", "model.num_actions=4", "model.head_dim=16", "train.bf16=true"]
 
 
-@pytest.mark.parametrize("method", sorted(LOSSES))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_training_step_has_no_host_device_synchronisation(method):
     """``set_sync_debug_mode('error')`` raises on any synchronising call, torch's own included."""
     cfg = load_config("configs/demo.yaml", [f"method.name={method}", *SMALL])

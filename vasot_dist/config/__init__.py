@@ -1,7 +1,8 @@
-"""Typed run configuration: schema (dataclasses), YAML loading with ``extends:`` and dotted overrides."""
+"""Typed run configuration: schema (dataclasses), the method registry, YAML loading with ``extends:`` and dotted
+overrides."""
 
+from .dotted import SCHEMA_KEYS
 from .loader import (
-    SCHEMA_KEYS,
     ConfigError,
     YamlLoader,
     config_from_dict,
@@ -12,11 +13,13 @@ from .loader import (
     packaged_configs,
     save_config,
 )
-from .schema import ALIGNMENT_METHODS, METHODS, RunConfig
+from .registry import METHODS, Method, MethodConfig, register_method, unregister_method
+from .schema import RunConfig
 
 __all__ = [
-    "ALIGNMENT_METHODS",
     "METHODS",
+    "Method",
+    "MethodConfig",
     "SCHEMA_KEYS",
     "ConfigError",
     "RunConfig",
@@ -27,5 +30,7 @@ __all__ = [
     "find_config",
     "load_config",
     "packaged_configs",
+    "register_method",
     "save_config",
+    "unregister_method",
 ]

@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import os
 import re
-import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vasot_dist.runtime.files import write_text_atomic
 
+from .dotted import SCHEMA_KEYS, flatten, is_section, set_dotted
 from .methods import MOVED_KEYS
 from .rules import value_at, violation
 from .schema import _RULES, RunConfig
@@ -47,39 +48,6 @@ YamlLoader.add_implicit_resolver(
 )
 
 
-def _schema_keys(cls: type, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> field type for every leaf of the schema (dict-typed fields are leaves)."""
-    keys: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            keys[key] = tp
-            keys.update(_schema_keys(tp, key + "."))
-        else:
-            keys[key] = tp
-    return keys
-
-
-SCHEMA_KEYS = _schema_keys(RunConfig)
-
-
-def _is_section(key: str) -> bool:
-    return dataclasses.is_dataclass(SCHEMA_KEYS.get(key))
-
-
-def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and _is_section(key):
-            out.extend(_flatten(v, key + "."))
-        else:
-            out.append((key, v))
-    return out
-
-
 def _suggest(key: str) -> str:
     if key in MOVED_KEYS:  # a key of the shared sections before each method had its own
         return "; it moved to " + " / ".join(f"'{k}'" for k in MOVED_KEYS[key])
@@ -92,7 +60,7 @@ def _suggest(key: str) -> str:
 
 
 def _check_keys(d: dict, source: str) -> None:
-    for key, _ in _flatten(d):
+    for key in flatten(d):
         if key not in SCHEMA_KEYS:
             raise ConfigError(f"unknown key '{key}' in {source}{_suggest(key)}")
 
@@ -159,20 +127,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"override '{item}' must look like key.sub=value")
     key, raw = item.split("=", 1)
     key = key.strip()
-    if key not in SCHEMA_KEYS or _is_section(key):
+    if key not in SCHEMA_KEYS or is_section(key):
         raise ConfigError(f"unknown key '{key}' in command-line override{_suggest(key)}")
     value = yaml.load(raw, Loader=YamlLoader) if raw != "" else ""
     return key, value
-
-
-def _nest(key: str, value: Any) -> dict:
-    out: dict = {}
-    cur = out
-    parts = key.split(".")
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = value
-    return out
 
 
 def _merge_layer(cfg: DictConfig, layer: dict, source: str) -> DictConfig:
@@ -196,26 +154,36 @@ def _check_ranges(cfg: RunConfig, provenance: dict[str, str]) -> None:
             raise ConfigError(f"invalid value {value!r} for '{key}' in {source}: {expected}")
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(source: str | os.PathLike | Mapping[str, Any] | RunConfig | None = None,
+                overrides: Sequence[str] | None = None) -> RunConfig:
     """Build a validated :class:`RunConfig`.
 
     Args:
-        path: a YAML file, or the name of a packaged config (``ikea_asm``); ``extends: base.yaml`` (relative to
-            the file, else a packaged config of that name) chains bases.
+        source: a YAML file, or the name of a packaged config (``ikea_asm``), where ``extends: base.yaml``
+            (relative to the file, else a packaged config of that name) chains bases; or a config in memory:
+            a nested mapping (:func:`config_to_dict`'s form, any subset of the keys) or a ``RunConfig``;
+            None: the schema's defaults.
         overrides: dotted ``key.sub=value`` items applied last (YAML-typed values).
 
     Raises:
-        ConfigError: naming the file (or "command-line override"), the key and what was expected.
+        ConfigError: naming the file (``config dict`` for a mapping, or "command-line override"), the key and
+            what was expected.
     """
     cfg = OmegaConf.structured(RunConfig)
     provenance: dict[str, str] = {}
-    if path is not None:
-        for src, layer in _read_yaml(find_config(path))["__layers__"]:
-            cfg = _merge_layer(cfg, layer, src)
-            provenance.update({k: src for k, _ in _flatten(layer)})
+    if isinstance(source, RunConfig):
+        source = config_to_dict(source)
+    if isinstance(source, Mapping):
+        layers = [("config dict", dict(source))]
+        _check_keys(layers[0][1], "config dict")
+    else:
+        layers = [] if source is None else _read_yaml(find_config(source))["__layers__"]
+    for src, layer in layers:
+        cfg = _merge_layer(cfg, layer, src)
+        provenance.update(dict.fromkeys(flatten(layer), src))
     for item in overrides or []:
         key, value = _parse_override(item)
-        cfg = _merge_layer(cfg, _nest(key, value), f"override '{item}'")
+        cfg = _merge_layer(cfg, set_dotted({}, key, value), f"override '{item}'")
         provenance[key] = f"override '{item}'"
     run_cfg: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     _check_ranges(run_cfg, provenance)
@@ -238,10 +206,6 @@ def save_config(cfg: RunConfig, path: str | os.PathLike) -> Path:
 
 
 
-def config_from_dict(d: dict) -> RunConfig:
-    """Inverse of :func:`config_to_dict` (checkpoints, Ray trials), validated like a file."""
-    _check_keys(d, "config dict")
-    cfg = _merge_layer(OmegaConf.structured(RunConfig), d, "config dict")
-    run_cfg: RunConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    _check_ranges(run_cfg, {k: "config dict" for k in SCHEMA_KEYS})
-    return run_cfg
+def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
+    """Inverse of :func:`config_to_dict` (checkpoints, Ray trials): ``load_config(d)``, validated like a file."""
+    return load_config(d)

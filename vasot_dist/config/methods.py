@@ -1,7 +1,9 @@
 """Every method's hyper-parameters: one settings dataclass per method, each default written once, with its reason.
 
-The run config holds them under ``method.<name>`` (``method.asot.segment.eps=0.05``); the loss of ``method.name``
-is built from its section (:func:`vasot_dist.losses.build_loss`), and the solver-argument sections
+Each is registered under its method's name (:func:`.registry.register_method`, with the method's evaluation
+hooks), which makes it the config section ``method.<name>`` (``method.asot.segment.eps=0.05``); the loss of
+``method.name`` registers itself against the same name and is built from its section
+(:func:`vasot_dist.losses.build_loss`). The solver-argument sections
 (:class:`SegmentSolve`, :class:`AlignSolve`, :class:`PartialAlignSolve`) are passed field by field to their
 solver, so a field name here is the solver's keyword.  Training and decoding solves are separate sections:
 ASOT's "no GW (train)" ablation is ``method.asot.segment.alpha=0``, "(train & test)" adds
@@ -17,7 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from .registry import METHODS, MethodConfig, register_method
 from .rules import at_least, fraction, in_range, non_negative, one_of, positive
+
+__all__ = ["METHODS", "MOVED_KEYS", "AlignSolve", "MethodConfig", "PartialAlignSolve", "SegmentSolve",
+           "register_method"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Solver arguments (field names = the solver's keywords)
@@ -82,9 +88,12 @@ class PartialAlignSolve:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Methods
+# Methods: each settings class registered under its method's name, with its evaluation hooks (registry.py);
+# the order here is the order of the config's sections. A new method adds its class here, its loss module
+# (``@method_loss(name)`` in vasot_dist/losses/) and its section in docs/methods.md.
 
 
+@register_method("asot")
 @dataclass
 class ASOTConfig:
     """ASOT (Xu & Gould, CVPR 2024): frames -> learnable action prototypes, pseudo-label cross-entropy."""
@@ -99,6 +108,7 @@ class ASOTConfig:
     )
 
 
+@register_method("vaot")
 @dataclass
 class VAOTConfig:
     """VAOT (Ali et al., ICCV 2025): fused-GW alignment of two videos as pseudo-labels."""
@@ -113,6 +123,7 @@ class VAOTConfig:
     align: AlignSolve = field(default_factory=AlignSolve)
 
 
+@register_method("vasot", plot_align="vasot.align")
 @dataclass
 class VASOTConfig:
     """VASOT (Ali et al., ICCV 2025): VAOT on each pair plus ASOT on each video, one encoder and one set of
@@ -132,6 +143,7 @@ class VASOTConfig:
     decode: SegmentSolve = field(default_factory=lambda: SegmentSolve(temporal_prior=0.1))
 
 
+@register_method("vava")
 @dataclass
 class VAVAConfig:
     """VAVA (Liu et al., CVPR 2022): Kantorovich OT with priors and a virtual frame, plus contrastive terms.
@@ -154,6 +166,7 @@ class VAVAConfig:
     tol: float | None = positive(None)  # stop early once marginals are this close (a host read every 10)
 
 
+@register_method("clot")
 @dataclass
 class CLOTConfig:
     """CLOT (Bueno-Benito & Dimiccoli, ICCV 2025): three ASOT problems per video (frames, decoder segments,
@@ -182,6 +195,7 @@ class CLOTConfig:
     dispatch: str = one_of("all", ("all", "memory", "none"))
 
 
+@register_method("realign", metrics=("keystep",))
 @dataclass
 class REALIGNConfig:
     """REALIGN (Chandra & Roy, 2025): fused partial GW couplings as pseudo-labels plus contrastive terms.
@@ -199,6 +213,7 @@ class REALIGNConfig:
     align: PartialAlignSolve = field(default_factory=PartialAlignSolve)
 
 
+@register_method("kot")
 @dataclass
 class KOTConfig:
     """KOT: plain entropic Kantorovich OT between two videos, the baseline (no structure, prior or virtual frame)."""
@@ -210,45 +225,6 @@ class KOTConfig:
     eps: float = positive(0.07)  # ASOT/VAOT's training eps
     n_iters: int = at_least(1, 200)  # Sinkhorn iterations
     tol: float | None = positive(None)  # stop early once marginals are this close (a host read every 10)
-
-
-MethodSettings = ASOTConfig | VAOTConfig | VASOTConfig | VAVAConfig | CLOTConfig | REALIGNConfig | KOTConfig
-
-METHOD_SETTINGS: dict[str, type] = {
-    "asot": ASOTConfig,
-    "vaot": VAOTConfig,
-    "vasot": VASOTConfig,
-    "vava": VAVAConfig,
-    "clot": CLOTConfig,
-    "realign": REALIGNConfig,
-    "kot": KOTConfig,
-}
-METHODS = tuple(METHOD_SETTINGS)
-ALIGNMENT_METHODS = tuple(n for n, cls in METHOD_SETTINGS.items() if cls.needs_pairs)  # batches of pairs
-
-
-@dataclass
-class MethodConfig:
-    """``method.name`` picks the method; ``method.<name>`` holds its settings (the others are ignored)."""
-
-    name: str = one_of("vasot", METHODS)
-    asot: ASOTConfig = field(default_factory=ASOTConfig)
-    vaot: VAOTConfig = field(default_factory=VAOTConfig)
-    vasot: VASOTConfig = field(default_factory=VASOTConfig)
-    vava: VAVAConfig = field(default_factory=VAVAConfig)
-    clot: CLOTConfig = field(default_factory=CLOTConfig)
-    realign: REALIGNConfig = field(default_factory=REALIGNConfig)
-    kot: KOTConfig = field(default_factory=KOTConfig)
-
-    @property
-    def settings(self) -> MethodSettings:
-        """The section of the chosen method."""
-        return getattr(self, self.name)
-
-    @property
-    def needs_pairs(self) -> bool:
-        """The chosen method trains on pairs of videos of one activity (batch rows 2i, 2i+1)."""
-        return type(self.settings).needs_pairs
 
 
 # Keys of the shared ``ot`` / ``method`` sections before every method had its own section, and where each went:
@@ -284,7 +260,7 @@ MOVED_KEYS: dict[str, tuple[str, ...]] = {
     "ot.eval_alpha": _at(_DECODE, "alpha"),
     "ot.eval_lambda_actions": _at(_DECODE, "lambda_actions"),
     "ot.eval_temporal_prior": _at(_DECODE, "temporal_prior"),
-    "method.tau": tuple(f"method.{m}.tau" for m in METHODS if m != "vava"),
+    "method.tau": tuple(f"method.{m}.tau" for m in ("asot", "vaot", "vasot", "clot", "realign", "kot")),
     "method.beta": ("method.vasot.beta",),
     "method.virtual_cost": (*_at(_ALIGN, "virtual_cost"), "method.realign.align.virtual_cost",
                             "method.vava.virtual_cost"),

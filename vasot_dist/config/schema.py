@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .methods import ALIGNMENT_METHODS, METHODS, MethodConfig
+from .methods import METHODS, MethodConfig
+from .registry import on_change
 from .rules import Rule, at_least, field_rules, fraction, in_range, non_negative, one_of, positive
 
-__all__ = ["ALIGNMENT_METHODS", "METHODS", "MethodConfig", "RunConfig"]
+__all__ = ["METHODS", "MethodConfig", "RunConfig"]
 
 
 @dataclass
@@ -177,8 +178,7 @@ class RunConfig:
 
 
 # dotted key -> rule, for the loader; SyntheticConfig's rules are listed here rather than on its fields
-_RULES: dict[str, Rule] = {
-    **field_rules(RunConfig),
+_SYNTHETIC_RULES: dict[str, Rule] = {
     "data.synthetic.steps_per_activity": ("range", 1, None, False, False),
     "data.synthetic.min_steps": ("range", 0, None, False, False),
     "data.synthetic.videos_per_activity": ("range", 2, None, False, False),
@@ -189,6 +189,18 @@ _RULES: dict[str, Rule] = {
     "data.synthetic.background_placement": ("in", ("anywhere", "ends")),
 }
 for _p in ("p_time_warp", "p_background", "p_redundant", "p_repeat", "p_swap", "p_permute"):
-    _RULES[f"data.synthetic.{_p}"] = ("range", 0, 1, False, False)
+    _SYNTHETIC_RULES[f"data.synthetic.{_p}"] = ("range", 0, 1, False, False)
 for _p in ("step_scale", "noise_scale", "offset_scale", "drift_scale", "distractor_scale"):
-    _RULES[f"data.synthetic.{_p}"] = ("range", 0, None, False, False)
+    _SYNTHETIC_RULES[f"data.synthetic.{_p}"] = ("range", 0, None, False, False)
+
+_RULES: dict[str, Rule] = {}
+
+
+def _collect_rules() -> None:
+    """(Re)fill :data:`_RULES` in place: at import, and whenever a method joins or leaves the schema."""
+    _RULES.clear()
+    _RULES.update({**field_rules(RunConfig), **_SYNTHETIC_RULES})
+
+
+_collect_rules()
+on_change(_collect_rules)

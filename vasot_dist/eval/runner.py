@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from vasot_dist.config import RunConfig
+from vasot_dist.config.rules import value_at
 from vasot_dist.eval import alignment as A
 from vasot_dist.eval import plots
 from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
@@ -230,13 +232,28 @@ def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding
                 exclude_cls=cfg.eval.exclude_cls))
         for k in per_activity[0]:
             metrics[f"seg/{k}"] = float(np.mean([m[k] for m in per_activity]))
-    if cfg.method.name == "realign":
-        k = cfg.model.num_actions
-        preds = [cluster_keysteps(v.emb, k=k, seed=cfg.train.seed) for v in test]
-        n_classes = int(max(v.labels.max() for v in test)) + 1
-        ks = keystep_metrics(preds, [v.labels for v in test], n_classes=n_classes, n_clusters=k)
-        metrics.update({f"keystep/{name}": float(val) for name, val in ks.items()})
+    for family in cfg.method.spec.metrics:  # the method's extra metrics (its registration)
+        if family not in METRIC_FAMILIES:
+            raise ValueError(f"method {cfg.method.name!r} asks for the metric family {family!r}; known: "
+                             f"{', '.join(METRIC_FAMILIES)}")
+        metrics.update(METRIC_FAMILIES[family](cfg, test))
     return metrics
+
+
+def keystep_scores(cfg: RunConfig, test: list[VideoEmbedding]) -> dict[str, float]:
+    """REALIGN's key-step recognition: each video's embeddings clustered into K = ``model.num_actions`` key
+    steps, matched to the labels (``keystep/*``)."""
+    k = cfg.model.num_actions
+    preds = [cluster_keysteps(v.emb, k=k, seed=cfg.train.seed) for v in test]
+    n_classes = int(max(v.labels.max() for v in test)) + 1
+    ks = keystep_metrics(preds, [v.labels for v in test], n_classes=n_classes, n_clusters=k)
+    return {f"keystep/{name}": float(val) for name, val in ks.items()}
+
+
+# Extra metric families a method may ask for when it is registered (``register_method(..., metrics=...)``).
+METRIC_FAMILIES: dict[str, Callable[[RunConfig, list[VideoEmbedding]], dict[str, float]]] = {
+    "keystep": keystep_scores,
+}
 
 
 def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[str, str]:
@@ -249,8 +266,9 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
     for i, (x, y) in enumerate(pairs):
         ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
         cost = 1 - ex @ ey.transpose(1, 2)
-        # the run's alignment solve (VAOT's for methods without one), without the virtual frame
-        align = cfg.method.vasot.align if cfg.method.name == "vasot" else cfg.method.vaot.align
+        # the method's alignment solve for plots (its registration: VAOT's for methods without one), without
+        # the virtual frame
+        align = value_at(cfg.method, cfg.method.spec.plot_align)
         plan = align_fgw(cost, **{**dataclasses.asdict(align), "virtual_cost": None})[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)

@@ -21,7 +21,7 @@ from torch import Tensor
 from vasot_dist.config.methods import ASOTConfig, SegmentSolve
 from vasot_dist.ot import segment_asot
 
-from .base import LossOutput, PrototypeLoss
+from .base import LossOutput, PrototypeLoss, method_loss
 from .common import (
     check_batch,
     cosine_cost,
@@ -68,17 +68,21 @@ def asot_logits_and_plan(
     return logits, solve_segment(solve, cost, mask)
 
 
+def decode_labels(solve: SegmentSolve, cost: Tensor, mask: Tensor) -> Tensor:
+    """Labels (B, N): argmax of the ASOT plan of ``cost`` (B, N, K) under ``solve``, -1 at padding."""
+    return masked_argmax_labels(solve_segment(solve, cost, mask), mask)
+
+
 def decode_segments(solve: SegmentSolve, emb: Tensor, mask: Tensor, prototypes: Tensor) -> Tensor:
     """Labels (B, T): argmax of the ASOT plan of ``1 - emb A^T`` under ``solve``, -1 at padding."""
     with float32_math(emb.device):
-        plan = solve_segment(solve, cosine_cost(emb.float(), prototypes.float()), mask)
-    return masked_argmax_labels(plan, mask)
+        return decode_labels(solve, cosine_cost(emb.float(), prototypes.float()), mask)
 
 
+@method_loss("asot")
 class ASOTLoss(PrototypeLoss):
     """ASOT pseudo-label cross-entropy (module docstring). Owns ``prototypes`` (K, embed_dim)."""
 
-    Settings = ASOTConfig
     settings: ASOTConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

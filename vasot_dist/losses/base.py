@@ -1,9 +1,11 @@
-"""The one interface every method's loss implements.
+"""The one interface every method's loss implements, and the decorator that registers a loss for its method.
 
 A loss module gets the batch's frame embeddings and masks and returns the loss, a dict of scalars to log and
 the couplings (detached) for plots. It is built from its method's settings (``vasot_dist/config/methods.py``),
 the single source of its hyper-parameters, and may own learnable parts (action prototypes, CLOT's decoder):
-the trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter.
+the trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter. ``@method_loss(name)``
+registers it as the loss of the method ``name``, whose settings were registered in the config
+(:mod:`vasot_dist.config.registry`).
 
 The losses call the OT solvers with ``validate=False``: a non-finite cost (NaN embeddings) is left to the
 trainer's non-finite guard, which skips the step on the device on CPU and GPU alike, rather than raised.
@@ -11,12 +13,14 @@ trainer's non-finite guard, which skips the step on the device on CPU and GPU al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
+from vasot_dist.config.registry import METHODS
 from vasot_dist.models import ActionPrototypes
 
 
@@ -31,12 +35,14 @@ class MethodLoss(nn.Module):
     """Base class: ``Loss(settings)``, settings of type ``Settings`` (its defaults when None).
 
     Attributes:
-        Settings: the method's settings dataclass (class attribute).
+        method: the method's name (class attribute, set by :func:`method_loss`).
+        Settings: the method's settings dataclass (class attribute, set by :func:`method_loss`).
         settings: this loss's settings; every hyper-parameter is read from here.
         needs_pairs: the batch holds pairs of videos of one activity at rows (2i, 2i+1) (from ``Settings``).
         prototypes: ``ActionPrototypes`` or None; initialised by k-means from the untrained encoder.
     """
 
+    method: ClassVar[str]
     Settings: ClassVar[type]
 
     def __init__(self, settings: Any = None) -> None:
@@ -66,6 +72,11 @@ class MethodLoss(nn.Module):
         """Hard segmentation labels (B, T) for segmentation methods (evaluation); None for pure alignment."""
         return None
 
+    @classmethod
+    def segments(cls) -> bool:
+        """The loss decodes segmentations (it overrides :meth:`segment`): a segmentation method."""
+        return cls.segment is not MethodLoss.segment
+
 
 class PrototypeLoss(MethodLoss):
     """A loss that owns K learnable action prototypes (ASOT, VASOT, CLOT).
@@ -80,3 +91,30 @@ class PrototypeLoss(MethodLoss):
         super().__init__(settings)
         self.prototypes = ActionPrototypes(num_actions, embed_dim)
         self.seed = seed
+
+
+T = TypeVar("T", bound=MethodLoss)
+
+
+def method_loss(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: ``cls`` is the loss of the registered method ``name``; sets ``cls.method`` and
+    ``cls.Settings`` (the method's settings class) and records ``cls`` in ``METHODS[name].loss``.
+
+    Raises:
+        ValueError: no method ``name`` is registered, or it has another loss already.
+    """
+
+    def register(cls: type[T]) -> type[T]:
+        method = METHODS.get(name)
+        if method is None:
+            raise ValueError(f"@method_loss({name!r}) on {cls.__qualname__}: no method {name!r} is registered "
+                             f"(registered: {', '.join(METHODS)}); register its settings first with "
+                             "vasot_dist.config.register_method")
+        if method.loss is not None and method.loss.__qualname__ != cls.__qualname__:
+            raise ValueError(f"@method_loss({name!r}) on {cls.__qualname__}: method {name!r} already has the "
+                             f"loss {method.loss.__qualname__}")
+        cls.method, cls.Settings = name, method.settings
+        method.loss = cls
+        return cls
+
+    return register

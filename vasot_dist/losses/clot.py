@@ -33,18 +33,12 @@ from vasot_dist.models import CLOTHead, CLOTOutput
 from vasot_dist.ot import circular_sw_cost
 from vasot_dist.ot.sliced import random_directions
 
-from .asot import actions_used, asot_logits_and_plan, solve_segment
-from .base import LossOutput, PrototypeLoss
-from .common import (
-    check_batch,
-    cosine_cost,
-    float32_math,
-    masked_argmax_labels,
-    plan_row_entropy,
-    soft_cross_entropy,
-)
+from .asot import actions_used, asot_logits_and_plan, decode_labels
+from .base import LossOutput, PrototypeLoss, method_loss
+from .common import check_batch, cosine_cost, float32_math, plan_row_entropy, soft_cross_entropy
 
 
+@method_loss("clot")
 class CLOTLoss(PrototypeLoss):
     """CLOT's three-level loss (module docstring). Owns ``prototypes`` and ``head`` (a :class:`CLOTHead`).
 
@@ -52,7 +46,6 @@ class CLOTLoss(PrototypeLoss):
     (with the step).
     """
 
-    Settings = CLOTConfig
     settings: CLOTConfig
 
     def __init__(self, settings: CLOTConfig | None = None, *, num_actions: int, embed_dim: int, seed: int = 0) -> None:
@@ -132,5 +125,4 @@ class CLOTLoss(PrototypeLoss):
                 cost = cosine_cost(out.refined, protos)
             else:
                 cost = cosine_cost(out.frames, protos) + self.sw_cost(out.frames, protos, theta)
-            plan = solve_segment(s.decode, cost, mask)
-        return masked_argmax_labels(plan, mask)
+            return decode_labels(s.decode, cost, mask)

@@ -13,15 +13,15 @@ from torch import Tensor
 from vasot_dist.config.methods import KOTConfig
 from vasot_dist.ot import sinkhorn
 
-from .base import LossOutput, MethodLoss
+from .base import LossOutput, MethodLoss, method_loss
 from .common import check_batch, cosine_cost, float32_math, pair_targets, plan_row_entropy, split_pairs
 from .vaot import alignment_cross_entropy
 
 
+@method_loss("kot")
 class KOTLoss(MethodLoss):
     """Balanced entropic OT pseudo-labels on the cosine cost (module docstring)."""
 
-    Settings = KOTConfig
     settings: KOTConfig
 
     @torch.no_grad()

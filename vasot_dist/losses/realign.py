@@ -33,7 +33,7 @@ from torch import Tensor
 from vasot_dist.config.methods import PartialAlignSolve, REALIGNConfig
 from vasot_dist.ot import align_partial_fgw
 
-from .base import LossOutput, MethodLoss
+from .base import LossOutput, MethodLoss, method_loss
 from .common import (
     check_batch,
     contrastive_idm,
@@ -68,10 +68,10 @@ def _renormalised(target: Tensor, mass: Tensor) -> Tensor:
     return target / mass.clamp(min=MIN_ROW_MASS).unsqueeze(-1)
 
 
+@method_loss("realign")
 class REALIGNLoss(MethodLoss):
     """REALIGN loss (module docstring); a pair method without learnable parts."""
 
-    Settings = REALIGNConfig
     settings: REALIGNConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

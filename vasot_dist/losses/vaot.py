@@ -22,7 +22,7 @@ from torch import Tensor
 from vasot_dist.config.methods import AlignSolve, VAOTConfig, VASOTConfig
 from vasot_dist.ot import align_fgw
 
-from .base import LossOutput, MethodLoss
+from .base import LossOutput, MethodLoss, method_loss
 from .common import (
     check_batch,
     contrastive_idm,
@@ -92,10 +92,10 @@ def alignment_terms(
     return loss, metrics, plan
 
 
+@method_loss("vaot")
 class VAOTLoss(MethodLoss):
     """VAOT alignment loss (module docstring); a pair method without learnable parts."""
 
-    Settings = VAOTConfig
     settings: VAOTConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

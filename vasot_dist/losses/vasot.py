@@ -23,15 +23,15 @@ from torch import Tensor
 from vasot_dist.config.methods import VASOTConfig
 
 from .asot import actions_used, asot_logits_and_plan, decode_segments
-from .base import LossOutput, PrototypeLoss
+from .base import LossOutput, PrototypeLoss, method_loss
 from .common import check_batch, float32_math, plan_row_entropy, soft_cross_entropy, split_pairs
 from .vaot import alignment_terms
 
 
+@method_loss("vasot")
 class VASOTLoss(PrototypeLoss):
     """VASOT loss (module docstring): a pair method that owns ``prototypes`` (K, embed_dim)."""
 
-    Settings = VASOTConfig
     settings: VASOTConfig
 
     def forward(self, emb: Tensor, mask: Tensor, *, step: int = 0) -> LossOutput:

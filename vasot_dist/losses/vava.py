@@ -47,7 +47,7 @@ from torch import Tensor
 from vasot_dist.config.methods import VAVAConfig
 from vasot_dist.ot import sinkhorn
 
-from .base import LossOutput, MethodLoss
+from .base import LossOutput, MethodLoss, method_loss
 from .common import check_batch, float32_math, frame_ranks, plan_contrastive, split_pairs, squared_distances
 
 
@@ -123,10 +123,10 @@ def vava_intra_contrastive(emb: Tensor, mask: Tensor, *, window: int = 15, margi
     return (term * pair).sum(dim=(1, 2)) / (n * n)
 
 
+@method_loss("vava")
 class VAVALoss(MethodLoss):
     """VAVA loss (module docstring); a pair method without learnable parts."""
 
-    Settings = VAVAConfig
     settings: VAVAConfig
 
     def augmented_cost(

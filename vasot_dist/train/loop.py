@@ -67,14 +67,17 @@ class _Preemption:
             signal.signal(sig, old)
 
 
+def with_method_pairs(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``data.pairs`` on when its method trains on pairs of videos of one activity."""
+    data = dataclasses.replace(cfg.data, pairs=cfg.data.pairs or cfg.method.needs_pairs)
+    return dataclasses.replace(cfg, data=data)
+
+
 def _prepare_config(cfg: RunConfig, ctx: DistContext) -> RunConfig:
     """Fill in what a run needs decided once for all ranks: the run id and pairing."""
-    from vasot_dist.config import ALIGNMENT_METHODS
-
     run_id = cfg.train.run_id or broadcast_object(ctx, new_run_id() if ctx.is_main else None)
-    train = dataclasses.replace(cfg.train, run_id=run_id)
-    data = dataclasses.replace(cfg.data, pairs=cfg.data.pairs or cfg.method.name in ALIGNMENT_METHODS)
-    return dataclasses.replace(cfg, train=train, data=data)
+    cfg = with_method_pairs(cfg)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_id=run_id))
 
 
 @torch.no_grad()

@@ -18,7 +18,6 @@ change is listed key by key in a warning and the earlier file is kept as ``confi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -28,7 +27,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from vasot_dist.config import SCHEMA_KEYS, ConfigError, RunConfig, config_to_dict
+from vasot_dist.config import ConfigError, RunConfig, config_to_dict
+from vasot_dist.config.dotted import flatten
 from vasot_dist.runtime.distributed import DistContext, broadcast_object
 from vasot_dist.runtime.files import write_text_atomic
 from vasot_dist.runtime.ranklog import get_logger
@@ -137,18 +137,6 @@ def choose_checkpoint(run_dir: RunDir, resume: str, overwrite: bool) -> Path | N
 
 def _steps(found: list[tuple[int, Path]]) -> str:
     return ", ".join(str(s) for s, _ in found)
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config dict -> dotted keys; dict-valued fields (``dist.ds_config``) stay whole."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and dataclasses.is_dataclass(SCHEMA_KEYS.get(key)):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 _ABSENT = "<absent>"

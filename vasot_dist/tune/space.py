@@ -29,14 +29,12 @@ sweep file and the key, without touching Ray.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import importlib.util
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from vasot_dist.config import (
     find_config,
     load_config,
 )
+from vasot_dist.config.dotted import set_dotted
 from vasot_dist.config.loader import YamlLoader, _display  # the config files' YAML dialect (3e-4 is a float)
 
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {  # name -> its arguments (all required)
@@ -342,17 +341,6 @@ def _check_search(src: str, search: str, space: tuple[Dimension, ...]) -> None:
                              "use dist: choice")
 
 
-def set_dotted(d: dict, key: str, value: Any) -> dict:
-    """Copy of the nested mapping ``d`` with ``key`` (dotted) set to ``value``."""
-    out = copy.deepcopy(d)
-    cur = out
-    parts = key.split(".")
-    for p in parts[:-1]:
-        cur = cur[p]
-    cur[parts[-1]] = value
-    return out
-
-
 def apply_params(cfg: RunConfig, params: dict[str, Any]) -> RunConfig:
     """``cfg`` with every ``{dotted key: value}`` of a trial set, validated like a config file."""
     d = config_to_dict(cfg)
@@ -365,13 +353,10 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...], src:
     """``cfg`` with ``key=value`` overrides (YAML-typed, as on the command line), through ``load_config``."""
     if not overrides:
         return cfg
-    with tempfile.TemporaryDirectory(prefix="vasot_sweep_") as tmp:
-        base = Path(tmp) / "base.yaml"
-        base.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        try:
-            return load_config(base, list(overrides))
-        except ConfigError as e:
-            raise SweepError(f"{src}: 'overrides': {e}") from None
+    try:
+        return load_config(cfg, overrides)
+    except ConfigError as e:
+        raise SweepError(f"{src}: 'overrides': {e}") from None
 
 
 def check_against_config(spec: SweepSpec, cfg: RunConfig) -> RunConfig:
