@@ -20,7 +20,7 @@ from vasot_dist.runtime.seeding import seed_everything
 from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.loop import init_prototypes
 from vasot_dist.train.model import build_train_model
-from vasot_dist.train.preflight import check_data
+from vasot_dist.train.preflight import check_data, fill_from_data
 
 log = get_logger(__name__)
 
@@ -57,6 +57,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, training=False)
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
         model.load_state_dict(state["model"])
         out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
@@ -82,6 +83,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, training=False)
         seed_everything(cfg.train.seed)
         untrained = build_train_model(cfg).to(ctx.device)
         init_prototypes(cfg, untrained, ctx)

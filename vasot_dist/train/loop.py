@@ -31,7 +31,7 @@ from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
 from vasot_dist.train.nonfinite import NonFiniteError
-from vasot_dist.train.preflight import check_data
+from vasot_dist.train.preflight import check_data, fill_from_data, launch_world_size
 from vasot_dist.train.resume import open_run_dir
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
 from vasot_dist.train.tracking import Tracker
@@ -197,10 +197,12 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
         NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
             or non-finite weights at a checkpoint.
     """
-    check_data(cfg)
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()  # a group Ray Train made
+    check_data(cfg, world_size=torch.distributed.get_world_size() if joined else launch_world_size())
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, world_size=ctx.world_size)
         return _train(cfg, ctx, resume, overwrite, report, on_step)
     finally:
         shutdown(ctx)

@@ -25,6 +25,7 @@ from vasot_dist.config import ConfigError, RunConfig, config_from_dict, config_t
 from vasot_dist.models.resnet_encoder import NAMED_WEIGHTS
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.preflight import check_data
+from vasot_dist.tune.data import data_variants
 from vasot_dist.tune.results import (
     SweepResult,
     format_table,
@@ -221,7 +222,8 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
         warnings.warn("train.eval_every=0: trials report only at the end, so ASHA cannot stop any early; set "
                       "train.eval_every (e.g. in the sweep's overrides)", stacklevel=2)
     try:  # the data every trial reads, checked once here rather than failing in every trial
-        check_data(base)
+        for variant in data_variants(spec, base):
+            check_data(variant, world_size=base.tune.workers_per_trial)
     except ConfigError as e:
         raise SweepError(str(e)) from None
 
