@@ -4,10 +4,10 @@ changed (not two whole settings mappings)."""
 from __future__ import annotations
 
 import pytest
-
-from vasot_dist.config.schema import SyntheticConfig
 from vasot_pipelines.synthetic import generate_synthetic
 from vasot_pipelines.writer import changed_settings
+
+from vasot_dist.config.schema import SyntheticConfig
 
 TINY = SyntheticConfig(num_activities=1, videos_per_activity=2, test_videos_per_activity=1, frames_min=12,
                        frames_max=14, feature_dim=4)

@@ -62,7 +62,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        cfg = fill_from_data(cfg, training=False)
+        cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
         model.load_state_dict(state["model"])
         out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
@@ -88,7 +88,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        cfg = fill_from_data(cfg, training=False)
+        cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         seed_everything(cfg.train.seed)
         untrained = build_train_model(cfg).to(ctx.device)
         init_prototypes(cfg, untrained, ctx)

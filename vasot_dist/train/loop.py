@@ -209,7 +209,7 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
-        cfg = fill_from_data(cfg, world_size=ctx.world_size)
+        cfg = fill_from_data(cfg, world_size=ctx.world_size, report=ctx.is_main)
         return _train(cfg, ctx, resume, overwrite, report, on_step)
     finally:
         shutdown(ctx)

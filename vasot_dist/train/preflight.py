@@ -9,6 +9,7 @@ seconds.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from vasot_dist.config import ALIGNMENT_METHODS, ConfigError, RunConfig
@@ -104,8 +105,9 @@ def check_readers(cfg: RunConfig, source: ShardSource, world_size: int) -> None:
             f"each of {world_size} ranks ({need} videos); lower data.batch_size or the number of processes")
 
 
-def fill_from_data(cfg: RunConfig, *, world_size: int = 1, training: bool = True) -> RunConfig:
-    """``cfg`` with what the dataset decides and the config left open, logged once (rank 0):
+def fill_from_data(cfg: RunConfig, *, world_size: int = 1, training: bool = True, report: bool = True) -> RunConfig:
+    """``cfg`` with what the dataset decides and the config left open, logged when ``report`` (rank 0: every rank
+    decides the same):
     ``model.num_actions`` from ``dataset.json``'s label map when the config does not set it; and how the
     ``world_size`` x ``data.num_workers`` readers share the training split. Call after :func:`check_data`.
 
@@ -118,8 +120,10 @@ def fill_from_data(cfg: RunConfig, *, world_size: int = 1, training: bool = True
         ConfigError: ``model.num_actions`` unset and no ``dataset.json`` to count the actions of.
     """
     index = _index(cfg)
-    cfg = _fill_num_actions(cfg, index)
-    if training and index is not None and not cfg.data.resampled:
+    cfg, level, message = _num_actions(cfg, index)
+    if report:
+        log.log(level, message)
+    if report and training and index is not None and not cfg.data.resampled:
         shards = len(index.urls(cfg.data.train_split))
         if splits_samples(shards, world_size, cfg.data.num_workers):
             log.info("split %r has %d shard(s) for %d readers (world_size %d x data.num_workers %d): every reader "
@@ -142,25 +146,25 @@ def num_actions_in(index: DatasetIndex) -> int:
     return len({i for i in index.label_map.values() if i != index.background_id})
 
 
-def _fill_num_actions(cfg: RunConfig, index: DatasetIndex | None) -> RunConfig:
+def _num_actions(cfg: RunConfig, index: DatasetIndex | None) -> tuple[RunConfig, int, str]:
+    """``cfg`` with ``model.num_actions`` decided, and what to log about it (level, message)."""
     given = cfg.model.num_actions
     if index is None:
         if given is None:
             raise ConfigError(f"model.num_actions is not set and data.shards={cfg.data.shards!r} has no "
                               "dataset.json whose label map would give it: set model.num_actions")
-        return cfg
+        return cfg, logging.INFO, f"model.num_actions = {given} (config)"
     counted = num_actions_in(index)
     source = f"the label map of {index.path}: {counted} actions" + (
         "" if index.background_id is None else f", background id {index.background_id} excluded")
     if given is None:
-        log.info("model.num_actions = %d (from %s)", counted, source)
-        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_actions=counted))
+        filled = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_actions=counted))
+        return filled, logging.INFO, f"model.num_actions = {counted} (from {source})"
     if given > counted:
-        log.warning("model.num_actions = %d (config) but %s: %d prototypes can match no ground-truth action; leave "
-                    "model.num_actions unset to take the label map's count", given, source, given - counted)
-    elif given < counted:
-        log.info("model.num_actions = %d (config; %s, e.g. a per-activity model or a chosen number of key steps)",
-                 given, source)
-    else:
-        log.info("model.num_actions = %d (config; the same as %s)", given, source)
-    return cfg
+        return cfg, logging.WARNING, (f"model.num_actions = {given} (config) but {source}: {given - counted} "
+                                      "prototypes can match no ground-truth action; leave model.num_actions unset "
+                                      "to take the label map's count")
+    if given < counted:
+        return cfg, logging.INFO, (f"model.num_actions = {given} (config; {source}, e.g. a per-activity model or a "
+                                   "chosen number of key steps)")
+    return cfg, logging.INFO, f"model.num_actions = {given} (config; the same as {source})"
