@@ -162,6 +162,9 @@ class TuneConfig:
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
     storage_path: str | None = None
+    # true: the storage path is on storage every node sees, though the multi-node check cannot tell (a filesystem
+    # it does not know, nodes on one host); false: a local disk is refused on a cluster of several nodes
+    shared_storage: bool = False
     max_failures: int = non_negative(1)
 
 

@@ -6,6 +6,7 @@ collects few lines), and nothing at all on other ranks or where ``TQDM_DISABLE=1
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -15,5 +16,7 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool, unit: str = "it
     ``leave=False`` for a bar inside another one's loop (an evaluation during training): cleared when done."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not enabled, leave=leave,
-                dynamic_ncols=True, mininterval=2.0)
+    # tqdm reads TQDM_DISABLE only for an argument not given; ours is, so honour it here
+    off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=off, leave=leave, dynamic_ncols=True,
+                mininterval=2.0)

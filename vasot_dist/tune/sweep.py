@@ -238,7 +238,7 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
     try:
         alive = [n for n in ray.nodes() if n.get("Alive")]
         try:
-            check_multinode_storage(storage, len(alive))
+            check_multinode_storage(storage, len(alive), asserted_shared=base.tune.shared_storage)
         except ValueError as e:
             raise SweepError(str(e)) from None
         limit = spec.max_concurrent or _concurrency(ray.cluster_resources(), base, joined=address is not None)

@@ -120,6 +120,13 @@ def quiet_trial_output() -> None:
     os.environ["TQDM_DISABLE"] = "1"
     for name in ("vasot_dist.train", "vasot_dist.eval", "vasot_dist.data", "vasot_dist.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    try:  # Ray 2.60 names this logger by its file path, outside "ray.train": LoggingConfig misses its per-report
+        # INFO line ("Reporting training result N: TrainingReport(...)", every metric of every report)
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:  # another Ray layout: only that line comes back
+        pass
 
 
 def _all_ranks(value: Any) -> list[Any]:
