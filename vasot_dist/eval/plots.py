@@ -68,6 +68,16 @@ def plot_transport_plan(
     actions' prototypes). gt_match: optional (N,) ground-truth column per row (-1 = none), drawn as white dots.
     Ticks are integers (row and column indices), also for a 2-frame clip.
     """
+    return _save(transport_plan_figure(plan, title, gt_match, axes), path)
+
+
+def transport_plan_figure(
+    plan: np.ndarray,
+    title: str = "transport plan",
+    gt_match: np.ndarray | None = None,
+    axes: tuple[str, str] = ("frames of x", "frames of y"),
+) -> Figure:
+    """The figure of :func:`plot_transport_plan`, unsaved."""
     plan = np.asarray(plan, dtype=np.float64)
     if plan.ndim != 2 or plan.size == 0:
         raise ValueError(f"plan: expected a non-empty 2-D (N, M) array, got shape {plan.shape}")
@@ -88,7 +98,7 @@ def plot_transport_plan(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def label_names_of(label_map: Mapping[str, int]) -> dict[int, str]:

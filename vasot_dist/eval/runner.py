@@ -212,10 +212,11 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
         return {}
     metrics = {**score(cfg, train, test), **counts}
     if out_dir is not None:
-        images = _plots(cfg, test, Path(out_dir), label_names(cfg))
+        names = label_names(cfg)
+        images = _plots(cfg, test, Path(out_dir), names)
         write_report(
             out_dir, metrics, images, title=f"{cfg.train.experiment}/{cfg.train.run_id} {cfg.method.name}",
-            about=describe(cfg, metrics, checkpoint=checkpoint, step=step),
+            about=describe(cfg, metrics, checkpoint=checkpoint, step=step, names=names),
         )
     log.info(
         "eval on %d %s videos: %s",
@@ -261,9 +262,10 @@ def label_names(cfg: RunConfig) -> dict[int, str] | None:
     return None if index is None else plots.label_names_of(index.label_map)
 
 
-def describe(cfg: RunConfig, metrics: dict[str, float], *, checkpoint: str | None, step: int | None) -> dict[str, str]:
+def describe(cfg: RunConfig, metrics: dict[str, float], *, checkpoint: str | None, step: int | None,
+             names: dict[int, str] | None = None) -> dict[str, str]:
     """What an evaluation evaluated, for the report: the checkpoint and its step, the method, the protocols of the
-    metrics it holds, the split and how much of it was scored."""
+    metrics it holds, the split, how much of it was scored, and the labels (``names``) its figures show."""
     about = {"checkpoint": checkpoint or "none (the model as given)",
              "training step": "-" if step is None else str(step),
              "method": cfg.method.name,
@@ -280,6 +282,8 @@ def describe(cfg: RunConfig, metrics: dict[str, float], *, checkpoint: str | Non
                                              else f", label {cfg.eval.exclude_cls} excluded"))
     about["videos"] = (f"{metrics['videos_scored']} scored of {metrics['videos_expected']} "
                        f"({metrics['corrupt_skipped']} corrupt skipped)")
+    if names:
+        about["labels (id name)"] = ", ".join(f"{i} {n}" for i, n in sorted(names.items()))
     return about
 
 
