@@ -134,10 +134,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     setup_logging(int(os.environ.get("RANK", "0")))
     try:
         cfg = load_config(args.config, args.overrides)
-        if not Path(args.checkpoint).exists():
-            raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
-        check_data(cfg, training=False)
-        from vasot_dist.train.evaluate import evaluate_checkpoint
+        from vasot_dist.train.evaluate import evaluate_checkpoint  # the checkpoint is checked first, then the data
 
         evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
     except (ConfigError, FileNotFoundError) as e:
