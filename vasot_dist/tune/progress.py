@@ -67,7 +67,8 @@ class SweepProgress(Callback):
         result = trial.last_result or {}
         step, value = result.get("step"), result.get(self.spec.metric)
         if outcome is None:
-            outcome = "completed" if step is not None and step >= self.max_steps else f"stopped at step {step}"
+            outcome = ("completed" if step is not None and step >= self.max_steps
+                       else f"stopped by the scheduler (last report at step {step})")
         own = f"{self.spec.metric} {_fmt(value)}" if isinstance(value, (int, float)) else "no metric"
         log.info("trial %s %s: %s. %s", trial.trial_id, outcome, own,
                  self.summary(trials, ended=trial.trial_id, failed=outcome == "error"))
