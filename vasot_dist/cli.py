@@ -134,7 +134,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     setup_logging(int(os.environ.get("RANK", "0")))
     try:
         cfg = load_config(args.config, args.overrides)
-        from vasot_dist.train.evaluate import evaluate_checkpoint  # the checkpoint is checked first, then the data
+        # the checkpoint is checked first, then the data (in evaluate_checkpoint)
+        from vasot_dist.train.evaluate import evaluate_checkpoint
 
         evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
     except (ConfigError, FileNotFoundError) as e:
