@@ -14,7 +14,9 @@ import argparse
 import fcntl
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -37,13 +39,13 @@ def fail(parser: argparse.ArgumentParser, status: int, error: BaseException | st
     Under torchrun every rank meets the same error (the checks before the start are deterministic, and the
     errors after it are agreed by all ranks). Local rank 0 prints it and writes it to torchrun's error file
     (``TORCHELASTIC_ERROR_FILE``), so that torchrun's closing summary shows the message rather than a link (with
-    ``--redirects`` / ``--log-dir`` that summary is all the console shows); the
-    other local ranks leave quietly with status 0, so that torchrun waits for local rank 0 instead of stopping it
-    before it has reported, and its summary names one failure. torchrun itself then exits with status 1.
+    ``--redirects`` / ``--log-dir`` that summary is all the console shows); the other local ranks leave quietly
+    with status 0 (:func:`_leave_together`), so that torchrun neither stops local rank 0 before it has reported
+    nor lists them, and its summary names one failure. torchrun itself then exits with status 1.
     """
     message = f"error: {error}"
-    if "TORCHELASTIC_RUN_ID" in os.environ and os.environ.get("LOCAL_RANK", "0") != "0":
-        sys.exit(0)
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _leave_together()
     error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if error_file:  # torchrun's summary shows "py_callstack" as the failure's text: the message, no traceback
         try:
@@ -53,6 +55,25 @@ def fail(parser: argparse.ArgumentParser, status: int, error: BaseException | st
         except OSError:  # the summary then shows torchrun's link instead; the message below is what matters
             pass
     parser.exit(status, message + "\n")
+
+
+def _leave_together(timeout_s: float = 10.0) -> None:
+    """Under torchrun: a local rank other than 0 leaves a mark and exits with status 0; local rank 0 returns once
+    every other local rank has left its mark (at most ``timeout_s``), so that torchrun, which stops the remaining
+    workers when one fails, finds them gone rather than listing each as a failure of its own."""
+    env = os.environ
+    marks = Path(tempfile.gettempdir()) / (f"vasot_fail_{env['TORCHELASTIC_RUN_ID']}_{env.get('GROUP_RANK', '0')}_"
+                                           f"{env.get('TORCHELASTIC_RESTART_COUNT', '0')}")
+    marks.mkdir(exist_ok=True)
+    if env.get("LOCAL_RANK", "0") != "0":
+        (marks / env["LOCAL_RANK"]).touch()
+        sys.exit(0)
+    others = int(env.get("LOCAL_WORLD_SIZE", "1")) - 1
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for _ in marks.iterdir()) < others and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # a mark is made just before its process exits
+    shutil.rmtree(marks, ignore_errors=True)
 
 
 def _run_errors() -> tuple[type[BaseException], ...]:
