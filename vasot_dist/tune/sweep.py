@@ -184,8 +184,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> bool:
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
         # One machine is never drained by a cloud provider: Ray Train's preemption watcher (an actor per trial,
-        # each logging an error-level line about its restart policy) has nothing to watch.
-        kwargs["runtime_env"] = {"env_vars": {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}}
+        # each logging an error-level line about its restart policy) has nothing to watch. The local instance's
+        # processes inherit this process's environment; a value the user set stands.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     else:
         env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)}
         if env:
