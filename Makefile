@@ -19,15 +19,21 @@ venv: $(STAMP)
 
 # pip byte-compiles what it installs (about 40 s more on 2 cores): without the .pyc files every process the
 # suite starts (pytest workers, torchrun ranks, each Ray worker) compiles torch, ray and deepspeed from source
-# again when PYTHONDONTWRITEBYTECODE is set, and in parallel on first import otherwise.
-PIP         := $(VPY) -m pip install -q -c $(CONSTRAINTS)
+# again when PYTHONDONTWRITEBYTECODE is set, and in parallel on first import otherwise. pip is not made quiet:
+# a first install takes minutes, and its lines (each package, download bars) are the progress.
+PIP         := $(VPY) -m pip install --progress-bar on -c $(CONSTRAINTS)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
+	@echo "==> [1/4] $(VENV): a virtual environment of $$($(PY) --version 2>&1) ($(PY))"
 	test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
+	@echo "==> [2/4] pip"
+	$(VPY) -m pip install --progress-bar on --upgrade pip
+	@echo "==> [3/4] $(TORCH) at the versions of $(CONSTRAINTS): the largest download"
 	$(PIP) $(TORCH)
+	@echo "==> [4/4] vasot_dist (editable, with the dev tools) and its dependencies at the versions of $(CONSTRAINTS)"
 	$(PIP) -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> $(VENV) is ready; it is reused until pyproject.toml or $(CONSTRAINTS) change"
 
 demo: $(STAMP)
 	bash launchers/demo.sh

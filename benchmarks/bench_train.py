@@ -159,7 +159,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once during warm-up
-    cfg = ensure_bench_shards(build_config(args), args)
+    from vasot_dist.train.preflight import fill_from_data
+
+    # model.num_actions as a run takes it: the label map's count unless the config sets it
+    cfg = fill_from_data(ensure_bench_shards(build_config(args), args), training=False, report=False)
     d = cfg.data
     print(f"bench_train: {cfg.method.name} on {device}, {d.image_size} px, B={d.batch_size} T={d.frames_per_video} "
           f"S={d.context_frames}, workers={d.num_workers}, bf16={cfg.train.bf16 and device.type == 'cuda'}, "

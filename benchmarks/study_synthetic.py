@@ -60,6 +60,7 @@ from vasot_pipelines import synthetic as syn  # noqa: E402
 
 import vasot_dist.losses  # noqa: E402,F401  (registers every method's loss: the rows come from the registry)
 from vasot_dist.config import METHODS, RunConfig, load_config  # noqa: E402
+from vasot_dist.train.preflight import fill_from_data  # noqa: E402
 
 PRESET_DIR = ROOT / "configs" / "synthetic"
 
@@ -143,7 +144,10 @@ def make_config(work_dir: Path, table: str, preset: str, label: str, activity: i
         path, row = (own, row) if own.exists() else (path, [f"method.name={method}", *row])
     tag = "".join(c if c.isalnum() else "_" for c in label)
     run_id = f"{preset}-{tag}-a{activity}-s{seed}-{'trained' if trained else 'init'}"
-    return load_config(path, [*row, *cell_overrides(work_dir, preset, activity, seed, extra), f"train.run_id={run_id}"])
+    cfg = load_config(path, [*row, *cell_overrides(work_dir, preset, activity, seed, extra), f"train.run_id={run_id}"])
+    # K from the label map when the preset leaves it unset, as loop.run does: the untrained baseline and the
+    # REALIGN key-step metrics build and score the model outside loop.run
+    return fill_from_data(cfg, training=False, report=False)
 
 
 def write_data(work_dir: Path, preset: str, activities: list[int], extra: list[str]) -> dict[str, Any]:

@@ -2,31 +2,87 @@
 ``launchers/*.py``), the top of the import layers.
 
 Config and data errors are reported (exit status 2) before any process group, run directory, worker or Ray
-cluster starts. The built-in synthetic benchmark is written here, before training, when the config names it
-(``data.name: synthetic``) and its shards are missing; any other missing ``data.shards`` is an error.
+cluster starts, and before the training code (torch) is imported: a launch that fails its checks ends in
+seconds, under torchrun too. An error is printed once (:func:`fail`). The built-in synthetic benchmark is written
+here, before training, when the config names it (``data.name: synthetic``) and its shards are missing; any other
+missing ``data.shards`` is an error that says where the dataset comes from and how to shard it.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import json
+import os
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import NoReturn
 
 from vasot_dist.config import ConfigError, RunConfig, load_config
 from vasot_dist.data.format import index_path
-from vasot_dist.runtime.ranklog import get_logger
+from vasot_dist.runtime.ranklog import get_logger, setup_logging
+from vasot_dist.train.preflight import check_data, launch_world_size
+from vasot_dist.tune.data import data_variants
+from vasot_dist.tune.space import load_sweep
 
 log = get_logger(__name__)
 _OVERRIDES_HELP = "dotted overrides applied after the config file, e.g. optim.lr=3e-4 method.name=vava"
 _CONFIG_HELP = "YAML run config, or the name of a packaged one (demo, ikea_asm, ...); may `extends:` a base"
 
 
-def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
-    try:
-        return load_config(args.config, args.overrides)
-    except ConfigError as e:
-        parser.exit(2, f"error: {e}\n")
+def fail(parser: argparse.ArgumentParser, status: int, error: BaseException | str) -> NoReturn:
+    """Print ``error: <error>`` and exit with ``status``; once per node under torchrun.
+
+    Under torchrun every rank meets the same error (the checks before the start are deterministic, and the
+    errors after it are agreed by all ranks). Local rank 0 prints it and writes it to torchrun's error file
+    (``TORCHELASTIC_ERROR_FILE``), so that torchrun's closing summary shows the message rather than a link (with
+    ``--redirects`` / ``--log-dir`` that summary is all the console shows); the other local ranks leave quietly
+    with status 0 (:func:`_leave_together`), so that torchrun neither stops local rank 0 before it has reported
+    nor lists them, and its summary names one failure. torchrun itself then exits with status 1.
+    """
+    message = f"error: {error}"
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _leave_together()
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if error_file:  # torchrun's summary shows "py_callstack" as the failure's text: the message, no traceback
+        try:
+            with open(error_file, "w") as f:
+                json.dump({"message": {"message": message, "extraInfo": {
+                    "py_callstack": message, "timestamp": str(int(time.time()))}}}, f)
+        except OSError:  # the summary then shows torchrun's link instead; the message below is what matters
+            pass
+    parser.exit(status, message + "\n")
+
+
+def _leave_together(timeout_s: float = 10.0) -> None:
+    """Under torchrun: a local rank other than 0 leaves a mark and exits with status 0; local rank 0 returns once
+    every other local rank has left its mark (at most ``timeout_s``), so that torchrun, which stops the remaining
+    workers when one fails, finds them gone rather than listing each as a failure of its own."""
+    env = os.environ
+    marks = Path(tempfile.gettempdir()) / (f"vasot_fail_{env['TORCHELASTIC_RUN_ID']}_{env.get('GROUP_RANK', '0')}_"
+                                           f"{env.get('TORCHELASTIC_RESTART_COUNT', '0')}")
+    marks.mkdir(exist_ok=True)
+    if env.get("LOCAL_RANK", "0") != "0":
+        (marks / env["LOCAL_RANK"]).touch()
+        sys.exit(0)
+    others = int(env.get("LOCAL_WORLD_SIZE", "1")) - 1
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for _ in marks.iterdir()) < others and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # a mark is made just before its process exits
+    shutil.rmtree(marks, ignore_errors=True)
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a run that has started (its directory holds what it wrote): reported with status 1. Imported
+    only when an error is being reported, so that the checks before the start stay free of torch."""
+    from vasot_dist.eval.runner import IncompleteEvaluation
+    from vasot_dist.train.nonfinite import NonFiniteError
+
+    return NonFiniteError, IncompleteEvaluation
 
 
 def ensure_synthetic_data(cfg: RunConfig) -> None:
@@ -71,18 +127,18 @@ def train_main(argv: list[str] | None = None) -> int:
                         "run directory that holds checkpoints is refused)")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
-    cfg = _load(parser, args)
-    from vasot_dist.eval.runner import IncompleteEvaluation
-    from vasot_dist.train.loop import run
-    from vasot_dist.train.nonfinite import NonFiniteError
-
+    setup_logging(int(os.environ.get("RANK", "0")))
     try:
+        cfg = load_config(args.config, args.overrides)
         ensure_synthetic_data(cfg)
+        check_data(cfg, world_size=launch_world_size())  # before torch and the training code are imported
+        from vasot_dist.train.loop import run
+
         run(cfg, resume=args.resume, overwrite=args.overwrite)
     except ConfigError as e:
-        parser.exit(2, f"error: {e}\n")
-    except (NonFiniteError, IncompleteEvaluation) as e:  # the run started: its directory holds what it wrote
-        parser.exit(1, f"error: {e}\n")
+        fail(parser, 2, e)
+    except _run_errors() as e:  # the run started: its directory holds what it wrote
+        fail(parser, 1, e)
     return 0
 
 
@@ -96,16 +152,17 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: <run>/eval/<checkpoint-step>)")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
-    cfg = _load(parser, args)
-    from vasot_dist.eval.runner import IncompleteEvaluation
-    from vasot_dist.train.evaluate import evaluate_checkpoint
-
+    setup_logging(int(os.environ.get("RANK", "0")))
     try:
+        cfg = load_config(args.config, args.overrides)
+        # the checkpoint is checked first, then the data (in evaluate_checkpoint)
+        from vasot_dist.train.evaluate import evaluate_checkpoint
+
         evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
     except (ConfigError, FileNotFoundError) as e:
-        parser.exit(2, f"error: {e}\n")
-    except IncompleteEvaluation as e:
-        parser.exit(1, f"error: {e}\n")
+        fail(parser, 2, e)
+    except _run_errors() as e:
+        fail(parser, 1, e)
     return 0
 
 
@@ -149,14 +206,19 @@ def tune_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep from its experiment dir")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
-    cfg = _load(parser, args)
-    from vasot_dist.tune.sweep import run_sweep
-
+    setup_logging(0)
     try:
-        ensure_synthetic_data(cfg)  # once, here, rather than racing from concurrent trials
+        cfg = load_config(args.config, args.overrides)
+        spec, base = load_sweep(args.sweep, cfg)
+        # the data of the sweep's trials (its overrides and space decide it, not --config alone), written once
+        # here rather than racing from concurrent trials
+        for variant in data_variants(spec, base):
+            ensure_synthetic_data(variant)
+        from vasot_dist.tune.sweep import run_sweep
+
         run_sweep(cfg, args.sweep, address=args.address, storage_path=args.storage_path, resume=args.resume)
     except ConfigError as e:  # includes SweepError: a bad sweep file fails before Ray starts
-        parser.exit(2, f"error: {e}\n")
+        fail(parser, 2, e)
     return 0
 
 

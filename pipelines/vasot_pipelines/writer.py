@@ -71,6 +71,23 @@ class _OpenShard:
     fps: set = field(default_factory=set)
 
 
+def changed_settings(stored: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The settings that differ, ``key stored -> now`` (``max_shard_samples 32 -> 2``); a label map or other
+    mapping by its changed entries, not whole."""
+    out = []
+    for key in sorted(set(stored) | set(now)):
+        a, b = stored.get(key), now.get(key)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            sub = [k for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+            out.append(f"{key} ({', '.join(f'{k} {a.get(k)!r} -> {b.get(k)!r}' for k in sub[:5])}"
+                       f"{', ...' if len(sub) > 5 else ''})")
+        else:
+            out.append(f"{key} {a!r} -> {b!r}")
+    return "; ".join(out)
+
+
 class DatasetWriter:
     """Write samples into capped shards of one dataset folder.
 
@@ -114,10 +131,10 @@ class DatasetWriter:
         if resume and prog.is_file():
             with open(prog) as f:
                 state = json.load(f)
-            if state.get("settings") != json.loads(json.dumps(self.settings)):
-                raise ValueError(
-                    f"{prog} was written with other settings; use a new --out folder or delete it to start over "
-                    f"(stored {state.get('settings')}, now {self.settings})")
+            stored, now = state.get("settings") or {}, json.loads(json.dumps(self.settings))
+            if stored != now:
+                raise ValueError(f"{prog} was written with other settings: {changed_settings(stored, now)}; use a "
+                                 "new --out folder, or delete this one to start over")
             for rec in state.get("shards", []):
                 p = self.out_dir / rec["path"]
                 if p.is_file() and p.stat().st_size == rec["bytes"]:

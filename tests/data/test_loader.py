@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
@@ -242,10 +243,39 @@ def test_pair_config_errors(video_ds, tmp_path):
         build_train_dataset(cfg_for(lone, pairs=True), rank=0, world_size=1, epoch=0, seed=0)
 
 
-def test_refuses_fewer_shards_than_readers(video_ds):
-    cfg = cfg_for(video_ds, num_workers=3)
-    with pytest.raises(ValueError, match=r"8 shard\(s\).*world_size 3 x data.num_workers 3 = 9.*resampled"):
-        make_train_loader(cfg, rank=0, world_size=3, epoch=0, seed=0)
+def test_fewer_shards_than_readers_share_the_samples(tmp_path):
+    # 12 videos in one shard for 2 ranks: each rank reads the shard and keeps its own 6, the two halves disjoint
+    fx = build_dataset(tmp_path / "one", modality="features", splits={"train": 12}, frames=(6, 12),
+                       samples_per_shard=12)
+    assert len(json.loads((fx.root / "dataset.json").read_text())["shards"]) == 1
+    cfg = cfg_for(fx, modality="features", num_workers=0, shuffle_buffer=4)
+    seen = []
+    for epoch in range(3):
+        per_rank = [run_epoch(cfg, rank=r, world_size=2, epoch=epoch, seed=3) for r in range(2)]
+        assert [len(b) for b in per_rank] == [epoch_batches(12, 2, 2)] * 2 == [3, 3]
+        keys = [[k for b in batches for k in b.keys] for batches in per_rank]
+        assert len(set(keys[0])) == len(set(keys[1])) == 6 and not set(keys[0]) & set(keys[1])
+        assert set(keys[0]) | set(keys[1]) == set(fx.keys["train"])
+        for b in per_rank[0]:  # each row is the video its key names
+            for i, key in enumerate(b.keys):
+                np.testing.assert_array_equal(b.labels[i][b.mask[i]].numpy(),
+                                              fx.truth[key].labels[b.frame_idx[i][b.mask[i]].numpy()])
+        assert [b.keys for b in run_epoch(cfg, rank=0, world_size=2, epoch=epoch, seed=3)] == [
+            b.keys for b in per_rank[0]]  # deterministic
+        seen.append(frozenset(keys[0]))
+    assert len(set(seen)) > 1  # the shares rotate between epochs
+
+    # with DataLoader workers too (2 ranks x 2 workers = 4 readers of 1 shard): equal batches on both ranks
+    with_workers = cfg_for(fx, modality="features", num_workers=2)
+    assert [len(run_epoch(with_workers, rank=r, world_size=2, seed=1)) for r in range(2)] == [3, 3]
+
+
+def test_fewer_shards_than_readers_without_an_index(video_ds):
+    pattern = str(video_ds.root / "train-{000000..000001}.tar")  # 2 shards, sizes unknown, 3 readers
+    with pytest.raises(ValueError, match=r"2 shard\(s\).*world_size 3 x data.num_workers 1 = 3 readers.*"
+                                         "no dataset.json.*resampled=true"):
+        make_train_loader(cfg_for(video_ds, shards=pattern), rank=0, world_size=3, epoch=0, seed=0,
+                          batches_per_epoch=1)
     resampled = cfg_for(video_ds, num_workers=2, resampled=True)
     batches = run_epoch(resampled, rank=2, world_size=3)
     assert len(batches) == epoch_batches(16, 3, 2) == 2

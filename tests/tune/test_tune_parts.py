@@ -59,6 +59,8 @@ def test_local_storage_refused_only_on_multinode_clusters():
         check_multinode_storage("/home/me/ray", 3, MOUNTS)
     msg = str(err.value)
     assert "'/home/me/ray'" in msg and "ext4" in msg and "3 alive nodes" in msg and "--storage-path" in msg
+    assert msg.endswith("set tune.shared_storage=true.")
+    check_multinode_storage("/home/me/ray", 3, MOUNTS, asserted_shared=True)  # the user says every node sees it
 
 
 def _tune(cfg, **kw):

@@ -91,6 +91,7 @@ def test_a_local_storage_path_is_refused_on_a_multinode_cluster(tiny_cfg, write_
             run_sweep(tiny_cfg, write_sweep(_sweep("two_nodes")), address=cluster.address,
                       storage_path=str(tmp_path / "store"))
         assert f"'{tmp_path / 'store'}'" in str(err.value) and "2 alive nodes" in str(err.value)
+        assert "tune.shared_storage=true" in str(err.value)
         assert not (tmp_path / "store" / "two_nodes").exists()  # refused before any trial or state
     finally:
         ray.shutdown()
@@ -202,3 +203,37 @@ def test_a_failed_trial_retries_from_its_checkpoint_and_a_killed_sweep_resumes(t
     # the finished trial was not run again: neither Tune's results nor its run directory changed
     assert (exp / f"trial_{done}" / "result.json").read_text() == done_results
     assert (done_run / "metrics.jsonl").read_text() == done_metrics
+
+
+def test_the_readme_sweep_command_runs_in_a_fresh_folder(tmp_path, monkeypatch, capsys, shared_ray):
+    """``vasot-tune --config demo --sweep demo_asot`` as the README prints it, in a folder without data (a fresh
+    checkout): it writes the synthetic features the sweep's overrides select (not demo.yaml's videos) and runs
+    the sweep's 4 trials. Shrunk only through what the sweep file leaves to the command line: fewer, shorter
+    videos, and trials small enough to run 4 at once on the module's 2 Ray CPUs."""
+    import logging
+
+    from vasot_dist.cli import tune_main
+
+    monkeypatch.chdir(tmp_path)
+    logger = logging.getLogger("vasot_dist")  # tune_main logs to this test's captured stderr: restored after
+    saved = logger.handlers[:], logger.level, logger.propagate
+    try:
+        assert tune_main(["--config", "demo", "--sweep", "demo_asot", "data.synthetic.videos_per_activity=4",
+                          "data.synthetic.test_videos_per_activity=2", "data.synthetic.frames_min=24",
+                          "data.synthetic.frames_max=32", "eval.alignment_metrics=false", "log.wandb=disabled",
+                          "tune.cpus_per_worker=0.25"]) == 0
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])
+    out, err = capsys.readouterr()
+    assert (tmp_path / "data" / "synthetic" / "features" / "dataset.json").is_file()
+    assert not (tmp_path / "data" / "synthetic" / "demo").exists()  # demo.yaml's own videos: not what trials read
+    assert "sweep 'demo_asot': 4 trials by seg/MoF (max)" in out
+    best = load_config(tmp_path / "runs" / "ray_tune" / "demo_asot" / "best_config.yaml")
+    assert best.method.name == "asot" and best.data.modality == "features"
+    # what the sweep printed while it ran: its own progress lines, not Ray's reports
+    assert "sweep demo_asot: 4 trials of random by seg/MoF (max), 1 alive node(s), up to 4 trial(s) at once" in err
+    assert err.count(" started: method.asot.segment.eps=") == 4
+    assert "sweep demo_asot: 4/4 trials done, best seg/MoF " in err and "ETA -" in err
+    assert "TrainingReport(" not in out + err and "PreemptionWatcher" not in out + err
+    assert "Trial status:" not in out + err  # Tune's periodic status tables

@@ -85,7 +85,9 @@ class ModelConfig:
     dropout: float = in_range(0.1, 0, 1, hi_open=True)
     head_dim: int = at_least(1, 512)  # width of the 3D-conv / FC head (512 in LAV/VAOT; the CPU demo uses less)
     mlp_layers: list[int] = field(default_factory=lambda: [64, 128, 40])  # in, hidden..., out
-    num_actions: int = at_least(1, 4)  # K prototypes (segmentation methods)
+    # K prototypes (segmentation methods); None: the number of actions of dataset.json's label map (background
+    # excluded), filled in before the model is built (vasot_dist.train.preflight.fill_from_data)
+    num_actions: int | None = at_least(1, None)
     prototype_init: str = one_of("kmeans", ("kmeans", "random"))
     channels_last: bool = True
 
@@ -161,6 +163,9 @@ class TuneConfig:
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
     storage_path: str | None = None
+    # true: the storage path is on storage every node sees, though the multi-node check cannot tell (a filesystem
+    # it does not know, nodes on one host); false: a local disk is refused on a cluster of several nodes
+    shared_storage: bool = False
     max_failures: int = non_negative(1)
 
 

@@ -5,6 +5,8 @@ Training pipeline, built explicitly from webdataset's public pieces (per DataLoa
     ShardPasses (order shuffled by (seed, epoch, pass), same on every rank)  |  ShardDraws (resampled)
     -> SplitByNode(rank, world_size) -> SplitByWorker                        |  (no split)
     -> TarSamples (wds.tarfile_to_samples per shard, warn and count; each shard held to its stated count)
+       [fewer shards than ranks x workers: no shard split above; every reader reads every shard and
+        SplitSamplesByReader keeps its block of the samples here (vasot_dist.data.epoch)]
     -> ParseSamples (JSON, members, sizes; corrupt ones counted and skipped)
     -> wds.shuffle(rng seeded by (seed, epoch, rank, worker, pass))
     -> SingleUnits | PairByActivity (two videos of one activity, adjacent in the batch)
@@ -41,6 +43,7 @@ from torch.utils.data import DataLoader
 from ..config.rules import check_section
 from ..config.schema import DataConfig
 from .augment import VideoAugment
+from .epoch import epoch_batches, readers, splits_samples
 from .samplers import AllFramesSampler, make_sampler
 from .sources import ShardSource, resolve_shards
 from .stages import (
@@ -62,6 +65,7 @@ from .stages import (
     SplitByNode,
     SplitByWorker,
     SplitSamples,
+    SplitSamplesByReader,
     StreamState,
     TarSamples,
 )
@@ -83,15 +87,6 @@ def _tar_samples(source: ShardSource, state: StreamState) -> TarSamples:
         return TarSamples(state)
     stated = {s.url: s.num_samples for s in source.index.shards_of(source.split)}
     return TarSamples(state, stated, str(source.index.path))
-
-
-def epoch_batches(num_samples: int, world_size: int, batch_size: int, pairs: bool = False) -> int:
-    """Batches per rank per epoch, the same on every rank:
-    ``floor(num_samples / (world_size * batch_size))``, or with pairs
-    ``floor((num_samples // 2) / (world_size * batch_size // 2))``."""
-    if pairs:
-        return (num_samples // 2) // (world_size * (batch_size // 2))
-    return num_samples // (world_size * batch_size)
 
 
 def _decode_spec(cfg: DataConfig, sampler, *, augment: bool, decoder: str) -> DecodeSpec:
@@ -130,13 +125,13 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
     if cfg.pairs and source.activities is not None and max(source.activities.values(), default=0) < 2:
         raise ValueError(f"data.pairs: no activity of split {split!r} in {cfg.shards} has 2 videos to pair "
                          f"({source.activities})")
-    num_workers = max(1, cfg.num_workers)
-    readers = world_size * num_workers
-    if not cfg.resampled and len(source.urls) < readers:
+    by_samples = not cfg.resampled and splits_samples(len(source.urls), world_size, cfg.num_workers)
+    if by_samples and source.num_samples is None:
         raise ValueError(
             f"split {split!r} of data.shards={cfg.shards!r} has {len(source.urls)} shard(s), fewer than "
-            f"world_size {world_size} x data.num_workers {num_workers} = {readers} readers that each need at "
-            "least one; write more, smaller shards, lower data.num_workers, or set data.resampled=true")
+            f"world_size {world_size} x data.num_workers {max(1, cfg.num_workers)} = "
+            f"{readers(world_size, cfg.num_workers)} readers, and no dataset.json to share its samples by: "
+            "point data.shards at the dataset.json folder, or set data.resampled=true")
 
     if batches_per_epoch is not None:
         if batches_per_epoch < 1:
@@ -159,14 +154,19 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
     state = StreamState(seed=seed, epoch=epoch, rank=rank, world_size=world_size, num_workers=cfg.num_workers)
     if cfg.resampled:
         head = [ShardDraws(source.urls, state), DryShardGuard(state, limit=max(8, 2 * len(source.urls)))]
+    elif by_samples:  # every reader reads every shard; SplitSamplesByReader below keeps its share
+        head = [ShardPasses(source.urls, state)]
     else:
         head = [ShardPasses(source.urls, state), SplitByNode(rank, world_size), SplitByWorker(state)]
+    read = [_tar_samples(source, state)]
+    if by_samples:
+        read.append(SplitSamplesByReader(state, source.num_samples))
     units = PairByActivity() if cfg.pairs else SingleUnits()
     units_per_batch = cfg.batch_size // 2 if cfg.pairs else cfg.batch_size
     spec = _decode_spec(cfg, make_sampler(cfg.sampler, cfg.frames_per_video), augment=cfg.augment, decoder=decoder)
     return EpochPipeline(
         *head,
-        _tar_samples(source, state),
+        *read,
         ParseSamples(state, cfg.modality),
         SeededShuffle(state, cfg.shuffle_buffer),
         units,

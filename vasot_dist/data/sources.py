@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from webdataset.shardlists import expand_urls
-
 from .index import DatasetIndex
 
 
@@ -54,6 +52,10 @@ def resolve_shards(spec: str, split: str) -> ShardSource:
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"data.shards must be a non-empty path or pattern, got {spec!r}")
     if _is_pattern(spec):
+        from webdataset.shardlists import (
+            expand_urls,  # here: webdataset imports torch, dataset.json needs neither
+        )
+
         urls = expand_urls(spec)
         if not urls:
             raise ValueError(f"data.shards={spec!r} expands to no shard")

@@ -38,7 +38,7 @@ log = logging.getLogger("vasot_dist.data")
 
 MEMBERS = {"video": fmt.VIDEO_EXT, "features": fmt.FEATURES_EXT}  # the payload member of a sample
 # Stream tags keep the random streams drawn from one (seed, epoch, rank, worker) independent.
-_TAG_SHARDS, _TAG_RESAMPLE, _TAG_SHUFFLE, _TAG_UNIT = 1, 2, 3, 4
+_TAG_SHARDS, _TAG_RESAMPLE, _TAG_SHUFFLE, _TAG_UNIT, _TAG_READERS = 1, 2, 3, 4, 5
 
 
 def derive_seed(*parts: int) -> int:
@@ -162,6 +162,32 @@ class SplitByWorker:
 
     def __call__(self, src: Iterable) -> Iterator:
         return islice(src, self.state.worker, None, self.state.num_workers)
+
+
+class SplitSamplesByReader:
+    """Training with fewer shards than readers (:mod:`vasot_dist.data.epoch`): every reader reads every shard of
+    the pass, in the pass's order (the same on all readers), and keeps one block of its ``total`` samples.
+
+    The pass's sample positions ``g`` are cut into ``readers = world_size x num_workers`` contiguous blocks,
+    reader ``rank * num_workers + worker`` keeping block ``((g - offset) mod total) * readers // total``; the
+    offset is drawn per (seed, epoch, pass), so the blocks are disjoint and cover the split in every pass and a
+    reader does not get the same videos every epoch. Contiguous blocks keep neighbouring videos together
+    (``vasot-shard`` writes a manifest's videos in order, one activity's after another), which pairs need.
+    """
+
+    def __init__(self, state: StreamState, total: int):
+        if total < 1:
+            raise ValueError(f"SplitSamplesByReader needs the split's sample count, got {total}")
+        self.state, self.total = state, int(total)
+
+    def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
+        s = self.state
+        readers = s.world_size * s.num_workers
+        reader = s.rank * s.num_workers + s.worker
+        offset = derive_seed(s.seed, s.epoch, s.pass_index, _TAG_READERS) % self.total
+        for g, sample in enumerate(src):
+            if ((g - offset) % self.total) * readers // self.total == reader:
+                yield sample
 
 
 class DryShardGuard:

@@ -131,8 +131,10 @@ def kendalls_tau(embs: Sequence[np.ndarray], stride: int = 5) -> float:
 
     embs: list of (T_i, D). For every ordered pair (i, j), i != j: queries ``embs[i][::stride]``, candidates
     ``embs[j][::stride]``, squared-Euclidean ``cdist``, nearest candidate per query, then
-    ``scipy.stats.kendalltau(arange, nn)`` (tau-b). NaN pairs (constant nn) are dropped; the mean over the
-    rest is returned (NaN when every pair is NaN). TCC/LAV use stride 5, VAOT 4, TCC's Pouring 2.
+    ``scipy.stats.kendalltau(arange, nn)`` (tau-b). NaN pairs (constant nn) are dropped, and so are pairs whose
+    strided query has fewer than 2 frames (a clip shorter than ``stride`` + 1: no order to compare; scipy
+    would warn and return NaN); the mean over the rest is returned (NaN when none is left). TCC/LAV use
+    stride 5, VAOT 4, TCC's Pouring 2.
     """
     videos = embedding_list(embs, "embs")
     if len(videos) < 2:
@@ -144,6 +146,8 @@ def kendalls_tau(embs: Sequence[np.ndarray], stride: int = 5) -> float:
         query = q[::stride]
         for j, c in enumerate(videos):
             if i == j:
+                continue
+            if len(query) < 2:
                 continue
             nn = np.argmin(cdist(query, c[::stride], "sqeuclidean"), axis=1)
             taus.append(kendalltau(np.arange(len(nn)), nn).statistic)

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from vasot_dist.eval._checks import as_label_array, check_same_lengths, label_list
 from vasot_dist.eval.hungarian import hungarian_mapping, relabel
@@ -59,12 +60,24 @@ def plot_transport_plan(
     path: str | os.PathLike[str],
     title: str = "transport plan",
     gt_match: np.ndarray | None = None,
+    axes: tuple[str, str] = ("frames of x", "frames of y"),
 ) -> str:
     """Heat map of a transport plan / soft alignment.
 
-    plan: (N, M), rows = frames of x, columns = frames of y (or actions). gt_match: optional (N,) ground-truth
-    column per row (-1 = none), drawn as white dots.
+    plan: (N, M); ``axes``: what its rows and columns are (frames of two videos, or a video's frames and the
+    actions' prototypes). gt_match: optional (N,) ground-truth column per row (-1 = none), drawn as white dots.
+    Ticks are integers (row and column indices), also for a 2-frame clip.
     """
+    return _save(transport_plan_figure(plan, title, gt_match, axes), path)
+
+
+def transport_plan_figure(
+    plan: np.ndarray,
+    title: str = "transport plan",
+    gt_match: np.ndarray | None = None,
+    axes: tuple[str, str] = ("frames of x", "frames of y"),
+) -> Figure:
+    """The figure of :func:`plot_transport_plan`, unsaved."""
     plan = np.asarray(plan, dtype=np.float64)
     if plan.ndim != 2 or plan.size == 0:
         raise ValueError(f"plan: expected a non-empty 2-D (N, M) array, got shape {plan.shape}")
@@ -79,11 +92,29 @@ def plot_transport_plan(
         rows = np.flatnonzero(gm >= 0)
         ax.plot(gm[rows], rows, "o", ms=2.5, color="white", label="ground truth")
         ax.legend(loc="lower right", fontsize=7)
-    ax.set_xlabel("frames of y" if plan.shape[1] > 1 else "column")
-    ax.set_ylabel("frames of x")
+    ax.set_xlabel(axes[1])
+    ax.set_ylabel(axes[0])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def label_names_of(label_map: Mapping[str, int]) -> dict[int, str]:
+    """``{id: name}`` from a dataset's label map ``{name: id}``; names sharing an id are joined with ``/``."""
+    out: dict[int, list[str]] = {}
+    for name, i in label_map.items():
+        out.setdefault(int(i), []).append(str(name))
+    return {i: "/".join(names) for i, names in out.items()}
+
+
+def _label_text(v: int, label_names: Mapping[int, str] | None, first_unmatched: int | None) -> str:
+    if first_unmatched is not None and v >= first_unmatched:
+        return f"unmatched cluster {v - first_unmatched + 1}"
+    if label_names is None:
+        return str(v)
+    return label_names.get(v, "ignored" if v < 0 else str(v))
 
 
 def plot_segmentation_bars(
@@ -92,6 +123,7 @@ def plot_segmentation_bars(
     path: str | os.PathLike[str],
     names: Sequence[str] | None = None,
     match_clusters: bool = False,
+    label_names: Mapping[int, str] | None = None,
 ) -> str:
     """Colour bars per video: ground truth above prediction, one colour per label over the whole figure.
 
@@ -99,15 +131,29 @@ def plot_segmentation_bars(
     ground-truth label space: pass them mapped already (:func:`vasot_dist.eval.hungarian.relabel`), or set
     ``match_clusters=True`` to map raw cluster ids here with one Hungarian matching over the given videos
     (the "full" protocol; unmatched clusters get their own colours). Negative labels are drawn grey.
+    ``label_names``: ``{id: name}`` for the legend (:func:`label_names_of`), else the ids.
     """
+    return _save(segmentation_figure(pred_list, gt_list, names, match_clusters, label_names), path)
+
+
+def segmentation_figure(
+    pred_list: Sequence[np.ndarray],
+    gt_list: Sequence[np.ndarray],
+    names: Sequence[str] | None = None,
+    match_clusters: bool = False,
+    label_names: Mapping[int, str] | None = None,
+) -> Figure:
+    """The figure of :func:`plot_segmentation_bars`, unsaved."""
     preds = label_list(pred_list, "pred_list")
     gts = label_list(gt_list, "gt_list")
     check_same_lengths(preds, gts, "pred_list", "gt_list")
+    first_unmatched = None
     if match_clusters:
         all_gt = np.concatenate(gts)
         mapping = hungarian_mapping(np.concatenate(preds), all_gt)
         fresh = max(int(all_gt.max()), -1) + 1
         preds = [relabel(p, mapping, fresh) for p in preds]
+        first_unmatched = fresh
     if names is not None and len(names) != len(gts):
         raise ValueError(f"names has {len(names)} entries but there are {len(gts)} videos")
     colours = label_colours(np.concatenate(preds + gts))
@@ -115,7 +161,7 @@ def plot_segmentation_bars(
     index = {v: i for i, v in enumerate(values)}
     cmap = ListedColormap([colours[v] for v in values])
     n = len(gts)
-    fig = Figure(figsize=(9, 0.9 * n + 0.9))
+    fig = Figure(figsize=(9, 0.9 * n + 0.9 + 0.15 * len(values) / (10 if label_names is None else 4)))
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     for i, ax in enumerate(axes):
         rows = np.stack([[index[int(v)] for v in gts[i]], [index[int(v)] for v in preds[i]]])
@@ -123,10 +169,12 @@ def plot_segmentation_bars(
         ax.set_yticks([0, 1], ["gt", "pred"], fontsize=7)
         ax.set_xticks([])
         ax.set_title(names[i] if names is not None else f"video {i}", fontsize=8, loc="left")
-    handles = [Patch(color=colours[v], label=str(v)) for v in values]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(values), 10), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return _save(fig, path)
+    handles = [Patch(color=colours[v], label=_label_text(v, label_names, first_unmatched)) for v in values]
+    ncol = min(len(values), 10 if label_names is None else 4)  # names need the width
+    rows = -(-len(values) // ncol)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.45, 0.06 * rows + 0.02), 1, 1))
+    return fig
 
 
 def plot_retrieval_strip(
@@ -135,11 +183,12 @@ def plot_retrieval_strip(
     path: str | os.PathLike[str],
     query_label: int | None = None,
     retrieved_labels: Sequence[int] | None = None,
+    label_names: Mapping[int, str] | None = None,
 ) -> str:
     """One query frame followed by its k retrieved nearest-neighbour frames.
 
     query_frames: (H, W, 3) uint8; retrieved: (k, H', W', 3) uint8. With labels given, each retrieved frame's
-    title shows its label in green (same phase as the query) or red.
+    title shows its label (its name from ``label_names``) in green (same phase as the query) or red.
     """
     q = np.asarray(query_frames)
     r = np.asarray(retrieved)
@@ -157,13 +206,16 @@ def plot_retrieval_strip(
     fig = Figure(figsize=(1.6 * (k + 1), 2.0))
     axes = fig.subplots(1, k + 1, squeeze=False)[0]
     axes[0].imshow(q)
-    axes[0].set_title("query" + (f" ({query_label})" if query_label is not None else ""), fontsize=8)
+    def text(v: int) -> str:
+        return _label_text(int(v), label_names, None)
+
+    axes[0].set_title("query" + (f"\n{text(query_label)}" if query_label is not None else ""), fontsize=8)
     for i in range(k):
         axes[i + 1].imshow(r[i])
         if retrieved_labels is not None:
             same = query_label is not None and int(retrieved_labels[i]) == int(query_label)
             axes[i + 1].set_title(
-                f"#{i + 1} ({retrieved_labels[i]})", fontsize=8, color="green" if same else "red"
+                f"#{i + 1}\n{text(retrieved_labels[i])}", fontsize=8, color="green" if same else "red"
             )
         else:
             axes[i + 1].set_title(f"#{i + 1}", fontsize=8)

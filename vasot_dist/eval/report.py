@@ -66,19 +66,26 @@ def write_report(
     metrics: Mapping[str, Any],
     images: Mapping[str, str | os.PathLike[str]],
     title: str = "vasot_dist evaluation",
+    about: Mapping[str, str] | None = None,
 ) -> str:
     """Write ``out_dir/metrics.json`` and ``out_dir/report.md``; return the report's path.
 
     metrics: possibly nested dict of numbers (numpy scalars, NaN allowed: NaN is written as null / "n/a").
-    images: caption -> PNG path; each must exist. The report has one table row per (flattened) metric and
-    one embedded image per entry, in the given order.
+    images: caption -> PNG path; each must exist. about: what was evaluated (checkpoint, step, protocol, split,
+    counts), a table above the metrics. The report has one table row per (flattened) metric and one embedded
+    image per entry, in the given order.
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     clean = to_jsonable(dict(metrics))
     write_json_atomic(os.path.join(out_dir, "metrics.json"), clean, indent=2)
 
-    lines = [f"# {title}", "", "## Metrics", ""]
+    lines = [f"# {title}", ""]
+    if about:
+        lines += ["## What was evaluated", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in about.items()]
+        lines.append("")
+    lines += ["## Metrics", ""]
     flat = flatten_metrics(clean)
     if flat:
         lines += ["| metric | value |", "|---|---|"]

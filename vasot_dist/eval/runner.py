@@ -28,6 +28,7 @@ from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
 from vasot_dist.eval.report import write_report
 from vasot_dist.eval.segmentation import segmentation_metrics
 from vasot_dist.runtime.distributed import DistContext, all_gather_objects
+from vasot_dist.runtime.progress import progress_bar
 from vasot_dist.runtime.ranklog import get_logger
 
 log = get_logger(__name__)
@@ -59,7 +60,7 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> t
     ``eval.max_videos``), in chunks of ``eval.batch_frames``; segmentation methods also decode their
     segmentation here (the OT runs on the device). Returns the videos and the corrupt samples and unreadable
     shards the loader skipped."""
-    from vasot_dist.data import corrupt_count, make_eval_loader
+    from vasot_dist.data import corrupt_count, make_eval_loader, resolve_shards
     from vasot_dist.data.stages import share
 
     loader = make_eval_loader(cfg.data, split, rank=ctx.rank, world_size=ctx.world_size)
@@ -67,6 +68,11 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> t
     chunk = cfg.eval.batch_frames
     # rank r holds the split's videos r, r + world_size, ...: its part of the first max_videos
     limit = share(cfg.eval.max_videos, ctx.rank, ctx.world_size) if cfg.eval.max_videos else None
+    expected = resolve_shards(cfg.data.shards, split).num_samples  # None for a pattern without dataset.json
+    mine = None if expected is None else share(expected, ctx.rank, ctx.world_size)
+    total = limit if mine is None else mine if limit is None else min(mine, limit)
+    bar = progress_bar(total, f"eval: embedding {split} videos" + (" (rank 0's share)" if ctx.world_size > 1 else ""),
+                       enabled=ctx.is_main, unit="video", leave=False)
     for i, batch in enumerate(loader):
         if limit is not None and i >= limit:
             break
@@ -101,6 +107,8 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> t
                 thumb_idx=thumb_idx,
             )
         )
+        bar.update(1)
+    bar.close()
     return out, corrupt_count(loader)
 
 
@@ -186,8 +194,13 @@ def _pairs_of_one_activity(videos: list[VideoEmbedding]) -> list[tuple[VideoEmbe
     ]
 
 
-def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None = None) -> dict[str, float]:
-    """Metrics of ``model`` (a ``TrainModel``) on ``data.eval_split``; rank 0 returns them, others ``{}``."""
+def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None = None, *,
+                   checkpoint: str | None = None, step: int | None = None) -> dict[str, float]:
+    """Metrics of ``model`` (a ``TrainModel``) on ``data.eval_split``; rank 0 returns them, others ``{}``.
+
+    With ``out_dir``: ``metrics.json`` and ``report.md`` there; the report states what was evaluated
+    (``checkpoint`` and its training ``step``, protocol, split, counts) and labels its figures with the
+    dataset's label names."""
     was_training = model.training
     model.eval()
     test, scored, corrupt = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.eval_split))
@@ -201,9 +214,11 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
         return {}
     metrics = {**score(cfg, train, test), **counts}
     if out_dir is not None:
-        images = _plots(cfg, test, Path(out_dir))
+        names = label_names(cfg)
+        images = _plots(cfg, test, Path(out_dir), names)
         write_report(
-            out_dir, metrics, images, title=f"{cfg.train.experiment}/{cfg.train.run_id} {cfg.method.name}"
+            out_dir, metrics, images, title=f"{cfg.train.experiment}/{cfg.train.run_id} {cfg.method.name}",
+            about=describe(cfg, metrics, checkpoint=checkpoint, step=step, names=names),
         )
     log.info(
         "eval on %d %s videos: %s",
@@ -256,8 +271,43 @@ METRIC_FAMILIES: dict[str, Callable[[RunConfig, list[VideoEmbedding]], dict[str,
 }
 
 
-def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[str, str]:
-    """A transport plan of a pair, segmentation bars, all under ``out_dir``."""
+def label_names(cfg: RunConfig) -> dict[int, str] | None:
+    """``{id: name}`` of the dataset's label map (``dataset.json``), or None for shards without one."""
+    from vasot_dist.data import resolve_shards
+
+    index = resolve_shards(cfg.data.shards, cfg.data.eval_split).index
+    return None if index is None else plots.label_names_of(index.label_map)
+
+
+def describe(cfg: RunConfig, metrics: dict[str, float], *, checkpoint: str | None, step: int | None,
+             names: dict[int, str] | None = None) -> dict[str, str]:
+    """What an evaluation evaluated, for the report: the checkpoint and its step, the method, the protocols of the
+    metrics it holds, the split, how much of it was scored, and the labels (``names``) its figures show."""
+    about = {"checkpoint": checkpoint or "none (the model as given)",
+             "training step": "-" if step is None else str(step),
+             "method": cfg.method.name,
+             "dataset": f"{cfg.data.name or '(unnamed)'} at {cfg.data.shards}",
+             "split": cfg.data.eval_split}
+    if any(k.startswith("phase_acc@") for k in metrics):
+        about["alignment protocol"] = (
+            f"TCC: phase classifier fitted on split {cfg.data.train_split!r}, scored on {cfg.data.eval_split!r}"
+            if cfg.eval.protocol == "tcc" else
+            f"LAV: phase classifier fitted and scored on split {cfg.data.eval_split!r}")
+    if any(k.startswith("seg/") for k in metrics):
+        about["segmentation protocol"] = (f"Hungarian matching per activity ({cfg.eval.segmentation_mode})"
+                                          + ("" if cfg.eval.exclude_cls is None
+                                             else f", label {cfg.eval.exclude_cls} excluded"))
+    about["videos"] = (f"{metrics['videos_scored']} scored of {metrics['videos_expected']} "
+                       f"({metrics['corrupt_skipped']} corrupt skipped)")
+    if names:
+        about["labels (id name)"] = ", ".join(f"{i} {n}" for i, n in sorted(names.items()))
+    return about
+
+
+def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path,
+           names: dict[int, str] | None = None) -> dict[str, str]:
+    """A transport plan of a pair, segmentation bars and retrieval strips, all under ``out_dir``; labels by
+    their ``names`` (``{id: name}``) where given."""
     from vasot_dist.ot import align_fgw
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +328,7 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
         images[f"plan {x.key} vs {y.key}"] = plots.plot_transport_plan(
             plan, out_dir / f"plan_{i}.png", title=f"{x.key} → {y.key}", gt_match=gt
         )
-    images.update(_retrieval_strips([v for v in test if v.thumbs is not None], out_dir))
+    images.update(_retrieval_strips([v for v in test if v.thumbs is not None], out_dir, names))
     segs = [v for v in test if v.segmentation is not None][:6]
     if segs:
         images["segmentation"] = plots.plot_segmentation_bars(
@@ -287,11 +337,13 @@ def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[st
             out_dir / "segmentation.png",
             names=[v.key for v in segs],
             match_clusters=True,
+            label_names=names,
         )
     return images
 
 
-def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, k: int = 5) -> dict[str, str]:
+def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, names: dict[int, str] | None = None,
+                      k: int = 5) -> dict[str, str]:
     """For three frames of the first video: its k nearest frames (embedding distance) in the other videos."""
     if len(videos) < 2:
         return {}
@@ -305,6 +357,6 @@ def _retrieval_strips(videos: list[VideoEmbedding], out_dir: Path, k: int = 5) -
         near = np.argsort(((cand_emb - query.emb[t]) ** 2).sum(1))[:k]
         images[f"retrieval {query.key} frame {t}"] = plots.plot_retrieval_strip(
             query.thumbs[q], cand_img[near], out_dir / f"retrieval_{j}.png", query_label=int(query.labels[t]),
-            retrieved_labels=[int(x) for x in cand_lab[near]])
+            retrieved_labels=[int(x) for x in cand_lab[near]], label_names=names)
     return images
 

@@ -7,6 +7,7 @@ product, a centroid is the normalised sum of its points (the minimiser of Σ (1 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,12 +42,14 @@ def _kmeans_pp(x: torch.Tensor, k: int, n_init: int, gen: torch.Generator) -> to
 
 
 def spherical_kmeans(
-    x: torch.Tensor, k: int, *, n_init: int = 4, max_iter: int = 100, seed: int = 0
+    x: torch.Tensor, k: int, *, n_init: int = 4, max_iter: int = 100, seed: int = 0,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> KMeansResult:
     """Cluster the rows of x (n, d) into k groups by cosine similarity; keeps the best of n_init restarts.
 
     Deterministic for a given seed, device and input. Runs in float32 whatever the input dtype.
-    An empty cluster is re-seeded with the point farthest from its own centroid.
+    An empty cluster is re-seeded with the point farthest from its own centroid. ``on_iteration(i)`` is called
+    after each Lloyd iteration (a progress bar: at most ``max_iter`` calls, fewer when it converges).
     """
     if x.dim() != 2:
         raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
@@ -72,6 +75,8 @@ def spherical_kmeans(
                 i = int(far[r].argmin())
                 far[r, i] = float("inf")  # never hand the same point to two empty clusters
                 new_labels[r, i] = c
+        if on_iteration is not None:
+            on_iteration(it)
         if labels is not None and torch.equal(labels, new_labels):
             break  # assignments stable: the centroids are already their normalised means
         labels = new_labels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -51,10 +53,11 @@ class ActionPrototypes(nn.Module):
 
     @torch.no_grad()
     def init_kmeans_(
-        self, embeddings: torch.Tensor, seed: int, n_init: int = 4, max_iter: int = 100
+        self, embeddings: torch.Tensor, seed: int, n_init: int = 4, max_iter: int = 100,
+        on_iteration: Callable[[int], None] | None = None,
     ) -> float:
         """Set the prototypes to the spherical k-means centroids of ``embeddings`` (n, dim); returns the
-        k-means objective Σ (1 − cos).
+        k-means objective Σ (1 − cos). ``on_iteration``: see :func:`~vasot_dist.models.kmeans.spherical_kmeans`.
 
         ASOT ``fit_clusters``: embeddings of the *untrained* encoder on the first batches. Runs on the
         embeddings' device (CPU or CUDA).
@@ -71,7 +74,8 @@ class ActionPrototypes(nn.Module):
             raise ValueError(
                 f"k-means needs at least num_actions={self.num_actions} embeddings, got {embeddings.shape[0]}"
             )
-        result = spherical_kmeans(embeddings, self.num_actions, n_init=n_init, max_iter=max_iter, seed=seed)
+        result = spherical_kmeans(embeddings, self.num_actions, n_init=n_init, max_iter=max_iter, seed=seed,
+                                  on_iteration=on_iteration)
         self.weight.copy_(result.centroids.to(self.weight))
         return result.objective
 

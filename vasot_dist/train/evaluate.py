@@ -20,7 +20,7 @@ from vasot_dist.runtime.seeding import seed_everything
 from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.loop import init_prototypes
 from vasot_dist.train.model import build_train_model
-from vasot_dist.train.preflight import check_data
+from vasot_dist.train.preflight import check_data, fill_from_data
 
 log = get_logger(__name__)
 
@@ -49,6 +49,11 @@ def find_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return p, ckpt.load_file_checkpoint(p)
 
 
+def checkpoint_step(state: dict[str, Any]) -> int | None:
+    """The training step a checkpoint's state was saved at (None for a state without our progress record)."""
+    return (state.get("vasot") or {}).get("progress", {}).get("step")
+
+
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
     """Load ``checkpoint`` (file or run directory), evaluate it, write ``metrics.json`` and ``report.md`` to
     ``out_dir`` (default ``<run>/eval/<checkpoint name>``); returns the metrics on rank 0, ``{}`` elsewhere."""
@@ -57,10 +62,11 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
         model.load_state_dict(state["model"])
         out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
-        metrics = evaluate_model(cfg, model, ctx, out_dir=out)
+        metrics = evaluate_model(cfg, model, ctx, out_dir=out, checkpoint=str(path), step=checkpoint_step(state))
         if ctx.is_main:
             log.info("wrote %s", out / "report.md")
         return metrics
@@ -82,17 +88,20 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         seed_everything(cfg.train.seed)
         untrained = build_train_model(cfg).to(ctx.device)
         init_prototypes(cfg, untrained, ctx)
-        before = evaluate_model(cfg, untrained, ctx, out_dir=run_dir / "eval" / "untrained")
+        before = evaluate_model(cfg, untrained, ctx, out_dir=run_dir / "eval" / "untrained",
+                                checkpoint="none: the same model untrained (seed, initialisation)", step=0)
         done = run_dir / "eval" / path.stem / "metrics.json"
         if done.exists():
             after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
         else:
             trained = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
             trained.load_state_dict(state["model"])
-            after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem)
+            after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem, checkpoint=str(path),
+                                   step=checkpoint_step(state))
     finally:
         shutdown(ctx)
     result = {"untrained": before, "trained": after, "checkpoint": str(path)}

@@ -24,6 +24,7 @@ from vasot_dist.runtime.distributed import (
     init_distributed,
     shutdown,
 )
+from vasot_dist.runtime.progress import progress_bar
 from vasot_dist.runtime.ranklog import get_logger, setup_logging
 from vasot_dist.runtime.seeding import rng_state, seed_everything, set_rng_state
 from vasot_dist.train import checkpoint as ckpt
@@ -31,7 +32,7 @@ from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
 from vasot_dist.train.nonfinite import NonFiniteError
-from vasot_dist.train.preflight import check_data
+from vasot_dist.train.preflight import check_data, fill_from_data, launch_world_size
 from vasot_dist.train.resume import open_run_dir
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
 from vasot_dist.train.tracking import Tracker
@@ -98,13 +99,19 @@ def init_prototypes(cfg: RunConfig, model: TrainModel, ctx: DistContext) -> None
     was_training = model.training
     model.eval()
     embs = []
-    for batch in loader:
-        batch = batch.to(ctx.device)
-        emb = model.embed(_inputs(batch), batch.mask)
-        embs.append(emb[batch.mask].float().cpu())
+    with progress_bar(len(loader), "k-means init: embedding", enabled=ctx.is_main, unit="batch", leave=False) as bar:
+        for batch in loader:
+            batch = batch.to(ctx.device)
+            emb = model.embed(_inputs(batch), batch.mask)
+            embs.append(emb[batch.mask].float().cpu())
+            bar.update(1)
     model.train(was_training)
     gathered = torch.cat([e for part in all_gather_objects(ctx, embs) for e in part])
-    inertia = protos.init_kmeans_(gathered.to(ctx.device), seed=cfg.train.seed)
+    max_iter = 100
+    with progress_bar(max_iter, f"k-means init: {protos.num_actions} clusters of {len(gathered)} embeddings",
+                      enabled=ctx.is_main, unit="iter", leave=False) as bar:
+        inertia = protos.init_kmeans_(gathered.to(ctx.device), seed=cfg.train.seed, max_iter=max_iter,
+                                      on_iteration=lambda _: bar.update(1))
     log.info("prototypes initialised by k-means on %d embeddings (inertia %.4f)", len(gathered), inertia)
 
 
@@ -200,10 +207,12 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
         NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
             or non-finite weights at a checkpoint.
     """
-    check_data(cfg)
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()  # a group Ray Train made
+    check_data(cfg, world_size=torch.distributed.get_world_size() if joined else launch_world_size())
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
+        cfg = fill_from_data(cfg, world_size=ctx.world_size, report=ctx.is_main)
         return _train(cfg, ctx, resume, overwrite, report, on_step)
     finally:
         shutdown(ctx)
@@ -332,10 +341,7 @@ def _inputs(batch) -> torch.Tensor:
 def _progress_bar(cfg: RunConfig, initial: int, ctx: DistContext):
     if not ctx.is_main:
         return None
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.train.max_steps, initial=initial, desc=f"train {cfg.method.name}", unit="step",
-                dynamic_ncols=True, mininterval=2.0)
+    return progress_bar(cfg.train.max_steps, f"train {cfg.method.name}", enabled=True, unit="step", initial=initial)
 
 
 def _plot_couplings(out, batch, run_dir: RunDir, step: int) -> dict[str, Path]:
@@ -345,7 +351,9 @@ def _plot_couplings(out, batch, run_dir: RunDir, step: int) -> dict[str, Path]:
     for name, plan in list(out.couplings.items())[:2]:
         p = plan[0].float().cpu().numpy()
         path = run_dir.plots / f"{name}_step{step:08d}.png"
-        plot_transport_plan(p, str(path), title=f"{name} step {step} ({batch.keys[0]})")
+        # "align": frames of two videos; the others (asot, seg, CLOT's frames / refined): frames -> prototypes
+        axes = ("frames of x", "frames of y") if name == "align" else ("frames", "actions (prototypes)")
+        plot_transport_plan(p, str(path), title=f"{name} step {step} ({batch.keys[0]})", axes=axes)
         images[f"plots/{name}"] = path
     return images
 
@@ -357,7 +365,9 @@ def _evaluate(cfg: RunConfig, engine: Engine, ctx: DistContext, run_dir: RunDir,
 
     engine.eval()
     out_dir = run_dir.root / "eval" / f"step_{step:08d}"
-    metrics = evaluate_model(cfg, engine.module, ctx, out_dir=out_dir)
+    metrics = evaluate_model(cfg, engine.module, ctx, out_dir=out_dir, step=step,
+                             checkpoint=str(run_dir.checkpoints / ckpt.checkpoint_name(
+                                 step, folder=isinstance(engine, DeepSpeedEngine))))
     if ctx.is_main and metrics:
         tracker.log_evaluation(metrics, out_dir, step)
     return metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vasot_dist.config import RunConfig
+from vasot_dist.config import ConfigError, RunConfig
 from vasot_dist.losses import build_loss
 from vasot_dist.losses.base import LossOutput, MethodLoss
 from vasot_dist.models import build_encoder, normalize_frames
@@ -78,5 +78,8 @@ def build_train_model(cfg: RunConfig, *, from_checkpoint: bool = False) -> Train
     """Encoder + loss of ``cfg``; ``from_checkpoint=True`` when a checkpoint will be loaded into it (resume,
     evaluation): the encoder starts random instead of from ``model.weights``."""
     check_model_fits_data(cfg)
+    if cfg.model.num_actions is None:
+        raise ConfigError("model.num_actions is not set: run(cfg) and vasot-evaluate take it from dataset.json's "
+                          "label map (vasot_dist.train.preflight.fill_from_data); set it to build a model directly")
     return TrainModel(build_encoder_from_config(cfg, from_checkpoint=from_checkpoint), build_loss(cfg),
                       video=cfg.data.modality == "video")

@@ -70,20 +70,24 @@ def is_shared(path: str, mounts: str | None = None) -> bool:
     return fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse.")
 
 
-def check_multinode_storage(path: str, alive_nodes: int, mounts: str | None = None) -> None:
-    """Refuse a local-disk ``path`` when the cluster has more than one alive node.
+def check_multinode_storage(path: str, alive_nodes: int, mounts: str | None = None, *,
+                            asserted_shared: bool = False) -> None:
+    """Refuse a local-disk ``path`` when the cluster has more than one alive node, unless the user asserts that
+    every node sees it (``asserted_shared``, ``tune.shared_storage``): a filesystem type this check does not
+    know, or several nodes on one host.
 
     Raises:
-        ValueError: naming the path, its filesystem type and the number of nodes.
+        ValueError: naming the path, its filesystem type, the number of nodes and the way out.
     """
-    if alive_nodes <= 1 or is_shared(path, mounts):
+    if alive_nodes <= 1 or asserted_shared or is_shared(path, mounts):
         return
     raise ValueError(
         f"storage path '{path}' is on a local disk ({filesystem_type(path, mounts)}), but the Ray cluster has "
         f"{alive_nodes} alive nodes: trials on other nodes could neither write their checkpoints there nor "
         "restore from them. Pass --storage-path (or tune.storage_path) on shared storage: a network "
         "filesystem mounted at the same path on every node (NFS, Lustre, ...) or an object store "
-        "(s3://bucket/prefix, gs://bucket/prefix)."
+        "(s3://bucket/prefix, gs://bucket/prefix). If every node does see this path (a filesystem this check "
+        "does not know, or nodes on one host), set tune.shared_storage=true."
     )
 
 

@@ -25,6 +25,8 @@ from vasot_dist.config import ConfigError, RunConfig, config_from_dict, config_t
 from vasot_dist.models.resnet_encoder import NAMED_WEIGHTS
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.preflight import check_data
+from vasot_dist.tune.data import data_variants
+from vasot_dist.tune.progress import SweepProgress, sweep_size
 from vasot_dist.tune.results import (
     SweepResult,
     format_table,
@@ -181,6 +183,10 @@ def _init_ray(address: str | None, num_cpus: int | None) -> bool:
         address = "local"  # a new instance on this machine, never one that happens to be running here
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
+        # One machine is never drained by a cloud provider: Ray Train's preemption watcher (an actor per trial,
+        # each logging an error-level line about its restart policy) has nothing to watch. The local instance's
+        # processes inherit this process's environment; a value the user set stands.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     else:
         env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)}
         if env:
@@ -221,7 +227,8 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
         warnings.warn("train.eval_every=0: trials report only at the end, so ASHA cannot stop any early; set "
                       "train.eval_every (e.g. in the sweep's overrides)", stacklevel=2)
     try:  # the data every trial reads, checked once here rather than failing in every trial
-        check_data(base)
+        for variant in data_variants(spec, base):
+            check_data(variant, world_size=base.tune.workers_per_trial)
     except ConfigError as e:
         raise SweepError(str(e)) from None
 
@@ -232,12 +239,12 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
     try:
         alive = [n for n in ray.nodes() if n.get("Alive")]
         try:
-            check_multinode_storage(storage, len(alive))
+            check_multinode_storage(storage, len(alive), asserted_shared=base.tune.shared_storage)
         except ValueError as e:
             raise SweepError(str(e)) from None
         limit = spec.max_concurrent or _concurrency(ray.cluster_resources(), base, joined=address is not None)
-        log.info("sweep %s: %d alive node(s), up to %d trial(s) at once, results in %s", spec.name, len(alive),
-                 limit, exp_path)
+        log.info("sweep %s: %d trials of %s by %s (%s), %d alive node(s), up to %d trial(s) at once, results in %s",
+                 spec.name, sweep_size(spec), spec.search, spec.metric, spec.mode, len(alive), limit, exp_path)
         registry = f"vasot_sweep_stops_{spec.name}"
         registry_actor = start_registry(registry)  # noqa: F841 -- kept: the actor lives while a handle does
         settings = {"metric": spec.metric, "mode": spec.mode, "train_storage": f"{exp_path}/train_runs",
@@ -258,7 +265,8 @@ def run_sweep(cfg: RunConfig, sweep_path: str | os.PathLike, *, address: str | N
                     trial_dirname_creator=_trial_dirname),
                 run_config=tune.RunConfig(
                     name=spec.name, storage_path=storage,
-                    failure_config=tune.FailureConfig(max_failures=base.tune.max_failures)),
+                    failure_config=tune.FailureConfig(max_failures=base.tune.max_failures),
+                    verbose=0, callbacks=[SweepProgress(spec, base.train.max_steps)]),  # our lines, not Tune's tables
             )
         results = tuner.fit()
         return summarize(results, spec, base, exp_path, storage)

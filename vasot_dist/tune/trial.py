@@ -15,6 +15,7 @@ checkpoints, used when they are newer and every rank sees them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -82,6 +83,9 @@ def trial_driver(params: dict[str, Any], *, base: dict[str, Any], settings: dict
                 num_to_keep=1, checkpoint_score_attribute=settings["metric"],
                 checkpoint_score_order=settings["mode"]),
             callbacks=[TuneReportCallback()],
+            # Ray Train's own INFO lines (worker group starts, every report as a whole TrainingReport) are in its
+            # log files; the sweep prints its progress itself (vasot_dist.tune.progress)
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )
     trainer.fit()
@@ -95,6 +99,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     cfg = config_from_dict(config["cfg"])
     rank = ray.train.get_context().get_world_rank()
+    quiet_trial_output()
     reporter = RayReporter(config["metric"], rank, config["trial_id"])
     stop_check = StopCheck(config["stop_registry"], config["trial_id"], rank, cfg.train.log_every)
     checkpoint = ray.train.get_checkpoint()
@@ -106,6 +111,22 @@ def train_worker(config: dict[str, Any]) -> None:
                 run(cfg, resume=choose_resume(cfg, Path(ray_dir)), report=reporter, on_step=stop_check)
     except StopRequested as stop:  # the scheduler stopped this trial: end the Train run normally
         log.info("trial %s: %s", config["trial_id"], stop)
+
+
+def quiet_trial_output() -> None:
+    """A trial's worker prints warnings only: no progress bar (``TQDM_DISABLE``) and no INFO lines. Its metrics
+    reach the sweep through Ray, and its run directory holds ``metrics.jsonl``; with several trials at once,
+    their bars and evaluation lines interleaved would bury the sweep's own progress lines."""
+    os.environ["TQDM_DISABLE"] = "1"
+    for name in ("vasot_dist.train", "vasot_dist.eval", "vasot_dist.data", "vasot_dist.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:  # Ray 2.60 names this logger by its file path, outside "ray.train": LoggingConfig misses its per-report
+        # INFO line ("Reporting training result N: TrainingReport(...)", every metric of every report)
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:  # another Ray layout: only that line comes back
+        pass
 
 
 def _all_ranks(value: Any) -> list[Any]:
