@@ -74,7 +74,7 @@ def test_a_method_registered_in_process_is_configured_trained_and_evaluated(toy_
 
     assert toy_method.loss is ToyLoss and ToyLoss.Settings is ToyConfig and not toy_method.needs_pairs
     # its section is a config section: dotted overrides, YAML files, the same range checks as every key
-    cfg = load_config(None, ["method.name=toy", "method.toy.tau=0.2"])
+    cfg = load_config(None, ["method.name=toy", "method.toy.tau=0.2", "model.num_actions=3"])
     assert type(cfg.method.settings) is ToyConfig and cfg.method.settings.tau == 0.2
     (tmp_path / "toy.yaml").write_text("method:\n  name: toy\n  toy:\n    tau: 0.3\n")
     assert load_config(tmp_path / "toy.yaml").method.toy.tau == 0.3

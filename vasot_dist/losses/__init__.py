@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 
 from vasot_dist.config.registry import METHODS
+from vasot_dist.config import ConfigError
 from vasot_dist.config.schema import RunConfig
 
 from .asot import ASOTLoss
@@ -39,6 +40,9 @@ def build_loss(cfg: RunConfig) -> MethodLoss:
         raise ValueError(f"method {name!r} has settings but no loss: decorate its MethodLoss subclass with "
                          f"@method_loss({name!r}) (vasot_dist.losses.base) and import its module")
     if issubclass(cls, PrototypeLoss):
+        if cfg.model.num_actions is None:
+            raise ConfigError(f"method {name!r} learns model.num_actions prototypes, which is not set: run(cfg) "
+                              "takes it from dataset.json's label map; set it to build the loss directly")
         return cls(
             cfg.method.settings, num_actions=cfg.model.num_actions, embed_dim=cfg.model.embed_dim, seed=cfg.train.seed
         )
