@@ -5,6 +5,7 @@ file's real changes and silently pins a value the base may later change for a re
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from vasot_dist.config.rules import value_at
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "configs" / "synthetic").glob("*.yaml"))
+_load_base = functools.lru_cache(load_config)  # a base is extended by many files: resolve it once (read only)
 
 
 def _leaves(node: yaml.MappingNode, prefix: str = "") -> list[tuple[str, int]]:
@@ -39,7 +41,7 @@ def repeated_keys(path: Path) -> list[str]:
         inherited, source = RunConfig(), "the schema defaults"
     else:
         base_path = find_config(base, relative_to=path.parent)
-        inherited, source = load_config(base_path), base_path.name
+        inherited, source = _load_base(base_path), base_path.name
     own = load_config(path)
     found = []
     for key, line in _leaves(root) if root is not None else []:
