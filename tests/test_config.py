@@ -226,7 +226,8 @@ def test_method_defaults_follow_the_authors_code():
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_keep_the_authors_couplings(path):
     """One radius and one rho per run in the authors' scripts: the decoding solve repeats the training values;
-    VASOT decodes with its training settings; ASOT-style training keeps Adam's learning rate constant."""
+    VASOT solves alignment with its training eps and alpha and decodes with its training settings; ASOT-style
+    training keeps Adam's learning rate constant."""
     cfg = load_config(path)
     m = cfg.method
     for method in (m.asot, m.clot):
@@ -235,6 +236,7 @@ def test_shipped_configs_keep_the_authors_couplings(path):
     assert m.vasot.decode == m.vasot.segment
     assert (m.vasot.align.radius, m.vasot.align.temporal_prior) == (m.vasot.segment.radius,
                                                                      m.vasot.segment.temporal_prior)
+    assert (m.vasot.align.eps, m.vasot.align.alpha) == (m.vasot.segment.eps, m.vasot.segment.alpha)  # alpha_train
     if cfg.data.modality == "features":
         assert cfg.optim.schedule == "constant" and cfg.data.frames_per_video == 256
 

@@ -149,7 +149,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, help=_CONFIG_HELP + " (the run's config.yaml works)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or a run directory (newest checkpoint)")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/eval/<checkpoint-step>)")
+    parser.add_argument("--out", default=None, help="output folder (default: <run>/evaluate/<checkpoint-step>, "
+                        "beside the run's own <run>/eval/<checkpoint-step>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output folder that already holds "
+                        "an evaluation (without it, such a folder is refused)")
     parser.add_argument("overrides", nargs="*", help=_OVERRIDES_HELP)
     args = parser.parse_args(argv)
     setup_logging(int(os.environ.get("RANK", "0")))
@@ -158,8 +161,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         # the checkpoint is checked first, then the data (in evaluate_checkpoint)
         from vasot_dist.train.evaluate import evaluate_checkpoint
 
-        evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out)
-    except (ConfigError, FileNotFoundError) as e:
+        evaluate_checkpoint(cfg, args.checkpoint, out_dir=args.out, overwrite=args.overwrite)
+    except (ConfigError, FileNotFoundError, FileExistsError) as e:
         fail(parser, 2, e)
     except _run_errors() as e:
         fail(parser, 1, e)

@@ -35,15 +35,22 @@ def tiny_config(shards: Path, tmp: Path, **kw):
 
 def run_worker(record: Path, overrides: list[str], *, nproc: int = 1, extra: list[str] = (), timeout: int = 300,
                check: bool = True) -> subprocess.CompletedProcess:
+    return run_script(HERE / "_worker.py", [*extra, str(record), *overrides], nproc=nproc, timeout=timeout,
+                      check=check)
+
+
+def run_script(script: Path, args: list[str], *, nproc: int = 1, timeout: int = 300,
+               check: bool = True) -> subprocess.CompletedProcess:
+    """``script args`` in a fresh process (one intra-op thread), or under torchrun with ``nproc`` ranks."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "pipelines")])}
-    worker = [str(HERE / "_worker.py"), *extra, str(record), *overrides]
     if nproc == 1:
-        cmd = [sys.executable, *worker]
+        cmd = [sys.executable, str(script), *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *worker]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               str(script), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
     if check and out.returncode != 0:
-        raise AssertionError(f"worker failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")
+        raise AssertionError(f"{script.name} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")
     return out
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from vasot_dist.config.registry import METHODS
 from vasot_dist.config import ConfigError
+from vasot_dist.config.registry import METHODS
 from vasot_dist.config.schema import RunConfig
 
 from .asot import ASOTLoss

@@ -8,6 +8,7 @@ metrics know nothing of training).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,28 @@ def checkpoint_step(state: dict[str, Any]) -> int | None:
     return (state.get("vasot") or {}).get("progress", {}).get("step")
 
 
-def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None) -> dict[str, float]:
+def default_out_dir(checkpoint: Path) -> Path:
+    """Where ``vasot-evaluate`` writes for ``checkpoint`` by default: ``<run>/evaluate/<checkpoint name>``, beside
+    the run's own evaluation of that step (``<run>/eval/<checkpoint name>``, written by training), never over it."""
+    return checkpoint.parent.parent / "evaluate" / checkpoint.stem
+
+
+def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = None, *,
+                        overwrite: bool = False) -> dict[str, float]:
     """Load ``checkpoint`` (file or run directory), evaluate it, write ``metrics.json`` and ``report.md`` to
-    ``out_dir`` (default ``<run>/eval/<checkpoint name>``); returns the metrics on rank 0, ``{}`` elsewhere."""
+    ``out_dir`` (default :func:`default_out_dir`); returns the metrics on rank 0, ``{}`` elsewhere.
+
+    A folder that already holds files is refused unless ``overwrite``; then the new evaluation is written beside
+    it and replaces it only once complete, so a failed evaluation loses nothing.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files and ``overwrite`` is False (before anything runs).
+    """
     path, state = find_checkpoint(checkpoint)
+    out = Path(out_dir) if out_dir else default_out_dir(path)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already holds an evaluation; pass --overwrite to replace it, or --out to "
+                              "write elsewhere")
     check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
@@ -65,9 +84,18 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
         cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
         model.load_state_dict(state["model"])
-        out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
-        metrics = evaluate_model(cfg, model, ctx, out_dir=out, checkpoint=str(path), step=checkpoint_step(state))
-        if ctx.is_main:
+        partial = out.with_name(f".{out.name}.partial")
+        if ctx.is_main:  # what a failed evaluation left
+            shutil.rmtree(partial, ignore_errors=True)
+        metrics = evaluate_model(cfg, model, ctx, out_dir=partial, checkpoint=str(path),
+                                 step=checkpoint_step(state))
+        if ctx.is_main:  # only rank 0 writes: swap the complete folder in, then drop the replaced one
+            replaced = out.with_name(f".{out.name}.replaced")
+            shutil.rmtree(replaced, ignore_errors=True)
+            if out.exists():
+                out.rename(replaced)
+            partial.rename(out)
+            shutil.rmtree(replaced, ignore_errors=True)
             log.info("wrote %s", out / "report.md")
         return metrics
     finally:

@@ -28,6 +28,7 @@ from vasot_dist.runtime.progress import progress_bar
 from vasot_dist.runtime.ranklog import get_logger, setup_logging
 from vasot_dist.runtime.seeding import rng_state, seed_everything, set_rng_state
 from vasot_dist.train import checkpoint as ckpt
+from vasot_dist.train.buffers import broadcast_buffers
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
@@ -148,6 +149,7 @@ def check_finite_weights(engine: Engine, ctx: DistContext, run_dir: RunDir, step
 def save_checkpoint(engine: Engine, ctx: DistContext, run_dir: RunDir, progress: dict[str, int],
                     tracker: Tracker, cfg: RunConfig) -> Path:
     step = progress["step"]
+    broadcast_buffers(engine.module, ctx)  # every rank holds what the checkpoint holds (rank 0's BN statistics)
     check_finite_weights(engine, ctx, run_dir, step)
     extra = _checkpoint_state(engine, ctx, progress, tracker, cfg)
     if isinstance(engine, DeepSpeedEngine):
@@ -363,6 +365,7 @@ def _evaluate(cfg: RunConfig, engine: Engine, ctx: DistContext, run_dir: RunDir,
     """The periodic evaluation hook (all ranks extract embeddings; rank 0 scores and logs)."""
     from vasot_dist.eval.runner import evaluate_model
 
+    broadcast_buffers(engine.module, ctx)  # the checkpoint's BN statistics on every rank: its metrics, not a mix
     engine.eval()
     out_dir = run_dir.root / "eval" / f"step_{step:08d}"
     metrics = evaluate_model(cfg, engine.module, ctx, out_dir=out_dir, step=step,
