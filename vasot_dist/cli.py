@@ -75,13 +75,14 @@ def train_main(argv: list[str] | None = None) -> int:
     from vasot_dist.eval.runner import IncompleteEvaluation
     from vasot_dist.train.loop import run
     from vasot_dist.train.nonfinite import NonFiniteError
+    from vasot_dist.train.rundir import RunWriteError
 
     try:
         ensure_synthetic_data(cfg)
         run(cfg, resume=args.resume, overwrite=args.overwrite)
     except ConfigError as e:
         parser.exit(2, f"error: {e}\n")
-    except (NonFiniteError, IncompleteEvaluation) as e:  # the run started: its directory holds what it wrote
+    except (NonFiniteError, IncompleteEvaluation, RunWriteError) as e:  # the run started: its directory holds what it wrote
         parser.exit(1, f"error: {e}\n")
     return 0
 

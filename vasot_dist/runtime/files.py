@@ -53,6 +53,9 @@ class AtomicFile:
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
+        except OSError as e:
+            self.discard()
+            raise named_os_error(e, self.path) from e
         finally:
             self.file.close()
         os.replace(self.tmp, self.path)
@@ -73,8 +76,18 @@ class AtomicFile:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        self.discard()
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (disk full) names no file
+            raise named_os_error(exc, self.path) from exc
+
+
+def named_os_error(e: OSError, path: str | os.PathLike) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (``write`` errors name no file), so that a full or
+    read-only disk can be reported with the file that could not be written."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror, os.fspath(path))
 
 
 def _fsync_dir(folder: Path) -> None:
