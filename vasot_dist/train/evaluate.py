@@ -21,6 +21,7 @@ from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.loop import init_prototypes
 from vasot_dist.train.model import build_train_model
 from vasot_dist.train.preflight import check_data
+from vasot_dist.train.resume import checkpoint_config
 
 log = get_logger(__name__)
 
@@ -53,12 +54,13 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     """Load ``checkpoint`` (file or run directory), evaluate it, write ``metrics.json`` and ``report.md`` to
     ``out_dir`` (default ``<run>/eval/<checkpoint name>``); returns the metrics on rank 0, ``{}`` elsewhere."""
     path, state = find_checkpoint(checkpoint)
+    cfg = checkpoint_config(cfg, state, path)  # the checkpoint's own config: another model is refused by name
     check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
-        model.load_state_dict(state["model"])
+        ckpt.load_model_weights(model, state["model"], path)
         out = Path(out_dir) if out_dir else path.parent.parent / "eval" / path.stem
         metrics = evaluate_model(cfg, model, ctx, out_dir=out)
         if ctx.is_main:
@@ -78,6 +80,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     run_dir = Path(run)
     cfg = load_config(run_dir / "config.yaml", overrides)
     path, state = find_checkpoint(run_dir)
+    cfg = checkpoint_config(cfg, state, path)
     check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
@@ -91,7 +94,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
             after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
         else:
             trained = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
-            trained.load_state_dict(state["model"])
+            ckpt.load_model_weights(trained, state["model"], path)
             after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem)
     finally:
         shutdown(ctx)
