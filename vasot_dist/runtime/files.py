@@ -64,7 +64,10 @@ class AtomicFile:
 
     def discard(self) -> None:
         """Close and delete the temporary file; :attr:`path` is left as it was."""
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # flushing the buffer failed (disk full): the descriptor is closed all the same
+            pass
         try:
             os.unlink(self.tmp)
         except FileNotFoundError:
@@ -78,8 +81,21 @@ class AtomicFile:
             self.commit()
             return
         self.discard()
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (disk full) names no file
-            raise named_os_error(exc, self.path) from exc
+        # A failed write (disk full) names no file, and a writer may wrap it (torch.save: a RuntimeError of its
+        # zip writer, the OSError as its context): raise the OSError, with this file's name.
+        cause = _os_error_in(exc)
+        if cause is not None and (cause is not exc or cause.filename is None):
+            raise named_os_error(cause, self.path) from exc
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def named_os_error(e: OSError, path: str | os.PathLike) -> OSError:

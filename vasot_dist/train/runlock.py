@@ -33,6 +33,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from vasot_dist.runtime.files import named_os_error
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.rundir import RunDirError
 
@@ -117,9 +118,12 @@ class RunLock:
                 self.owner = {"host": socket.gethostname(), "pid": os.getpid(),
                               "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                               "run_dir": str(self.run_dir)}
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, (json.dumps(self.owner) + "\n").encode(), 0)
-                os.fsync(fd)
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (json.dumps(self.owner) + "\n").encode(), 0)
+                    os.fsync(fd)
+                except OSError as e:  # a full or read-only disk: name the file
+                    raise named_os_error(e, self.path) from e
             except BaseException:
                 os.close(fd)
                 raise
