@@ -53,15 +53,17 @@ def _epochs(run_dir: Path) -> dict[int, int]:
 @pytest.mark.parametrize("nproc", [1, 2])
 def test_sigterm_to_the_process_group_checkpoints_exits_0_and_resumes(feature_shards, tmp_path, nproc):
     rec = tmp_path / "rec"
-    settings = {"data.shards": str(feature_shards), "data.num_workers": 1, "train.max_steps": 400,
-                "train.ckpt_every": 0, "train.log_every": 5}
+    # one video per batch: 12 steps per epoch on one process, 6 on two; the signal comes mid-epoch, while the
+    # loader worker is alive and reading
+    settings = {"data.shards": str(feature_shards), "data.num_workers": 1, "data.batch_size": 1,
+                "train.max_steps": 400, "train.ckpt_every": 0, "train.log_every": 5}
     proc = _launch(rec, feature_overrides(tmp_path, **settings), nproc)
-    code, err = _signal_group_after(proc, rec, steps=3)
+    code, err = _signal_group_after(proc, rec, steps=2)
     assert "killed by signal" not in err and "exited unexpectedly" not in err, err[-5000:]
     results = [json.loads(Path(f"{rec}.result.rank{r}").read_text()) for r in range(nproc)]
     assert all(r["status"] == "preempted" for r in results), err[-5000:]  # every rank left run() normally: exit 0
     step = results[0]["step"]
-    assert all(r["step"] == step for r in results) and 3 <= step < 400
+    assert all(r["step"] == step for r in results) and 2 <= step < 400
     # the step boundary right after the signal, not the next log step
     assert step == max(r["step"] for r in read_record(rec, 0))
     run_dir = tmp_path / "runs" / "t" / "r"
@@ -71,11 +73,11 @@ def test_sigterm_to_the_process_group_checkpoints_exits_0_and_resumes(feature_sh
     assert code == (0 if nproc == 1 else 1), err[-3000:]
     assert not (run_dir.parent / ".r.lock").exists()
 
-    # Resumed in one process: with 2 ranks the epoch is 3 batches per rank, with 1 it is 6; the videos already
-    # consumed (batch b of 3 -> 2b of 6) are not read again.
+    # Resumed in one process with 2 videos per batch (6 batches per epoch): the videos already consumed, b x nproc,
+    # are not read again; b x nproc / 2 batches of the epoch are done.
     state = ckpt.load_file_checkpoint(run_dir / "checkpoints" / ckpt.checkpoint_name(step))
     epoch, batch = state["vasot"]["progress"]["epoch"], state["vasot"]["progress"]["batch_in_epoch"]
     run(tiny_config(feature_shards, tmp_path, **{"train.max_steps": step + 8, "train.ckpt_every": 0}), resume="auto")
-    left = 6 - batch * nproc  # batches of this epoch left on one process
+    left = 6 - batch * nproc // 2  # batches of this epoch left on one process
     epochs = _epochs(run_dir)
     assert [epochs[s] for s in range(step + 1, step + 9)] == [epoch] * left + [epoch + 1] * (8 - left)
