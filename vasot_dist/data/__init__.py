@@ -8,6 +8,7 @@
 - :mod:`.augment`: :class:`VideoAugment` (identical over a video's frames).
 - :mod:`.batch`: :class:`Batch`, :class:`CorruptTally`.
 - :mod:`.pipeline`: :func:`make_train_loader`, :func:`make_eval_loader`.
+- :mod:`.workers`: DataLoader workers that ignore preemption signals (the trainer checkpoints instead).
 """
 
 from .augment import VideoAugment

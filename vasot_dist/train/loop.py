@@ -222,8 +222,10 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
             checkpoints is refused (:mod:`vasot_dist.train.resume`).
 
     Raises:
-        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match; a run
-            directory that cannot be used as asked (``RunDirError``), before anything is written.
+        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match, a value
+            this data or machine does not allow (``preflight.check_values``); a run directory that cannot be used
+            as asked (``RunDirError``: not a run, held by another run, unwritable), before anything is written.
+        RunWriteError: the run directory stopped accepting writes (disk full, read-only) during the run.
         NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
             or non-finite weights at a checkpoint.
     """
