@@ -49,11 +49,11 @@ class _Preemption:
     loop then checkpoints and exits 0 (docs/training.md: SLURM, Kubernetes, torchrun).
 
     The agreement is a one-integer all-reduce on the CPU: the default group under gloo, a gloo side group under
-    NCCL, so it never waits on the GPU and costs a host round trip (tens of microseconds on one node). Every
-    step, not every log step: torchrun gives its workers ``--shutdown-timeout`` (30 s) after forwarding a
-    signal before it kills them, and Kubernetes ``terminationGracePeriodSeconds`` (30 s). The DataLoader
-    workers ignore both signals (``vasot_dist.data.pipeline``), so a signal to the whole process group reaches
-    this flag instead of killing them.
+    NCCL, so it never waits on the GPU and costs a host round trip. Every step, not every log step: torchrun
+    gives its workers ``--shutdown-timeout`` (30 s) after forwarding a signal before it kills them, and
+    Kubernetes ``terminationGracePeriodSeconds`` (30 s). The DataLoader workers ignore both signals
+    (``vasot_dist.data.workers``), so a signal to the whole process group reaches this flag instead of killing
+    them.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -95,6 +95,10 @@ class _Preemption:
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if self._group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group(self._group)
 
 
 def _prepare_config(cfg: RunConfig, ctx: DistContext) -> RunConfig:
