@@ -146,6 +146,8 @@ def _bad_value(rule):
         return "not-a-choice"
     if rule[0] == "finite":
         return ".nan"
+    if rule[0] == "name":
+        return ".."
     _, lo, hi, lo_open, hi_open = rule
     if lo is not None:
         return lo if lo_open else lo - 1

@@ -81,8 +81,9 @@ def _run_errors() -> tuple[type[BaseException], ...]:
     only when an error is being reported, so that the checks before the start stay free of torch."""
     from vasot_dist.eval.runner import IncompleteEvaluation
     from vasot_dist.train.nonfinite import NonFiniteError
+    from vasot_dist.train.rundir import RunWriteError
 
-    return NonFiniteError, IncompleteEvaluation
+    return NonFiniteError, IncompleteEvaluation, RunWriteError
 
 
 def ensure_synthetic_data(cfg: RunConfig) -> None:

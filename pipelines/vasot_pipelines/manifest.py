@@ -26,6 +26,7 @@ segmentation datasets). Several names may share one id (50 Salads "eval" granula
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -222,16 +223,18 @@ def label_map_path(manifest_path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- per-frame labels
-def _to_id(value: Any, label_map: LabelMap, valid: set[int]) -> int:
+def _to_id(value: Any, label_map: LabelMap, valid: set[int], video: str) -> int:
     if isinstance(value, str):
         if value not in label_map.ids:
-            raise ValueError(f"label {value!r} is not in the label map")
+            raise ValueError(f"{video}: label {value!r} is not in the label map (names: {sorted(label_map.ids)[:12]}"
+                             f"{' ...' if len(label_map.ids) > 12 else ''})")
         return label_map.ids[value]
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if int(value) not in valid:
-            raise ValueError(f"label id {value} is not an id of the label map")
+            raise ValueError(f"{video}: label id {value} is not an id of the label map (ids: {sorted(valid)[:12]}"
+                             f"{' ...' if len(valid) > 12 else ''})")
         return int(value)
-    raise ValueError(f"label {value!r} must be a name or an int id")
+    raise ValueError(f"{video}: label {value!r} must be a name or an int id")
 
 
 def read_labels_file(path: str | os.PathLike) -> list:
@@ -254,16 +257,21 @@ def fit_length(values: Sequence, n: int, tolerance: int = LABEL_TOLERANCE) -> li
 
 
 def frame_labels(entry: ManifestEntry, num_frames: int, fps: float | None, label_map: LabelMap,
-                 tolerance: int = LABEL_TOLERANCE) -> np.ndarray:
-    """Label ids (int64, (num_frames,)) of the source frames of ``entry``; ValueError when they do not fit."""
+                 tolerance: int = LABEL_TOLERANCE, times: Sequence[float] | None = None) -> np.ndarray:
+    """Label ids (int64, (num_frames,)) of the source frames of ``entry``; ValueError when they do not fit.
+
+    ``times``: each source frame's time in seconds from the first (a variable-rate source); ``segments_sec``
+    then label the frames shown from start to end (the frame shown at ``s`` is the last one with time <= s),
+    which for a constant rate is ``floor(s * fps)``."""
     valid = set(label_map.ids.values())
     bg = label_map.background_id
+    video = os.path.basename(os.path.normpath(entry.path))
     if entry.labels is not None or entry.labels_file is not None:
         raw = entry.labels if entry.labels is not None else read_labels_file(entry.labels_file)
         if not raw:
             raise ValueError("labels are empty")
         ids = [_to_id(int(v) if isinstance(v, str) and v.lstrip("-").isdigit() and v not in label_map.ids
-                      else v, label_map, valid) for v in raw]
+                      else v, label_map, valid, video) for v in raw]
         return np.asarray(fit_length(ids, num_frames, tolerance), dtype=np.int64)
     # A segment a little past the end is rounding in the annotation (clipped); more means the annotation
     # is of a longer video (another cut, a truncated download) and its labels cannot be trusted.
@@ -273,17 +281,28 @@ def frame_labels(entry: ManifestEntry, num_frames: int, fps: float | None, label
     else:
         if fps is None:
             raise ValueError("segments_sec need the source fps")
-        segs = [(math.floor(s * fps), math.floor(e * fps), lab, f"segments_sec entry {[s, e, lab]} (frames "
-                 f"{math.floor(s * fps)}..{math.floor(e * fps)} at {fps:g} fps)") for s, e, lab in entry.segments_sec]
+        if times is not None:
+            at = [float(t) for t in times]
+
+            def shown(sec: float) -> int:  # past the last frame: frames counted on at the mean rate
+                if sec <= at[-1]:
+                    return max(0, bisect.bisect_right(at, sec) - 1)
+                return len(at) - 1 + math.floor((sec - at[-1]) * fps)
+
+            segs = [(shown(s), shown(e), lab, f"segments_sec entry {[s, e, lab]} (frames {shown(s)}..{shown(e)} "
+                     "by the source's timestamps)") for s, e, lab in entry.segments_sec]
+        else:
+            segs = [(math.floor(s * fps), math.floor(e * fps), lab, f"segments_sec entry {[s, e, lab]} (frames "
+                     f"{math.floor(s * fps)}..{math.floor(e * fps)} at {fps:g} fps)") for s, e, lab in entry.segments_sec]
         slack, slack_text = max(tolerance, math.ceil(SECONDS_TOLERANCE * fps)), f"{SECONDS_TOLERANCE:g} s"
-    where = f"of {os.path.basename(os.path.normpath(entry.path))}" + (f" ({num_frames / fps:.2f} s)" if fps else "")
+    where = f"of {video}" + (f" ({num_frames / fps:.2f} s)" if fps else "")
     out = np.full(num_frames, -(10**9), dtype=np.int64)
     for s, e, lab, name in segs:
         if s > num_frames - 1 + slack:
             raise ValueError(f"{name} starts after the last frame {num_frames - 1} {where}")
         if e > num_frames - 1 + slack:
             raise ValueError(f"{name} ends after the last frame {num_frames - 1} {where} (more than {slack_text})")
-        out[s:min(e, num_frames - 1) + 1] = _to_id(lab, label_map, valid)
+        out[s:min(e, num_frames - 1) + 1] = _to_id(lab, label_map, valid, video)
     if (out == -(10**9)).any():
         if bg is None:
             first = int(np.flatnonzero(out == -(10**9))[0])

@@ -9,7 +9,7 @@ Examples::
 Video mode decodes each source with PyAV (files FFmpeg reads, or folders of images), turns it as a
 player shows it (display matrix, pixel aspect ratio, EXIF orientation of images), resamples to
 ``--fps`` by nearest-frame selection (labels follow the same selection; default: keep the source
-rate), resizes the shorter side to ``--short-side`` and encodes H.264 once (short GOP). The stored
+rate; a variable-frame-rate source is timed by its timestamps, and kept at its mean rate), resizes the shorter side to ``--short-side`` and encodes H.264 once (short GOP). The stored
 ``num_frames`` is what decord reads back from the written mp4. ``--verify`` decodes every stored
 frame and compares frame 0 with the source's as a player shows it. Feature mode stores float32 ``(N, D)``
 arrays; ``.txt`` features are transposed when their second axis, not their first, matches the
@@ -152,10 +152,13 @@ def encode_entry(entry: ManifestEntry, opts: ShardOptions, label_map: LabelMap) 
     # a folder of images has no time base: its images are consecutive frames at the output rate
     src_rate = entry.fps if entry.fps is not None or not os.path.isdir(entry.path) else opts.fps
     with VideoSource(entry.path, fps=src_rate, threads=opts.decode_threads) as src:
-        src_fps = float(src.info.fps)
+        src_fps, times = float(src.info.fps), src.info.times
+        if times is not None:
+            log.info("%s: variable frame rate (%d frames over %.2f s, mean %.3g fps); resampled by its timestamps",
+                     entry.path, len(times), float(times[-1]), src_fps)
         mp4, plan, n_src, (h, w), rate = transcode(src, short_side=opts.short_side, fps=opts.fps, gop=opts.gop,
                                                    crf=opts.crf, preset=opts.preset)
-    labels = frame_labels(entry, n_src, src_fps, label_map, opts.tolerance)[plan]
+    labels = frame_labels(entry, n_src, src_fps, label_map, opts.tolerance, times)[plan]
     n, mh, mw = measure_mp4(mp4)
     if n != len(plan) or (mh, mw) != (h, w):
         raise ValueError(f"decord reads {n} frames of {mh}x{mw} from the encoded mp4, {len(plan)} of {h}x{w} written")

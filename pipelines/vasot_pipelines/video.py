@@ -1,5 +1,11 @@
 """Video I/O for the writers: decode any source with PyAV, resample to a constant fps, encode H.264.
 
+Resampling picks, for each output frame, the source frame nearest in time (:func:`resample_plan`). A constant
+frame rate source is timed by its frame index at its stated rate; a source whose timestamps do not follow its
+stated rate (variable frame rate: phone and screen recordings, streams cut without re-encoding, or a rate the
+container misstates) is timed by its timestamps (:func:`timestamp_plan`), so that a clip of 2.4 s gives 2.4 s
+of frames at any ``--fps`` whatever rate it claims.
+
 Everything happens in memory: :class:`H264Encoder` writes an mp4 into an ``io.BytesIO`` that goes
 straight into a shard. The encoder uses a short GOP (a keyframe every ``gop`` frames, no B-frames, no
 scene-cut keyframes) so a reader seeking to a random frame decodes at most ``gop`` frames.
@@ -171,12 +177,46 @@ def shown_image(frame: av.VideoFrame, orientation: Orientation, size: tuple[int,
 # ------------------------------------------------------------------------------------------ sources
 @dataclass
 class SourceInfo:
-    """``height`` x ``width``: the picture as a player shows it (orientation and pixel aspect applied)."""
+    """``height`` x ``width``: the picture as a player shows it (orientation and pixel aspect applied).
+
+    ``times``: presentation time of each frame in seconds from the first, when the source's timestamps do not
+    follow the constant rate ``fps`` (then ``fps`` is the mean rate); None for a constant-rate source, whose
+    frame i is at ``i / fps``."""
 
     fps: Fraction
     height: int
     width: int
     orientation: Orientation = Orientation()
+    times: tuple[Fraction, ...] | None = None
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.times is not None
+
+
+def frame_times(path: str, index: int = 0) -> list[Fraction] | None:
+    """Presentation times (seconds from the first frame, sorted) of the video stream ``index`` of ``path``,
+    read from the container's packets without decoding; None when a packet has no timestamp."""
+    with av.open(path) as container:
+        stream = container.streams.video[index]
+        pts = []
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's flush packet
+                continue
+            if packet.pts is None:
+                return None
+            pts.append(packet.pts)
+        if not pts:
+            return None
+        pts.sort()
+        return [Fraction(p - pts[0]) * stream.time_base for p in pts]
+
+
+def follows_rate(times: Sequence[Fraction], rate: Fraction) -> bool:
+    """Whether frame i of ``times`` is shown at ``i / rate`` to within half a frame, for every i (a constant
+    rate source, up to the rounding of its time base)."""
+    half = Fraction(1, 2) / rate
+    return all(abs(t - i / rate) <= half for i, t in enumerate(times))
 
 
 def _natural_key(name: str) -> list:
@@ -238,6 +278,12 @@ class VideoSource:
         rate = fps if fps is not None else (s.average_rate or s.guessed_rate or s.base_rate)
         if not rate:
             raise ValueError(f"{self.path}: the container states no frame rate; give one with 'fps'")
+        times = None
+        if fps is None:  # an explicit rate (the manifest's 'fps') is the user's word; else ask the timestamps
+            found = frame_times(self.path, s.index)
+            if found is not None and len(found) > 1 and not follows_rate(found, as_rate(rate)):
+                times = tuple(found)
+                rate = Fraction(len(found) - 1) / found[-1] if found[-1] > 0 else rate
         self._frames = self._container.decode(s)
         self._first = next(self._frames, None)
         if self._first is None:
@@ -248,7 +294,7 @@ class VideoSource:
         if sar and sar > 0 and sar != 1:  # non-square pixels: a player stretches the width
             width = max(1, round(width * sar))
         h, w = orientation.shown_size(self._first.height, width)
-        self.info = SourceInfo(as_rate(rate), h, w, orientation)
+        self.info = SourceInfo(as_rate(rate), h, w, orientation, times)
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
         if self._files is not None:
@@ -290,20 +336,50 @@ def resample_plan(num_src: int, src_fps: float | Fraction, dst_fps: float | Frac
     return np.minimum(src, num_src - 1)
 
 
+def timestamp_plan(times: Sequence[Fraction], dst_fps: float | Fraction) -> np.ndarray:
+    """Nearest-frame selection by timestamps: for each output frame j (time ``j / dst_fps``), the index of the
+    source frame whose time in ``times`` (seconds from the first, increasing) is nearest, ties to the later one.
+
+    Output frames run while their time falls inside the last source frame, which lasts as long as the interval
+    before it. With ``times[i] = i / src_fps`` this is :func:`resample_plan` exactly. Returns int (M,).
+    """
+    if not times:
+        raise ValueError("times is empty")
+    t = [Fraction(v) for v in times]
+    if any(b <= a for a, b in zip(t, t[1:])):
+        raise ValueError("times must increase")
+    last = t[-1] - t[-2] if len(t) > 1 else Fraction(1) / as_rate(dst_fps)
+    end = t[-1] + last / 2  # output times below this are inside the last frame
+    mids = [(a + b) / 2 for a, b in zip(t, t[1:])]  # frame i is nearest on [mids[i-1], mids[i])
+    step = 1 / as_rate(dst_fps)
+    out, j, i = [], 0, 0
+    while j * step < end:
+        while i < len(mids) and mids[i] <= j * step:
+            i += 1
+        out.append(i)
+        j += 1
+    return np.asarray(out, dtype=np.int64)
+
+
 def transcode(source: VideoSource, *, short_side: int, fps: float | Fraction | None, gop: int = DEFAULT_GOP,
               crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET, threads: int = 1
               ) -> tuple[bytes, np.ndarray, int, tuple[int, int], Fraction]:
     """Decode ``source``, resample to ``fps`` (None: keep the source rate), resize, encode H.264.
 
-    Frames are stored as a player shows them (``source.info``: orientation, pixel aspect). Streams:
-    frames are never all held in memory. Returns (mp4 bytes, src_index (M,) the source frame behind
-    each output frame, number of decoded source frames, (height, width), output rate).
-    Raises ValueError when no frame decodes; decoder errors propagate.
+    Frames are stored as a player shows them (``source.info``: orientation, pixel aspect). A variable-rate
+    source (``source.info.times``) is resampled by its timestamps (:func:`timestamp_plan`; None: to its mean
+    rate), a constant-rate one by frame index (:func:`resample_plan`). Streams: frames are never all held in
+    memory. Returns (mp4 bytes, src_index (M,) the source frame behind each output frame, number of decoded
+    source frames, (height, width), output rate).
+    Raises ValueError when no frame decodes, or when a variable-rate source decodes to another number of frames
+    than it has timestamps; decoder errors propagate.
     """
     src_rate = source.info.fps
     orientation = source.info.orientation
     out_rate = src_rate if fps is None else as_rate(fps)
     ratio = src_rate / out_rate
+    times = source.info.times
+    planned = None if times is None else timestamp_plan(times, out_rate)
     h, w = output_size(source.info.height, source.info.width, short_side)
     enc = H264Encoder(h, w, out_rate, gop=gop, crf=crf, preset=preset, threads=threads)
     src_index: list[int] = []
@@ -311,16 +387,23 @@ def transcode(source: VideoSource, *, short_side: int, fps: float | Fraction | N
     j = 0
     for i, frame in enumerate(source):
         n_src = i + 1
-        # emit every output frame whose nearest source frame is i (see resample_plan)
+        # emit every output frame whose nearest source frame is i (see resample_plan / timestamp_plan)
         if not orientation.identity:
             frame = shown_image(frame, orientation, (h, w))
-        while (2 * j * ratio.numerator + ratio.denominator) // (2 * ratio.denominator) <= i:
+        while (j < len(planned) and planned[j] <= i) if planned is not None else \
+                (2 * j * ratio.numerator + ratio.denominator) // (2 * ratio.denominator) <= i:
             enc.add(frame)
             src_index.append(i)
             j += 1
     if n_src == 0:
         enc._out.close()
         raise ValueError("no decodable frames")
+    if planned is not None:
+        if n_src != len(times):
+            enc._out.close()
+            raise ValueError(f"variable frame rate: {n_src} frames decode but the container has {len(times)} "
+                             "timestamps; re-encode the source at a constant rate first")
+        return enc.finish(), planned, n_src, (h, w), out_rate
     # frames after the last decoded one would exceed the source: drop them (matches resample_plan)
     plan = resample_plan(n_src, src_rate, out_rate)
     if len(src_index) != len(plan) or not np.array_equal(np.array(src_index), plan):

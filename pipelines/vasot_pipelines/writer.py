@@ -182,6 +182,10 @@ class DatasetWriter:
             raise ValueError(f"sample {sample.key}: payload .{sample.ext} does not fit modality {self.modality}")
         if sample.key in self._keys_seen:
             raise ValueError(f"duplicate sample key {sample.key!r}")
+        outside = sorted(set(meta["labels"]) - set(self.label_map.values()))
+        if outside:  # the loader would skip it as corrupt; refuse it here, where the source is known
+            raise ValueError(f"sample {sample.key} ({meta['source']}): label ids {outside[:5]} are not ids of the "
+                             f"label map {self.label_map}")
         sh = self._open.get(split)
         size = sample.tar_bytes
         if sh is not None and sh.keys and (len(sh.keys) >= self.max_shard_samples

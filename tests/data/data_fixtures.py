@@ -112,7 +112,8 @@ class Fixture:
 
 
 CORRUPT_KINDS = ("truncated_mp4", "random_bytes", "bad_json", "labels_wrong_length", "missing_mp4",
-                 "missing_json", "zero_frames", "empty_video", "frames_overclaimed")
+                 "missing_json", "zero_frames", "empty_video", "frames_overclaimed", "frames_underclaimed",
+                 "labels_outside_map")
 
 
 def _corrupt_members(kind: str, key: str, rng: np.random.Generator, size: tuple[int, int]) -> dict[str, bytes]:
@@ -140,6 +141,10 @@ def _corrupt_members(kind: str, key: str, rng: np.random.Generator, size: tuple[
         return {"mp4": encode_mp4(np.zeros((0,) + size + (3,), np.uint8)), "json": json.dumps(meta).encode()}
     if kind == "frames_overclaimed":  # JSON claims 40 frames, the mp4 holds 12 (get_batch could hang)
         return {"mp4": good_mp4, "json": json.dumps({**meta, "num_frames": 40, "labels": [0] * 40}).encode()}
+    if kind == "frames_underclaimed":  # JSON claims 7 frames, the mp4 holds 12: labels of its first part only
+        return {"mp4": good_mp4, "json": json.dumps({**meta, "num_frames": 7, "labels": [0] * 7}).encode()}
+    if kind == "labels_outside_map":  # the fixture's label map has ids 0..3
+        return {"mp4": good_mp4, "json": json.dumps({**meta, "labels": [0] * 6 + [9] * 6}).encode()}
     raise ValueError(kind)
 
 

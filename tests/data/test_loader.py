@@ -155,12 +155,39 @@ def test_fuzz_shards_skip_and_count(fuzz_ds, caplog):
         tally.update(b)
         check_video_batch(b, fuzz_ds, cfg)
     assert sorted(k for b in batches for k in b.keys) == sorted(good)
-    assert tally.total == len(bad) == 9
+    assert tally.total == len(bad) == 11
     log = caplog.text
     for key in bad:
         assert key in log  # logged with its key ...
     assert "train-0000" in log  # ... and its shard
-    assert "reports 12 frames, the sample JSON says 40" in log  # over-claimed length caught, not hung
+    assert "reports 12 frames, the sample JSON says num_frames=40" in log  # over-claimed length caught, not hung
+
+
+def test_a_short_sidecar_count_and_labels_outside_the_map_are_skipped_and_named(fuzz_ds, caplog):
+    # A sidecar num_frames below the video's (7 of 12) used to train on the video's first 7 frames without a
+    # word, and labels outside the label map passed to the metrics; both are now corrupt samples: skipped,
+    # counted, and the warning names the sample, its shard and what is wrong.
+    short = next(k for k, kind in fuzz_ds.bad.items() if kind == "frames_underclaimed")
+    outside = next(k for k, kind in fuzz_ds.bad.items() if kind == "labels_outside_map")
+    shard_of = {k: str(s) for s in fuzz_ds.shards["train"] for k in _keys_in(s)}
+    loader = make_eval_loader(cfg_for(fuzz_ds), "train", rank=0, world_size=1)
+    with caplog.at_level(logging.WARNING, logger="vasot_dist.data"):
+        keys = [k for b in loader for k in b.keys]
+    assert short not in keys and outside not in keys and keys == fuzz_ds.keys["train"]
+    lines = caplog.text.splitlines()
+    said = next(line for line in lines if short in line)
+    assert f"corrupt sample {short} in {shard_of[short]}: container reports 12 frames, the sample JSON says " \
+           "num_frames=7: its labels do not describe this video" in said
+    said = next(line for line in lines if outside in line)
+    assert f"corrupt sample {outside} in {shard_of[outside]}: {outside}.json labels [9] are not ids of the label " \
+           "map (ids [0, 1, 2, 3])" in said
+
+
+def _keys_in(shard) -> list[str]:
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        return sorted({m.name.split(".", 1)[0] for m in tar})
 
 
 def test_fuzz_eval_with_workers_counts_each_bad_sample_once(fuzz_ds):

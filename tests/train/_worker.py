@@ -1,6 +1,7 @@
 """Subprocess entry for trainer tests: ``python _worker.py <out.jsonl> [--die-at STEP --signal KILL|TERM]
-[--resume auto] -- overrides...``. Records, after every step on every rank, the loss and a checksum of the
-weights, then optionally signals itself."""
+[--pause-at STEP] [--resume auto] -- overrides...``. Records, after every step on every rank, the loss and a
+checksum of the weights, then optionally signals itself; ``--pause-at``: rank 0 creates ``<out>.paused`` at that
+step and waits for ``<out>.go``. Every rank whose ``run`` returns writes ``<out>.result.rank<r>``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import torch
 
@@ -18,6 +20,7 @@ def main() -> None:
     p.add_argument("record")
     p.add_argument("--die-at", type=int, default=0)
     p.add_argument("--signal", default="KILL")
+    p.add_argument("--pause-at", type=int, default=0)
     p.add_argument("--resume", default="none")
     p.add_argument("--config", default=None)
     p.add_argument("overrides", nargs="*")
@@ -39,11 +42,19 @@ def main() -> None:
             f.write(json.dumps(row) + "\n")
         if a.die_at and step == a.die_at:
             os.kill(os.getpid(), getattr(signal, f"SIG{a.signal}"))
+        if a.pause_at and step == a.pause_at and rank == 0:
+            open(f"{a.record}.paused", "w").close()
+            deadline = time.monotonic() + 300
+            while not os.path.exists(f"{a.record}.go") and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     result = run(cfg, resume=a.resume, on_step=on_step)
+    summary = {k: v for k, v in result.items() if k != "metrics"}
     if rank == 0:
         with open(f"{a.record}.result", "w") as f:
-            json.dump({k: v for k, v in result.items() if k != "metrics"}, f)
+            json.dump(summary, f)
+    with open(f"{a.record}.result.rank{rank}", "w") as f:
+        json.dump(summary, f)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,10 @@ def _on_stand_in(cfg: RunConfig, shards: Path) -> RunConfig:
     if cfg.data.modality == "video":
         data = dataclasses.replace(data, image_size=VIDEO_SIZE, frames_per_video=VIDEO_FRAMES)
     train = dataclasses.replace(cfg.train, run_id="r", max_steps=2, device="cpu")
-    return dataclasses.replace(cfg, data=data, train=train, log=dataclasses.replace(cfg.log, wandb="disabled"))
+    # the excluded background is a label of the dataset (YTI's -1): the stand-in's background is id 0
+    evaluation = cfg.eval if cfg.eval.exclude_cls is None else dataclasses.replace(cfg.eval, exclude_cls=0)
+    return dataclasses.replace(cfg, data=data, train=train, eval=evaluation,
+                               log=dataclasses.replace(cfg.log, wandb="disabled"))
 
 
 def _run_key(cfg: RunConfig) -> str:

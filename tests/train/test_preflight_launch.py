@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FIVE = ["data.name=synthetic", "data.modality=features", "model.encoder=mlp", "method.name=asot",
         "data.synthetic.num_activities=1", "data.synthetic.steps_per_activity=3",
         "data.synthetic.videos_per_activity=5", "data.synthetic.test_videos_per_activity=2",
-        "data.synthetic.frames_min=12", "data.synthetic.frames_max=16", "data.synthetic.feature_dim=8"]
+        "data.synthetic.frames_min=12", "data.synthetic.frames_max=16", "data.synthetic.feature_dim=8",
+        "eval.retrieval_ks=[5]"]  # AP@K within the 2 short test videos' frames
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def cfg_overrides(cfg) -> list[str]:
 
 
 def test_pairs_need_an_even_batch_and_two_videos_of_an_activity(five_videos):
-    with pytest.raises(ConfigError, match="vaot trains on pairs of videos, so the batch size .* must be even"):
+    with pytest.raises(ConfigError, match=r"method.name=vaot aligns pairs of videos of one activity, two videos per pair, so data.batch_size "
+                       r"\(videos per rank\) must be even"):
         check_data(load_config(None, [*FIVE, f"data.shards={five_videos}", "method.name=vaot",
                                       "data.batch_size=3"]), world_size=1)
 

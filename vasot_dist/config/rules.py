@@ -6,6 +6,7 @@ A field that has a rule is declared with a helper instead of a bare default::
     alpha: float = fraction(0.3)           # [0, 1]
     n_iters: int = at_least(1, 25)         # [1, inf)
     name: str = one_of("vasot", ("asot", "vaot", "vasot"))
+    run_id: str | None = a_name(None)      # a file name: [A-Za-z0-9_][A-Za-z0-9._-]*, never a path
 
 The rule travels in the field's metadata; :func:`field_rules` collects every rule of a schema under its dotted
 key, :func:`violation` says what a value breaks (the config loader adds the file that set it) and
@@ -22,16 +23,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any
 
-# ("in", choices) | ("range", lo, hi, lo_open, hi_open), lo / hi None = unbounded | ("finite",)
+# ("in", choices) | ("range", lo, hi, lo_open, hi_open), lo / hi None = unbounded | ("finite",) | ("name",)
 Rule = tuple
 FINITE: Rule = ("finite",)
+NAME: Rule = ("name",)
+# A name that becomes one folder of a path (``train.run_id``, ``train.experiment``): no separator, not ``.`` or
+# ``..`` (the first character cannot be a dot), nothing a shell or another file system reads differently.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 def _ruled(default: Any, rule: Rule) -> Any:
+    if isinstance(default, list):  # a mutable default: each instance gets its own copy
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"rule": rule})
     return dataclasses.field(default=default, metadata={"rule": rule})
 
 
@@ -65,6 +73,20 @@ def one_of(default: str, choices: tuple[str, ...]) -> Any:
     if default not in choices:
         raise ValueError(f"default {default!r} is not one of {choices}")
     return _ruled(default, ("in", tuple(choices)))
+
+
+def a_name(default: str | None) -> Any:
+    """A field that names one folder (``train.run_id``): letters, digits, ``_``, ``.``, ``-``, at most 128,
+    not starting with ``.`` or ``-`` (so never ``.``, ``..``, a hidden folder, an option or a path)."""
+    return _ruled(default, NAME)
+
+
+def name_violation(value: str) -> str | None:
+    """What a folder name should have been, or None when ``value`` is one (see :func:`a_name`)."""
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return None
+    return ("expected a name, not a path: 1 to 128 of the letters A-Z a-z, digits, '_', '.', '-', not starting "
+            "with '.' or '-' (no '/', no '.' or '..')")
 
 
 def _holds_floats(tp: Any) -> bool:
@@ -102,6 +124,8 @@ def violation(value: Any, rule: Rule) -> str | None:
         return next((v for v in (violation(x, rule) for x in value) if v is not None), None)
     if rule[0] == "in":
         return None if value in rule[1] else f"expected one of {list(rule[1])}"
+    if rule[0] == "name":
+        return name_violation(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "expected a finite number"
     if rule[0] == "finite":

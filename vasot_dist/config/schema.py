@@ -13,7 +13,7 @@ from typing import Any
 
 from .methods import METHODS, MethodConfig
 from .registry import on_change
-from .rules import Rule, at_least, field_rules, fraction, in_range, non_negative, one_of, positive
+from .rules import Rule, a_name, at_least, field_rules, fraction, in_range, non_negative, one_of, positive
 
 __all__ = ["METHODS", "MethodConfig", "RunConfig"]
 
@@ -66,7 +66,7 @@ class DataConfig:
     pairs: bool = False  # yield videos in pairs of one activity (alignment methods force this on)
     batch_size: int = at_least(1, 2)  # videos per rank per step (pairs count as 2)
     num_workers: int = non_negative(2)
-    shuffle_buffer: int = 64
+    shuffle_buffer: int = non_negative(64)  # videos held for shuffling per worker; 0 or 1: none
     resampled: bool = False  # draw shards with replacement (infinite stream); allows shards < ranks*workers
     augment: bool = True  # colour jitter + flip, identical over the frames of a video
     standardize: bool = False  # features: per-video zero mean, unit variance per dimension, / sqrt(D) (ASOT's -s)
@@ -109,8 +109,10 @@ class TrainConfig:
     max_steps: int = at_least(1, 1000)
     seed: int = 0
     output_dir: str = "runs"
-    experiment: str = "default"
-    run_id: str | None = None  # default: a time-stamped id; fixed ids make --resume auto find the run
+    experiment: str = a_name("default")  # a folder name, as run_id
+    # default: a time-stamped id; fixed ids make --resume auto find the run. A name, never a path: the run
+    # directory is <output_dir>/<experiment>/<run_id>, and --overwrite deletes it
+    run_id: str | None = a_name(None)
     log_every: int = at_least(1, 10)
     ckpt_every: int = non_negative(200)
     keep_last: int = at_least(1, 3)
@@ -145,16 +147,20 @@ class LogConfig:
 @dataclass
 class EvalConfig:
     protocol: str = one_of("tcc", ("tcc", "lav"))  # tcc: fit SVM on train, score test | lav: fit and score on test
-    fractions: list[float] = field(default_factory=lambda: [0.1, 0.5, 1.0])
+    # shares of the fitting videos the phase classifier is trained on, each in (0, 1]
+    fractions: list[float] = in_range([0.1, 0.5, 1.0], 0, 1, lo_open=True)
     kendall_stride: int = at_least(1, 5)
-    retrieval_ks: list[int] = field(default_factory=lambda: [5, 10, 15])
+    retrieval_ks: list[int] = at_least(1, [5, 10, 15])  # AP@K; the preflight checks K against the split's frames
     segmentation_mode: str = one_of("full", ("full", "per_video"))
-    exclude_cls: int | None = None
-    max_videos: int = 0  # 0: all
+    exclude_cls: int | None = None  # a label id of the dataset's label map (checked in the preflight)
+    max_videos: int = non_negative(0)  # 0: all
     batch_frames: int = at_least(1, 64)  # frames per encoder forward when extracting embeddings
     alignment_metrics: bool = True  # phase classification, tau, AP@K, align_acc (slow on long videos; off for segmentation)
     # share of the split's videos that must be scored (corrupt ones are skipped), else the evaluation fails
     min_scored_fraction: float = fraction(1.0)
+    # an evaluation that yields no quality metric (only the video counts: one label class, no progress, one
+    # video) is an error unless this is true
+    allow_no_metrics: bool = False
 
 
 @dataclass

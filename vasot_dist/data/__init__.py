@@ -10,6 +10,7 @@
 - :mod:`.pipeline`: :func:`make_train_loader`, :func:`make_eval_loader`.
 - :mod:`.epoch`: batches per rank, and how readers share a split (whole shards, or samples).
 - :mod:`.catalog`: the supported datasets, where to get them, the ``vasot-shard`` line for each.
+- :mod:`.workers`: DataLoader workers that ignore preemption signals (the trainer checkpoints instead).
 """
 
 import importlib

@@ -12,6 +12,10 @@ workers), a ``fault_tol`` so a video with many undecodable frames raises instead
 returning duplicates, ``.asnumpy()`` (its torch bridge is per-thread state), and indices clamped to
 the frame count measured at sharding time (``get_batch`` can hang when the container over-reports
 its length).
+
+The frame count of the sample JSON must equal the container's, both ways (:func:`_check_count`): a sample
+whose count is off is corrupt, skipped and counted with a warning naming its key and shard, never decoded
+against labels that describe another length.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ class DecoderFn(Protocol):
         data: the encoded video (whole file bytes).
         indices: (U,) int64, sorted, unique, all in ``[0, num_frames)`` when ``num_frames`` is given.
         size: (height, width) to decode at, or None for the native size.
-        num_frames: frame count measured at sharding time; clamp to ``min(num_frames, reported)``.
+        num_frames: frame count measured at sharding time; a container that reports another count is corrupt
+            (:func:`_check_count`).
 
     Returns:
         uint8 (U, H, W, 3) RGB. Raise any exception on undecodable input; it becomes CorruptSample.
@@ -152,6 +157,16 @@ def decode_frames(video_bytes: bytes, indices: np.ndarray, size: int | tuple[int
 
 
 # ------------------------------------------------------------------------------------------ backends
+def _check_count(reported: int, num_frames: int | None) -> None:
+    """The frame count of the sample JSON (measured by ``vasot-shard``, one label per frame) must be the
+    container's, both ways: fewer frames in the container means damage (clamping would return frames that do
+    not match their labels), more means the labels describe only the first part of the video (sampling would
+    silently train on that part). Either way the sample is corrupt: skipped, counted, named in a warning."""
+    if num_frames is not None and reported != num_frames:
+        raise CorruptSample(f"container reports {reported} frames, the sample JSON says num_frames={num_frames}: "
+                            "its labels do not describe this video")
+
+
 _decord_quiet = False
 # Types of the first box of an ISO-BMFF file (mp4, mov, m4v, 3gp): what decord is given.
 _ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
@@ -176,10 +191,7 @@ def _decode_decord(data: bytes, indices: np.ndarray, size: tuple[int, int] | Non
                             fault_tol=DECORD_FAULT_TOL)
     if len(vr) < 1:
         raise CorruptSample("decord reports no frames")
-    if num_frames is not None and int(indices[-1]) >= len(vr):
-        # The JSON count is the measured truth; a container that now reports fewer frames is damaged,
-        # and clamping would silently return frames that do not match the labels.
-        raise CorruptSample(f"container reports {len(vr)} frames, the sample JSON says {num_frames}")
+    _check_count(len(vr), num_frames)
     idx = np.minimum(indices, len(vr) - 1)
     try:
         return vr.get_batch(idx.tolist()).asnumpy()
@@ -200,6 +212,8 @@ def _decode_pyav(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
     out: list[np.ndarray] = []
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
+        if stream.frames > 0:  # the container's own count (mp4: its sample table); 0 when it states none
+            _check_count(stream.frames, num_frames)
         stream.thread_type = "SLICE"
         last = None
         pos = 0
@@ -220,7 +234,7 @@ def _decode_pyav(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
         raise CorruptSample("pyav decoded no frames")
     if len(out) < len(wanted):
         if num_frames is not None:
-            raise CorruptSample(f"container holds {pos} frames, the sample JSON says {num_frames}")
+            _check_count(pos, num_frames)
         while len(out) < len(wanted):  # no measured count: clamp to the container's last frame
             out.append(out[-1])
     return np.stack(out)

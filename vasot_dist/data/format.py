@@ -40,9 +40,11 @@ decoded: :func:`draw_frame_index` / :func:`read_frame_index`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,21 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 # --------------------------------------------------------------------------------------------- names
 def sanitize(text: str) -> str:
-    """Map ``text`` to ``[A-Za-z0-9_-]+``: every run of other characters (dots, slashes, spaces) becomes ``_``."""
-    out = _UNSAFE.sub("_", str(text)).strip("_")
+    """Map ``text`` to ``[A-Za-z0-9_-]+``: every run of other characters (dots, slashes, spaces) becomes ``_``.
+
+    A name with characters outside ASCII is transliterated where Unicode decomposes them (``café`` -> ``cafe``)
+    and gets 8 hex digits of a hash of its NFC form (``cafe_1a2b3c4d``), so that names that differ only there
+    (``café`` / ``cafè``, or two names in a script with no Latin form, ``视频`` -> ``1a2b3c4d``) never share a
+    key, and a name spelt in NFD (macOS file names) keeps its NFC key. ASCII names keep the key they always had.
+    """
+    text = str(text)
+    if not text.isascii():
+        nfc = unicodedata.normalize("NFC", text)
+        latin = "".join(c for c in unicodedata.normalize("NFKD", nfc) if not unicodedata.combining(c))
+        digest = hashlib.blake2b(nfc.encode("utf-8"), digest_size=4).hexdigest()
+        base = _UNSAFE.sub("_", latin.encode("ascii", "ignore").decode()).strip("_")
+        return f"{base}_{digest}" if base else digest
+    out = _UNSAFE.sub("_", text).strip("_")
     if not out:
         raise ValueError(f"cannot build a key from {text!r}: nothing left after sanitising")
     return out

@@ -7,7 +7,7 @@ Training pipeline, built explicitly from webdataset's public pieces (per DataLoa
     -> TarSamples (wds.tarfile_to_samples per shard, warn and count; each shard held to its stated count)
        [fewer shards than ranks x workers: no shard split above; every reader reads every shard and
         SplitSamplesByReader keeps its block of the samples here (vasot_dist.data.epoch)]
-    -> ParseSamples (JSON, members, sizes; corrupt ones counted and skipped)
+    -> ParseSamples (JSON, members, sizes, label ids in the label map; corrupt ones counted and skipped)
     -> wds.shuffle(rng seeded by (seed, epoch, rank, worker, pass))
     -> SingleUnits | PairByActivity (two videos of one activity, adjacent in the batch)
     -> SkipBatches (resume: drop the first batches undecoded)
@@ -69,6 +69,7 @@ from .stages import (
     StreamState,
     TarSamples,
 )
+from .workers import SignalSafeLoader
 
 
 def _check_rank(rank: int, world_size: int) -> None:
@@ -79,6 +80,11 @@ def _check_rank(rank: int, world_size: int) -> None:
 def _check_modality(cfg: DataConfig, source: ShardSource) -> None:
     if source.modality is not None and source.modality != cfg.modality:
         raise ValueError(f"data.modality={cfg.modality!r} but {source.index.path} holds {source.modality!r} shards")
+
+
+def _label_ids(source: ShardSource) -> list[int] | None:
+    """The label ids a sample may hold: those of ``dataset.json``'s label map (None: no index to ask)."""
+    return None if source.index is None else list(source.index.label_map.values())
 
 
 def _tar_samples(source: ShardSource, state: StreamState) -> TarSamples:
@@ -167,7 +173,7 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
     return EpochPipeline(
         *head,
         *read,
-        ParseSamples(state, cfg.modality),
+        ParseSamples(state, cfg.modality, _label_ids(source)),
         SeededShuffle(state, cfg.shuffle_buffer),
         units,
         SkipBatches(state, units_per_batch),
@@ -181,7 +187,7 @@ def build_train_dataset(cfg: DataConfig, *, rank: int, world_size: int, epoch: i
 
 def _loader(dataset, cfg: DataConfig) -> DataLoader:
     workers = cfg.num_workers
-    return DataLoader(
+    return SignalSafeLoader(  # workers survive a preemption signal sent to the whole job (.workers)
         dataset,
         batch_size=None,  # the pipeline batches
         num_workers=workers,
@@ -225,7 +231,7 @@ def build_eval_dataset(cfg: DataConfig, split: str, *, rank: int, world_size: in
         ShardPasses(source.urls, state, shuffle=False),
         _tar_samples(source, state),
         SplitSamples(state, rank, world_size),
-        ParseSamples(state, cfg.modality),
+        ParseSamples(state, cfg.modality, _label_ids(source)),
         DecodeEach(state, spec),
         CollateEach(state),
         state=state,

@@ -269,8 +269,11 @@ def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
 
 
-def parse_sample(sample: dict[str, Any], modality: str) -> Record:
-    """Check members and ``<key>.json`` of a raw sample; raise :class:`CorruptSample` naming what is wrong."""
+def parse_sample(sample: dict[str, Any], modality: str, label_ids: frozenset[int] | None = None) -> Record:
+    """Check members and ``<key>.json`` of a raw sample; raise :class:`CorruptSample` naming what is wrong.
+
+    ``label_ids``: the ids of the dataset's label map (None: unknown, e.g. shards given by pattern); a label
+    outside it makes the sample corrupt (its metrics would compare ids that mean nothing)."""
     key = str(sample.get("__key__", "?"))
     shard = str(sample.get("__url__", "?"))
 
@@ -297,6 +300,11 @@ def parse_sample(sample: dict[str, Any], modality: str) -> Record:
     if not _int_list(labels) or len(labels) != n:
         got = len(labels) if isinstance(labels, list) else repr(labels)[:40]
         raise bad(f"{key}.json labels must be num_frames={n} ints, got {got}")
+    if label_ids is not None:
+        outside = sorted(set(labels) - label_ids)
+        if outside:
+            raise bad(f"{key}.json labels {outside[:5]}{' ...' if len(outside) > 5 else ''} are not ids of the "
+                      f"label map (ids {sorted(label_ids)[:12]}{' ...' if len(label_ids) > 12 else ''})")
     progress = meta.get("progress")
     if progress is not None:
         if not isinstance(progress, list) or len(progress) != n or not all(
@@ -318,15 +326,17 @@ def parse_sample(sample: dict[str, Any], modality: str) -> Record:
 
 
 class ParseSamples:
-    """Raw tar samples -> :class:`Record`; corrupt ones are logged with key and shard, counted, skipped."""
+    """Raw tar samples -> :class:`Record`; corrupt ones (labels outside ``label_ids`` included) are logged with
+    key and shard, counted, skipped."""
 
-    def __init__(self, state: StreamState, modality: str):
+    def __init__(self, state: StreamState, modality: str, label_ids: Iterable[int] | None = None):
         self.state, self.modality = state, modality
+        self.label_ids = None if label_ids is None else frozenset(int(i) for i in label_ids)
 
     def __call__(self, src: Iterable[dict]) -> Iterator[Record]:
         for sample in src:
             try:
-                rec = parse_sample(sample, self.modality)
+                rec = parse_sample(sample, self.modality, self.label_ids)
             except CorruptSample as exc:
                 self.state.report(exc)
                 continue

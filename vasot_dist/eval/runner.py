@@ -27,7 +27,7 @@ from vasot_dist.eval import plots
 from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
 from vasot_dist.eval.report import write_report
 from vasot_dist.eval.segmentation import segmentation_metrics
-from vasot_dist.runtime.distributed import DistContext, all_gather_objects
+from vasot_dist.runtime.distributed import DistContext, all_gather_objects, broadcast_object
 from vasot_dist.runtime.progress import progress_bar
 from vasot_dist.runtime.ranklog import get_logger
 
@@ -156,21 +156,29 @@ def alignment_metrics(
     cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding]
 ) -> dict[str, float]:
     """TCC/LAV protocol (phase classification at fractions, Kendall's tau, retrieval AP@K) and, where ground
-    truth progress is known, nearest-neighbour alignment accuracy over pairs of one activity."""
+    truth progress is known, nearest-neighbour alignment accuracy over pairs of one activity.
+
+    What needs phase labels (classification, AP@K) needs two phases among the labels; Kendall's tau (two
+    videos) and the alignment accuracy (progress) need none, and are computed whatever the labels hold."""
     fit = test if cfg.eval.protocol == "lav" else train
     m: dict[str, float] = {}
-    acc = A.phase_classification(
-        [v.emb for v in fit],
-        [v.labels for v in fit],
-        [v.emb for v in test],
-        [v.labels for v in test],
-        fractions=cfg.eval.fractions,
-    )
-    m.update({f"phase_acc@{f:g}": 100 * a for f, a in acc.items()})
+    phases = all(len({int(lab) for v in vs for lab in np.unique(v.labels)}) > 1 for vs in (fit, test))
+    if phases:
+        acc = A.phase_classification(
+            [v.emb for v in fit],
+            [v.labels for v in fit],
+            [v.emb for v in test],
+            [v.labels for v in test],
+            fractions=cfg.eval.fractions,
+        )
+        m.update({f"phase_acc@{f:g}": 100 * a for f, a in acc.items()})
+    else:
+        log.warning("the labels of the fitted or the evaluated videos hold a single phase: no phase accuracy, no AP@K")
     if len(test) >= 2:
         m["kendalls_tau"] = A.kendalls_tau([v.emb for v in test], stride=cfg.eval.kendall_stride)
-        ap = A.retrieval_ap([v.emb for v in test], [v.labels for v in test], ks=cfg.eval.retrieval_ks)
-        m.update({f"ap@{k}": 100 * a for k, a in ap.items()})
+        if phases:
+            ap = A.retrieval_ap([v.emb for v in test], [v.labels for v in test], ks=cfg.eval.retrieval_ks)
+            m.update({f"ap@{k}": 100 * a for k, a in ap.items()})
     accs, errs = [], []
     for x, y in _pairs_of_one_activity(test):
         if x.progress is None or y.progress is None:
@@ -210,9 +218,10 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
         train, fit_scored, fit_corrupt = _gather(ctx, extract_embeddings(cfg, model, ctx, cfg.data.train_split))
         coverage(cfg, cfg.data.train_split, fit_scored, fit_corrupt)
     model.train(was_training)
+    metrics = {**score(cfg, train, test), **counts} if ctx.is_main else {}
+    check_quality_metrics(cfg, metrics, ctx)
     if not ctx.is_main:
         return {}
-    metrics = {**score(cfg, train, test), **counts}
     if out_dir is not None:
         names = label_names(cfg)
         images = _plots(cfg, test, Path(out_dir), names)
@@ -229,11 +238,28 @@ def evaluate_model(cfg: RunConfig, model, ctx: DistContext, out_dir: Path | None
     return metrics
 
 
+COUNT_KEYS = ("videos_scored", "videos_expected", "corrupt_skipped")
+
+
+def check_quality_metrics(cfg: RunConfig, metrics: dict[str, float], ctx: DistContext) -> None:
+    """Raise IncompleteEvaluation on every rank when rank 0's ``metrics`` hold nothing but the video counts,
+    unless ``eval.allow_no_metrics``: an evaluation that measured nothing must not pass for one that did."""
+    quality = sorted(k for k in metrics if k not in COUNT_KEYS)
+    empty = broadcast_object(ctx, ctx.is_main and not quality)
+    if empty and not cfg.eval.allow_no_metrics:
+        raise IncompleteEvaluation(
+            f"the evaluation of split {cfg.data.eval_split!r} in {cfg.data.shards} gave no quality metric, only "
+            f"the counts: phase accuracy and AP@K need two phases among the labels, Kendall's tau two videos, "
+            f"align_acc ground-truth progress, seg/* a segmentation method (method.name={cfg.method.name}, "
+            f"eval.alignment_metrics={cfg.eval.alignment_metrics}). Check the labels of the split (the warnings "
+            "above name skipped videos), or set eval.allow_no_metrics=true to accept it")
+
+
 def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding]) -> dict[str, float]:
     if not test:
         raise ValueError(f"no videos in split '{cfg.data.eval_split}' of {cfg.data.shards}")
     metrics: dict[str, float] = {}
-    if cfg.eval.alignment_metrics and len({int(lab) for v in test for lab in np.unique(v.labels)}) > 1:
+    if cfg.eval.alignment_metrics:
         metrics.update(alignment_metrics(cfg, train or test, test))
     segs = [v for v in test if v.segmentation is not None]
     if segs:

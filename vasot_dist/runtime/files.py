@@ -53,6 +53,9 @@ class AtomicFile:
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
+        except OSError as e:
+            self.discard()
+            raise named_os_error(e, self.path) from e
         finally:
             self.file.close()
         os.replace(self.tmp, self.path)
@@ -61,7 +64,10 @@ class AtomicFile:
 
     def discard(self) -> None:
         """Close and delete the temporary file; :attr:`path` is left as it was."""
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # flushing the buffer failed (disk full): the descriptor is closed all the same
+            pass
         try:
             os.unlink(self.tmp)
         except FileNotFoundError:
@@ -73,8 +79,31 @@ class AtomicFile:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        self.discard()
+        # A failed write (disk full) names no file, and a writer may wrap it (torch.save: a RuntimeError of its
+        # zip writer, the OSError as its context): raise the OSError, with this file's name.
+        cause = _os_error_in(exc)
+        if cause is not None and (cause is not exc or cause.filename is None):
+            raise named_os_error(cause, self.path) from exc
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def named_os_error(e: OSError, path: str | os.PathLike) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (``write`` errors name no file), so that a full or
+    read-only disk can be reported with the file that could not be written."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror, os.fspath(path))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -77,6 +77,25 @@ def prune(ckpt_dir: Path, keep_last: int, newest: int) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+def load_model_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], checkpoint: Path) -> None:
+    """``model.load_state_dict(weights)``, or a ConfigError naming the parameters that differ (missing,
+    unexpected, other shapes) instead of PyTorch's ``Error(s) in loading state_dict``."""
+    from vasot_dist.config import ConfigError
+
+    own = model.state_dict()
+    missing = sorted(own.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - own.keys())
+    shapes = [f"{k} {tuple(weights[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
+              for k in sorted(own.keys() & weights.keys()) if own[k].shape != weights[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f"{what}: {', '.join(items[:5])}{', ...' if len(items) > 5 else ''}"
+                 for what, items in (("other shapes", shapes), ("not in the checkpoint", missing),
+                                     ("only in the checkpoint", unexpected)) if items]
+        raise ConfigError(f"the weights of {checkpoint} do not fit the model of this config ({'; '.join(parts)}); "
+                          "evaluate it with the config it was trained with (--config <run>/config.yaml)")
+    model.load_state_dict(weights)
+
+
 def load_file_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 

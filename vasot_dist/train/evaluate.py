@@ -22,6 +22,7 @@ from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.loop import init_prototypes
 from vasot_dist.train.model import build_train_model
 from vasot_dist.train.preflight import check_data, fill_from_data
+from vasot_dist.train.resume import checkpoint_config
 
 log = get_logger(__name__)
 
@@ -77,13 +78,14 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds an evaluation; pass --overwrite to replace it, or --out to "
                               "write elsewhere")
+    cfg = checkpoint_config(cfg, state, path)  # the checkpoint's own config: another model is refused by name
     check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
     try:
         cfg = fill_from_data(cfg, training=False, report=ctx.is_main)
         model = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
-        model.load_state_dict(state["model"])
+        ckpt.load_model_weights(model, state["model"], path)
         partial = out.with_name(f".{out.name}.partial")
         if ctx.is_main:  # what a failed evaluation left
             shutil.rmtree(partial, ignore_errors=True)
@@ -112,6 +114,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
     run_dir = Path(run)
     cfg = load_config(run_dir / "config.yaml", overrides)
     path, state = find_checkpoint(run_dir)
+    cfg = checkpoint_config(cfg, state, path)
     check_data(cfg, training=False)
     ctx = init_distributed(cfg.train.device, cfg.dist.backend)
     setup_logging(ctx.rank)
@@ -127,7 +130,7 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
             after = {k: v for k, v in json.loads(done.read_text()).items() if isinstance(v, (int, float))}
         else:
             trained = build_train_model(cfg, from_checkpoint=True).to(ctx.device)
-            trained.load_state_dict(state["model"])
+            ckpt.load_model_weights(trained, state["model"], path)
             after = evaluate_model(cfg, trained, ctx, out_dir=run_dir / "eval" / path.stem, checkpoint=str(path),
                                    step=checkpoint_step(state))
     finally:

@@ -34,7 +34,7 @@ from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
 from vasot_dist.train.nonfinite import NonFiniteError
 from vasot_dist.train.preflight import check_data, fill_from_data, launch_world_size
-from vasot_dist.train.resume import open_run_dir
+from vasot_dist.train.resume import data_position, open_run_dir, release_run_dirs, write_error
 from vasot_dist.train.rundir import RunDir, new_run_id, run_dir_for
 from vasot_dist.train.tracking import Tracker
 
@@ -47,26 +47,60 @@ StepFn = Callable[[int, TrainModel, Any], None]
 
 
 class _Preemption:
-    """SIGTERM / SIGUSR1 set a flag; the loop checkpoints at the next step boundary and exits."""
+    """SIGTERM / SIGUSR1 set a flag; after every optimiser step the ranks agree on it (:meth:`agreed`), and the
+    loop then checkpoints and exits 0 (docs/training.md: SLURM, Kubernetes, torchrun).
 
-    def __init__(self) -> None:
+    The agreement is a one-integer all-reduce on the CPU: the default group under gloo, a gloo side group under
+    NCCL, so it never waits on the GPU and costs a host round trip. Every step, not every log step: torchrun
+    gives its workers ``--shutdown-timeout`` (30 s) after forwarding a signal before it kills them, and
+    Kubernetes ``terminationGracePeriodSeconds`` (30 s). The DataLoader workers ignore both signals
+    (``vasot_dist.data.workers``), so a signal to the whole process group reaches this flag instead of killing
+    them.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, ctx: DistContext) -> None:
+        self.ctx = ctx
         self.requested = False
         self._old: dict[int, Any] = {}
+        self._group = None
 
     def __enter__(self) -> _Preemption:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in self.SIGNALS:
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. some Ray workers): no handler, no preemption
                 pass
+        if self.ctx.distributed:
+            import torch.distributed as dist
+
+            if dist.get_backend() != "gloo":  # a collective: every rank enters here at the same point
+                self._group = dist.new_group(backend="gloo")
         return self
 
     def _handle(self, signum, frame) -> None:
+        if not self.requested:
+            log.warning("received %s: checkpointing after this step", signal.Signals(signum).name)
         self.requested = True
+
+    def agreed(self) -> bool:
+        """True on every rank when any rank has received a signal (a collective: call it on every rank)."""
+        if not self.ctx.distributed:
+            return self.requested
+        import torch.distributed as dist
+
+        flag = torch.tensor([int(self.requested)], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(flag.item())
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if self._group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group(self._group)
 
 
 def with_method_pairs(cfg: RunConfig) -> RunConfig:
@@ -186,8 +220,8 @@ def load_checkpoint(engine: Engine, path: Path, ctx: DistContext) -> dict[str, A
     if extra["world_size"] == ctx.world_size:
         set_rng_state(extra["ranks"][ctx.rank]["rng"])
     else:
-        log.warning("checkpoint was written by %d ranks, resuming on %d: RNG streams restart, data position "
-                    "is kept per epoch", extra["world_size"], ctx.world_size)
+        log.warning("checkpoint was written by %d ranks, resuming on %d: RNG streams restart", extra["world_size"],
+                    ctx.world_size)
     return extra
 
 
@@ -204,8 +238,10 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
             checkpoints is refused (:mod:`vasot_dist.train.resume`).
 
     Raises:
-        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match; a run
-            directory that cannot be used as asked (``RunDirError``), before anything is written.
+        ConfigError: missing shards or splits, a modality the dataset or the encoder does not match, a value
+            this data or machine does not allow (``preflight.check_values``); a run directory that cannot be used
+            as asked (``RunDirError``: not a run, held by another run, unwritable), before anything is written.
+        RunWriteError: the run directory stopped accepting writes (disk full, read-only) during the run.
         NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
             or non-finite weights at a checkpoint.
     """
@@ -216,7 +252,13 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
     try:
         cfg = fill_from_data(cfg, world_size=ctx.world_size, report=ctx.is_main)
         return _train(cfg, ctx, resume, overwrite, report, on_step)
+    except OSError as e:  # a full or read-only disk under the run: a message, not a traceback
+        clear = write_error(e, cfg)
+        if clear is None:
+            raise
+        raise clear from e
     finally:
+        release_run_dirs()  # the run directory's lock (rank 0)
         shutdown(ctx)
 
 
@@ -244,7 +286,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, repor
     wandb_id = None
     if resume_path is not None:
         extra = load_checkpoint(engine, resume_path, ctx)
-        progress, wandb_id = dict(extra["progress"]), extra.get("wandb_id")
+        progress, wandb_id = data_position(extra, cfg, ctx.world_size), extra.get("wandb_id")
         log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, progress["step"],
                  progress["epoch"], progress["batch_in_epoch"])
     tracker = Tracker(cfg, run_dir, enabled=ctx.is_main, wandb_id=wandb_id)
@@ -257,7 +299,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, repor
     window, status, last_eval = LogWindow(), "completed", {}
     corrupt_done = corrupt_logged = 0  # this rank's corrupt samples: in finished epochs, in logged rows
     engine.train()
-    with _Preemption() as preempt:
+    with _Preemption(ctx) as preempt:
         while progress["step"] < cfg.train.max_steps and status == "completed":
             loader = make_train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=progress["epoch"],
                                        seed=cfg.train.seed, start_batch=progress["batch_in_epoch"])
@@ -302,8 +344,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, repor
                 if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
                     tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
 
-                # Agreeing on a preemption is a collective (a device sync under NCCL): do it at log steps only.
-                stop = step % cfg.train.log_every == 0 and any_rank(ctx, preempt.requested)
+                stop = preempt.agreed()  # a signal on any rank: checkpoint at this step boundary
                 if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.train.max_steps:
                     path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
                     last_eval = _evaluate(cfg, engine, ctx, run_dir, step, tracker)

@@ -77,6 +77,7 @@ def check_data(cfg: RunConfig, *, training: bool = True, world_size: int | None 
                               f"{source.modality!r} shards; set data.modality={source.modality}")
         if training and split == cfg.data.train_split:
             check_readers(cfg, source, launch_world_size() if world_size is None else world_size)
+    check_values(cfg, training=training)
 
 
 def check_readers(cfg: RunConfig, source: ShardSource, world_size: int) -> None:
@@ -93,8 +94,9 @@ def check_readers(cfg: RunConfig, source: ShardSource, world_size: int) -> None:
             f"{max(1, d.num_workers)} = {readers(world_size, d.num_workers)} readers and no dataset.json to share "
             "its videos by: point data.shards at the folder holding dataset.json, or set data.resampled=true")
     if pairs and d.batch_size % 2:
-        raise ConfigError(f"data.batch_size={d.batch_size}: {cfg.method.name} trains on pairs of videos, so the "
-                          "batch size (videos per rank) must be even")
+        why = f"method.name={cfg.method.name} aligns pairs of videos" if not d.pairs else "data.pairs=true"
+        raise ConfigError(f"data.batch_size={d.batch_size}: {why} of one activity, two videos per pair, so "
+                          "data.batch_size (videos per rank) must be even (2, 4, ...)")
     if pairs and source.activities is not None and max(source.activities.values(), default=0) < 2:
         raise ConfigError(f"{where}: {cfg.method.name} trains on pairs of videos of one activity, but no "
                           f"activity has two videos ({source.activities})")
@@ -168,3 +170,81 @@ def _num_actions(cfg: RunConfig, index: DatasetIndex | None) -> tuple[RunConfig,
         return cfg, logging.INFO, (f"model.num_actions = {given} (config; {source}, e.g. a per-activity model or a "
                                    "chosen number of key steps)")
     return cfg, logging.INFO, f"model.num_actions = {given} (config; the same as {source})"
+
+
+def check_values(cfg: RunConfig, *, training: bool) -> None:
+    """The values that are valid only for this machine or this dataset, so that a run that would fail after
+    training (an evaluation setting) or at its first batch fails here instead, before it costs anything.
+    (Values wrong on their own, ``eval.fractions=[0, 2]``, are refused by the config loader.)
+
+    Raises:
+        ConfigError: naming the key, its value and what it should be.
+    """
+    check_device(cfg)
+    check_eval_against_data(cfg, resolve_shards(cfg.data.shards, cfg.data.eval_split))
+    if training:
+        warn_frames_per_video(cfg, resolve_shards(cfg.data.shards, cfg.data.train_split))
+
+
+def check_device(cfg: RunConfig) -> None:
+    """``train.device=cuda`` and ``dist.backend=nccl`` need CUDA on this machine."""
+    if cfg.train.device != "cuda" and cfg.dist.backend != "nccl":
+        return  # nothing to ask torch: the checks before a launch stay free of it
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cfg.train.device == "cuda" and not cuda:
+        raise ConfigError(f"train.device=cuda but CUDA is not available on this machine (torch {torch.__version__}, "
+                          "built for CUDA " f"{torch.version.cuda or 'none'}); use train.device=auto or cpu")
+    if cfg.dist.backend == "nccl" and (cfg.train.device == "cpu" or not cuda):
+        raise ConfigError(f"dist.backend=nccl needs CUDA devices, but this run is on the CPU (train.device="
+                          f"{cfg.train.device}, CUDA available: {cuda}); use dist.backend=gloo or auto")
+
+
+def check_eval_against_data(cfg: RunConfig, source: ShardSource) -> None:
+    """``eval.exclude_cls`` is a label of the dataset, and AP@K can find K frames of other videos for every
+    query frame of the evaluation split (``dataset.json``'s counts; nothing to check without an index)."""
+    index = source.index
+    if index is None:
+        return
+    ids = sorted(set(index.label_map.values()))
+    if cfg.eval.exclude_cls is not None and cfg.eval.exclude_cls not in ids:
+        raise ConfigError(f"eval.exclude_cls={cfg.eval.exclude_cls} is not a label id of {index.path} (ids "
+                          f"{ids[:20]}{' ...' if len(ids) > 20 else ''}; the background is "
+                          f"{index.background_id})")
+    if not cfg.eval.alignment_metrics or not cfg.eval.retrieval_ks:
+        return
+    split = source.split
+    frames, videos = index.num_frames(split), index.num_samples(split)
+    if cfg.eval.max_videos and cfg.eval.max_videos < videos:
+        frames, videos = frames * cfg.eval.max_videos // videos, cfg.eval.max_videos
+    # every frame queries the frames of the other videos: the longest video's frames have the fewest, the split's
+    # frames less its own. dataset.json counts frames per shard: exact where every shard holds one video; else
+    # the longest video is at least the mean length, so a K above frames - mean fails for sure (and is refused)
+    shards = index.shards_of(split)
+    if shards and all(s.num_samples == 1 for s in shards) and not cfg.eval.max_videos:
+        longest = max(s.num_frames for s in shards)
+    else:
+        longest = -(-frames // max(videos, 1))
+    support = max(frames - longest, 0)
+    k = max(cfg.eval.retrieval_ks)
+    if k > support:
+        raise ConfigError(
+            f"eval.retrieval_ks={list(cfg.eval.retrieval_ks)}: AP@{k} needs {k} frames of other videos for every "
+            f"frame of split {split!r}, which has {frames} frames in {videos} videos ({index.path}"
+            f"{', eval.max_videos=' + str(cfg.eval.max_videos) if cfg.eval.max_videos else ''}): at most "
+            f"{support} besides its longest video; use values up to {support}")
+
+
+def warn_frames_per_video(cfg: RunConfig, source: ShardSource) -> None:
+    """A warning when ``data.frames_per_video`` is more than twice the training videos' mean length: shorter
+    videos are padded and masked, so most of each batch would be padding."""
+    if source.index is None:
+        return
+    videos = source.index.num_samples(source.split)
+    mean = source.index.num_frames(source.split) / max(videos, 1)
+    if cfg.data.frames_per_video > 2 * mean:
+        log.warning("data.frames_per_video=%d is far above the %.0f frames the videos of split %r have on average "
+                    "(%s): each video gives its frames once and is padded (masked) to %d, about %.0f%% of the "
+                    "sampled positions are padding", cfg.data.frames_per_video, mean, source.split,
+                    source.index.path, cfg.data.frames_per_video, 100 * (1 - mean / cfg.data.frames_per_video))

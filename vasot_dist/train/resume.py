@@ -1,10 +1,14 @@
 """A run directory belongs to one run: starting it, continuing it, or replacing it.
 
 :func:`open_run_dir` decides on rank 0, before anything is written, and every rank gets its answer (or its
-error):
+error). First rank 0 takes the run directory's lock (:mod:`vasot_dist.train.runlock`: a second run on the
+same id stops here, naming the first) and checks that the folder is a run directory or nothing
+(:meth:`RunDir.kind`: a folder that is not a run is never written into nor deleted); then it removes the
+temporary files a killed run left, and:
 
 - ``resume="none"``: a directory that already holds checkpoints is refused, unless ``overwrite`` (which deletes
-  the whole run directory first). Otherwise a rerun would write its checkpoints next to the old run's, pruning
+  the whole run directory first: only a real run directory inside the experiment folder, never a symbolic link
+  or what it points to). Otherwise a rerun would write its checkpoints next to the old run's, pruning
   would keep the old run's higher steps, and ``--resume auto`` would later continue the wrong run.
 - ``resume="auto"``: the newest readable checkpoint (an unreadable one is skipped with a warning); none at all
   starts from step 0; checkpoints that are all unreadable are an error naming them, never a silent restart.
@@ -18,6 +22,8 @@ change is listed key by key in a warning and the earlier file is kept as ``confi
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -33,7 +39,8 @@ from vasot_dist.runtime.distributed import DistContext, broadcast_object
 from vasot_dist.runtime.files import write_text_atomic
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train import checkpoint as ckpt
-from vasot_dist.train.rundir import RunDir
+from vasot_dist.train.rundir import MARKER, OLD_LAYOUT, RunDir, RunDirError, RunWriteError
+from vasot_dist.train.runlock import RunLock, release_all
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -41,22 +48,85 @@ T = TypeVar("T")
 # Keys whose change gives the model other parameters (names or shapes): a checkpoint cannot load into it.
 SHAPE_KEYS = ("data.modality", "method.name", "model.encoder", "model.embed_dim", "model.head_dim",
               "model.mlp_layers", "model.num_actions")
+# Keys that change what the model sees, not its shape: evaluating with other values than the training's is
+# allowed (a deliberate test), and warned about.
+INPUT_KEYS = ("data.image_size", "data.context_frames", "data.context_stride", "data.standardize")
 _NO_RESUME = ("none", "", None)
 
 
-class RunDirError(ConfigError):
-    """The run directory cannot be used as asked (an earlier run's checkpoints, unreadable checkpoints, a
-    resumed config that changes the model's shape); raised before anything is written."""
+# What a full or read-only disk raises; a run's own writes failing so become RunWriteError (RunDirError at start).
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+__all__ = ["RunDirError", "RunWriteError", "checkpoint_config", "open_run_dir", "release_run_dirs"]
 
 
 def open_run_dir(cfg: RunConfig, run_dir: RunDir, resume: str, overwrite: bool, ctx: DistContext) -> Path | None:
     """Claim ``run_dir`` for this run on rank 0 and write its ``config.yaml``, ``versions.json``; returns the
     checkpoint to resume from (None: start at step 0) on every rank.
 
+    The lock stays held (rank 0) until :func:`release_run_dirs`.
+
     Raises:
         RunDirError: on every rank, for the cases of the module docstring.
     """
-    return _on_main(ctx, lambda: _open(cfg, run_dir, resume, overwrite))
+    return _on_main(ctx, lambda: _locked_open(cfg, run_dir, resume, overwrite))
+
+
+def release_run_dirs() -> None:
+    """Release the run-directory locks this process holds (the end of a run, however it ends)."""
+    release_all()
+
+
+def write_error(e: OSError, cfg: RunConfig) -> RunWriteError | None:
+    """The clear error for a write under the experiment folder of ``cfg`` that failed for want of space or
+    permission, or None when ``e`` is something else (not a disk error, or not a file of a run)."""
+    name = e.filename if isinstance(e.filename, str) else None
+    experiment = os.path.abspath(os.path.join(cfg.train.output_dir, cfg.train.experiment))
+    if e.errno not in DISK_ERRNOS or name is None or not os.path.abspath(name).startswith(experiment + os.sep):
+        return None
+    run = Path(experiment) / Path(os.path.relpath(os.path.abspath(name), experiment)).parts[0]
+    kept = ckpt.list_checkpoints(RunDir(run).checkpoints)
+    return RunWriteError(
+        f"cannot write {name}: {e.strerror} (errno {errno.errorcode.get(e.errno, e.errno)}). The run stopped; "
+        f"what it wrote before is intact (newest checkpoint: {kept[-1][1] if kept else 'none yet'}). Free space "
+        "or make the run directory writable, then continue with --resume auto")
+
+
+def _locked_open(cfg: RunConfig, run_dir: RunDir, resume: str, overwrite: bool) -> Path | None:
+    try:
+        lock = RunLock(run_dir.root).acquire()
+    except OSError as e:  # the experiment folder cannot hold even the lock file
+        raise RunDirError(f"cannot write the run directory {run_dir.root}: {e.strerror} ({e.filename}); set "
+                          "train.output_dir to a writable folder") from None
+    try:
+        return _open(cfg, run_dir, resume, overwrite)
+    except OSError as e:
+        lock.release()
+        if e.errno in DISK_ERRNOS:
+            raise RunDirError(f"cannot write the run directory {run_dir.root}: {e.strerror} ({e.filename}); "
+                              "free space or set train.output_dir to a writable folder") from None
+        raise
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _check_kind(run_dir: RunDir, overwrite: bool) -> None:
+    """Refuse a folder that is not a run (never written into, never deleted) and, for ``overwrite``, a symbolic
+    link or a folder outside the experiment folder."""
+    root = run_dir.root
+    if run_dir.kind() == "other":
+        raise RunDirError(
+            f"{root} exists and is not a run directory (it holds no {MARKER}, nor the {OLD_LAYOUT} of a run "
+            f"written before the marker): it is left as it is{'; --overwrite deletes only run directories' if overwrite else ''}. "
+            "Choose another train.run_id")
+    if overwrite and root.is_symlink():
+        raise RunDirError(f"--overwrite: {root} is a symbolic link to {root.resolve()}; --overwrite deletes only a "
+                          "run directory that is really inside the experiment folder, not what a link points to")
+    if overwrite and root.exists() and root.resolve().parent != root.parent.resolve():
+        raise RunDirError(f"--overwrite: {root} resolves to {root.resolve()}, outside the experiment folder "
+                          f"{root.parent.resolve()}; nothing deleted")
+
+
 
 
 def _on_main(ctx: DistContext, fn: Callable[[], T]) -> T:
@@ -74,6 +144,9 @@ def _on_main(ctx: DistContext, fn: Callable[[], T]) -> T:
 
 
 def _open(cfg: RunConfig, run_dir: RunDir, resume: str, overwrite: bool) -> Path | None:
+    _check_kind(run_dir, overwrite)
+    if run_dir.root.is_dir():
+        run_dir.remove_temp_files()
     path = choose_checkpoint(run_dir, resume, overwrite)
     step = 0
     if path is not None:
@@ -167,6 +240,59 @@ def check_config_changes(cfg: RunConfig, saved: Path, checkpoint: Path) -> list[
         log.warning("resuming %s with a config that differs from %s:\n%s", checkpoint, saved,
                     "\n".join(f"  {k}: {old!r} -> {new!r}" for k, old, new in changes))
     return changes
+
+
+def checkpoint_config(cfg: RunConfig, state: dict[str, Any], checkpoint: Path) -> RunConfig:
+    """``cfg`` checked against the config the checkpoint was trained with (``state["vasot"]["config"]``), for
+    evaluating it: a :data:`SHAPE_KEYS` difference (``method.name``, ``model.embed_dim``, ...) is refused, an
+    :data:`INPUT_KEYS` one (``data.image_size``, ...) warned about; without ``train.run_id``, the run's
+    experiment and id are taken from the checkpoint (the report's title names the run).
+
+    Raises:
+        ConfigError: naming every shape key that differs, with both values.
+    """
+    saved = (state.get("vasot") or {}).get("config")
+    if not isinstance(saved, dict):
+        log.warning("%s holds no config to compare this one with", checkpoint)
+        return cfg
+    changes = config_changes(saved, config_to_dict(cfg))
+    shape = [c for c in changes if c[0] in SHAPE_KEYS]
+    if shape:
+        listed = "; ".join(f"{k}: {old!r} in the checkpoint, {new!r} here" for k, old, new in shape)
+        raise ConfigError(f"{checkpoint} was trained with another model than this config describes ({listed}); "
+                          "evaluate it with the config it was trained with (--config <run>/config.yaml)")
+    inputs = [c for c in changes if c[0] in INPUT_KEYS]
+    if inputs:
+        log.warning("evaluating %s with other inputs than it was trained on: %s", checkpoint,
+                    "; ".join(f"{k}: {old!r} in training, {new!r} now" for k, old, new in inputs))
+    if cfg.train.run_id is None and isinstance(saved.get("train"), dict):
+        train = dataclasses.replace(cfg.train, experiment=saved["train"].get("experiment", cfg.train.experiment),
+                                    run_id=saved["train"].get("run_id"))
+        cfg = dataclasses.replace(cfg, train=train)
+    return cfg
+
+
+def data_position(extra: dict[str, Any], cfg: RunConfig, world_size: int) -> dict[str, int]:
+    """The ``progress`` a resumed run continues from (``{"step", "epoch", "batch_in_epoch"}``).
+
+    ``batch_in_epoch`` counts one rank's batches: on the world size and batch size of the checkpoint it is
+    exact (the resumed run sees exactly the batches the interrupted one would have). With others (2 processes
+    resumed on 1, a changed ``data.batch_size``) it is converted to the same number of videos of the epoch
+    already consumed, ``batch_in_epoch x world size x batch size``, rounded down to whole batches: the epoch
+    keeps its length instead of replaying (or skipping) a part of it. Which videos come next is not the
+    interrupted run's choice then (the shards are split over ranks anew), only how many.
+    """
+    progress = dict(extra["progress"])
+    saved_world = int(extra.get("world_size", world_size))
+    saved_batch = int(((extra.get("config") or {}).get("data") or {}).get("batch_size", cfg.data.batch_size))
+    if (saved_world, saved_batch) == (world_size, cfg.data.batch_size):
+        return progress
+    consumed = progress["batch_in_epoch"] * saved_world * saved_batch
+    progress["batch_in_epoch"] = consumed // (world_size * cfg.data.batch_size)
+    log.warning("checkpoint of %d rank(s) x %d videos per batch, resumed on %d x %d: %d videos of epoch %d were "
+                "consumed, so this run starts at its batch %d", saved_world, saved_batch, world_size,
+                cfg.data.batch_size, consumed, progress["epoch"], progress["batch_in_epoch"])
+    return progress
 
 
 def truncate_metrics(path: Path, step: int) -> int:
