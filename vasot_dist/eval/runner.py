@@ -239,19 +239,22 @@ def score(cfg: RunConfig, train: list[VideoEmbedding], test: list[VideoEmbedding
     return metrics
 
 
-def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[str, str]:
-    """A transport plan of a pair, segmentation bars, all under ``out_dir``."""
+def alignment_plan(cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The transport plan (B, N, M) between embeddings x (B, N, D) and y (B, M, D) of the run's alignment
+    solve (VAOT's for methods without one) on the cost ``1 - x y^T``, without the virtual frame."""
     from vasot_dist.ot import align_fgw
 
+    align = cfg.method.vasot.align if cfg.method.name == "vasot" else cfg.method.vaot.align
+    return align_fgw(1 - x @ y.transpose(1, 2), **{**dataclasses.asdict(align), "virtual_cost": None})
+
+
+def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path) -> dict[str, str]:
+    """A transport plan of a pair, segmentation bars, all under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, str] = {}
     pairs = _pairs_of_one_activity(test)[:2]
     for i, (x, y) in enumerate(pairs):
-        ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
-        cost = 1 - ex @ ey.transpose(1, 2)
-        # the run's alignment solve (VAOT's for methods without one), without the virtual frame
-        align = cfg.method.vasot.align if cfg.method.name == "vasot" else cfg.method.vaot.align
-        plan = align_fgw(cost, **{**dataclasses.asdict(align), "virtual_cost": None})[0].numpy()
+        plan = alignment_plan(cfg, torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None])[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)
             if x.progress is not None and y.progress is not None
