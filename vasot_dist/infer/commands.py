@@ -11,6 +11,7 @@ Every output file is written under a temporary name and renamed (:mod:`vasot_dis
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from vasot_dist.runtime.ranklog import get_logger
 
 from .frames import FEATURE_SUFFIXES, Clip
 from .model import InferenceModel
-from .results import write_segmentation
+from .results import Embeddings, write_segmentation
 
 log = get_logger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -144,28 +145,50 @@ def _videos(model: InferenceModel, items: list[str]) -> tuple[Inputs, list[dict[
 # ------------------------------------------------------------------------------------------- embed
 def run_embed(model: InferenceModel, items: list[str], out: Path, *, shards: Path | None = None,
               split: str = "train", activity: str | None = None) -> int:
-    """``<out>/<name>.npy`` (T, D) per video and ``<out>/index.json`` (source, file, fps, times); with
-    ``shards``, also WebDataset feature shards + ``dataset.json`` there (``vasot-train`` reads them with
-    ``data.modality=features``), resumable: videos already in its completed shards are skipped."""
+    """``<out>/<name>.npy`` (T, D) per video and ``<out>/index.json`` (source, file, fps, times), rewritten after
+    each video; with ``shards``, also WebDataset feature shards + ``dataset.json`` there (``vasot-train`` reads
+    them with ``data.modality=features``). Resumable: a video that ``index.json`` of an earlier run of the same
+    checkpoint lists, with its ``.npy``, is not embedded again; the shard writer skips the samples its
+    completed shards hold."""
     inputs, failures, names, total = _videos(model, items)
     writer = _feature_writer(model, shards) if shards is not None else None
-    entries: list[dict[str, Any]] = []
+    earlier = _earlier_entries(out / "index.json", model)
+    entries: dict[str, dict[str, Any]] = {}
 
     def work(i: int, path: str) -> None:
+        file = f"{names[i]}.npy"
+        old = earlier.get(path)
+        if old is not None and old["file"] == file and (out / file).is_file():
+            emb = Embeddings(np.load(out / file), None if old["times"] is None else np.asarray(old["times"]),
+                             old["fps"], path)
+            log.info("%s: embedded by an earlier run (%s), kept", path, out / file)
+        else:
+            emb = embed_with_bar(model, path, f"[{i + 1}/{len(inputs.paths)}]")
+            with AtomicFile(out / file, binary=True) as f:
+                np.save(f, emb.vectors)
+        entries[path] = {**emb.index_entry(), "file": file}
+        write_json_atomic(out / "index.json", {**_about(model), "videos": list(entries.values())})
         key = fmt.make_key(activity or Path(path).resolve().parent.name, names[i])
-        emb = embed_with_bar(model, path, f"[{i + 1}/{len(inputs.paths)}]")
-        with AtomicFile(out / f"{names[i]}.npy", binary=True) as f:
-            np.save(f, emb.vectors)
-        entries.append({**emb.index_entry(), "file": f"{names[i]}.npy"})
         if writer is not None and key not in writer.done_keys:
             _add_sample(writer, key, split, emb, key.split("__", 1)[0])
 
     for_each_video(inputs.paths, work, failures)
     if writer is not None:
         log.info("feature shards: %s", writer.finish())
-    write_json_atomic(out / "index.json", {**_about(model), "videos": entries,
+    write_json_atomic(out / "index.json", {**_about(model), "videos": list(entries.values()),
                                            "failed": [f["source"] for f in failures]})
     return finish(out, failures, total, "vasot-embed")
+
+
+def _earlier_entries(index: Path, model: InferenceModel) -> dict[str, dict[str, Any]]:
+    """``{source: entry}`` of an earlier ``index.json`` written with the same checkpoint, else empty."""
+    try:
+        doc = json.loads(index.read_text())
+    except (OSError, ValueError):
+        return {}
+    if doc.get("checkpoint") != str(model.checkpoint):
+        return {}
+    return {v["source"]: v for v in doc.get("videos", [])}
 
 
 def _about(model: InferenceModel) -> dict[str, Any]:

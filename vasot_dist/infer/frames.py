@@ -6,12 +6,12 @@ the sharding tool's :func:`vasot_pipelines.shard.load_features`) or a features a
 A video file is opened with the sharding tool's reader (:class:`vasot_pipelines.video.VideoSource`: the
 container's frame rate, the display matrix of the first decoded frame) and decoded at the run's square
 ``data.image_size`` by the evaluation's decoder (:mod:`vasot_dist.data.decode`): decord for the ISO-BMFF
-files it reads (mp4, mov, m4v, 3gp), with the reader settings the loaders use, so that a shard's mp4 gives the
-frames evaluation sees bit for bit; PyAV for any other container (avi, mkv, webm, ...), scaled by the call of
-the evaluation's ``pyav`` backend. Each frame is then turned as a player shows it
-(:class:`vasot_pipelines.video.Orientation`, the sharding tool's), which is how the shards store it: a phone
-video recorded with "rotation -90" reaches the model upright. A decoded array is taken as upright and scaled
-by the same PyAV call when its size differs.
+files it reads (mp4, mov, m4v, 3gp) that carry no display matrix, with the reader settings the loaders use, so
+that a shard's mp4 gives the frames evaluation sees bit for bit; PyAV for any other file (avi, mkv, webm, ...,
+and rotated or mirrored videos), scaled by the call of the evaluation's ``pyav`` backend and turned as a player
+shows it by the sharding tool's :class:`vasot_pipelines.video.Orientation`, which is how the shards store it: a
+phone video recorded with "rotation -90" reaches the model upright. A decoded array is taken as upright and
+scaled by the same PyAV call when its size differs.
 
 Frames stream: :meth:`Clip.chunks` yields ``chunk`` frames at a time, and nothing here holds more than one
 chunk of decoded frames, whatever the video's length.
@@ -49,42 +49,36 @@ class Clip:
     fps: float | None
     expected_frames: int | None
     modality: str
-    _chunks: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray | None]]]
+    _chunks: Callable[[int], Iterator[np.ndarray]]
 
     def chunks(self, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """``(values, times)`` of consecutive frames, ``chunk`` at a time (the last may be shorter); ``times``
-        (n,) seconds from the first frame, or None when the input has no clock (an array without ``fps``)."""
+        (n,) seconds, ``frame / fps`` (None without an fps): frames are counted at the stated rate, as the
+        sharding tool counts them (an AVI's packed B-frames, for one, carry presentation times out of order)."""
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
-        yield from self._chunks(chunk)
+        start = 0
+        for values in self._chunks(chunk):
+            n = len(values)
+            yield values, None if self.fps is None else np.arange(start, start + n, dtype=np.float64) / self.fps
+            start += n
 
 
-def _array_times(start: int, n: int, fps: float | None) -> np.ndarray | None:
-    return None if fps is None else np.arange(start, start + n, dtype=np.float64) / fps
-
-
-def _rechunk(frames: Iterator[tuple[np.ndarray, float | None]], chunk: int
-             ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Single frames ``(image, time)`` -> ``(stacked images, times)`` of ``chunk`` frames."""
+def _rechunk(frames: Iterator[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
+    """Single frames -> stacks of ``chunk`` frames (the last may be shorter)."""
     images: list[np.ndarray] = []
-    times: list[float | None] = []
-    for image, t in frames:
+    for image in frames:
         images.append(image)
-        times.append(t)
         if len(images) == chunk:
-            yield np.stack(images), _times(times)
-            images, times = [], []
+            yield np.stack(images)
+            images = []
     if images:
-        yield np.stack(images), _times(times)
-
-
-def _times(times: list[float | None]) -> np.ndarray | None:
-    return None if any(t is None for t in times) else np.asarray(times, dtype=np.float64)
+        yield np.stack(images)
 
 
 # ------------------------------------------------------------------------------------------- video files
 class _VideoFile:
-    """The frames of a video file at ``size`` x ``size``, turned as shown (module docstring)."""
+    """The frames of a video file at ``size`` x ``size``, as shown (module docstring)."""
 
     def __init__(self, path: str, size: int):
         from vasot_pipelines.video import VideoSource
@@ -99,9 +93,11 @@ class _VideoFile:
         except Exception as e:  # PyAV raises its own error types for unreadable files
             raise UnreadableInput(f"{path}: not a readable video ({type(e).__name__}: {e})") from None
         with open(path, "rb") as f:
-            self.decord = decord_reads(f.read(8))
+            # decord turns a rotated video itself, but reads only the angle of its display matrix (no mirror):
+            # such a file goes to PyAV and the sharding tool's Orientation, which reads the whole matrix
+            use_decord = decord_reads(f.read(8)) and self.orientation.identity
         self.reader = None
-        if self.decord:
+        if use_decord:
             try:
                 self.reader = open_decord(path, (size, size))
             except Exception as e:
@@ -117,7 +113,7 @@ class _VideoFile:
         with av.open(self.path) as c:
             return int(c.streams.video[0].frames) or None
 
-    def chunks(self, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def chunks(self, chunk: int) -> Iterator[np.ndarray]:
         if self.reader is None:
             yield from _rechunk(self._pyav_frames(), chunk)
             return
@@ -126,12 +122,10 @@ class _VideoFile:
         n = len(self.reader)
         if n < 1:
             raise UnreadableInput(f"{self.path}: decord reports no frames")
-        t0 = None
         for s in range(0, n, chunk):
             idx = list(range(s, min(n, s + chunk)))
             try:
                 frames = self.reader.get_batch(idx).asnumpy()
-                times = self.reader.get_frame_timestamp(idx)[:, 0].astype(np.float64)
             except decord.DECORDError as e:
                 # decord bug (dmlc/decord#336): output widths 16, 24, 48, 72 fail on every frame; PyAV reads them
                 if s == 0 and "from_size == to_size" in str(e):
@@ -139,24 +133,14 @@ class _VideoFile:
                     yield from _rechunk(self._pyav_frames(), chunk)
                     return
                 raise UnreadableInput(f"{self.path}: frames {idx[0]}-{idx[-1]} do not decode ({e})") from None
-            t0 = times[0] if t0 is None else t0
-            yield self._turn(frames), times - t0
+            yield frames
 
-    def _turn(self, frames: np.ndarray) -> np.ndarray:
-        if self.orientation.identity:
-            return frames
-        return np.stack([self.orientation.apply(f) for f in frames])
-
-    def _pyav_frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+    def _pyav_frames(self) -> Iterator[np.ndarray]:
         from vasot_pipelines.video import VideoSource
 
-        t0 = None
         with VideoSource(self.path) as src:
             for frame in src:
-                t = frame.time
-                t0 = t if t0 is None else t0
-                image = pyav_rgb(frame, (self.size, self.size))
-                yield self.orientation.apply(image), (None if t is None or t0 is None else t - t0)
+                yield self.orientation.apply(pyav_rgb(frame, (self.size, self.size)))
 
 
 # ------------------------------------------------------------------------------------------------ open
@@ -165,9 +149,8 @@ def open_clip(video: str | os.PathLike | np.ndarray, *, modality: str, image_siz
     """Open ``video`` for a model that reads ``modality`` (``data.modality``) at ``image_size``.
 
     ``standardize``: features are standardised over the whole video as the loaders do
-    (:func:`vasot_dist.data.stages.standardize_features`, ``data.standardize``). ``fps`` gives an array's
-    frame rate (its times are then ``i / fps``); for a file it overrides the container's rate only in the
-    reported ``fps`` (the times stay the container's).
+    (:func:`vasot_dist.data.stages.standardize_features`, ``data.standardize``). ``fps``: the frame rate of
+    an array (its times are then ``i / fps``), or one that overrides a container's (the frames stay the same).
 
     Raises:
         UnreadableInput: naming the input: missing or unreadable file, no frames, an array of the wrong shape
@@ -214,8 +197,7 @@ def _array_clip(arr: np.ndarray, *, modality: str, image_size: int, fps: float |
 
         def chunks(chunk: int):
             for s in range(0, len(feats), chunk):
-                part = feats[s:s + chunk]
-                yield part, _array_times(s, len(part), fps)
+                yield feats[s:s + chunk]
 
         return Clip(name, fps, len(feats), "features", chunks)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
@@ -226,7 +208,7 @@ def _array_clip(arr: np.ndarray, *, modality: str, image_size: int, fps: float |
             part = arr[s:s + chunk]
             if part.shape[1:3] != (image_size, image_size):
                 part = np.stack([scale_to(f, (image_size, image_size)) for f in part])
-            yield part, _array_times(s, len(part), fps)
+            yield part
 
     return Clip(name, fps, len(arr), "video", frame_chunks)
 

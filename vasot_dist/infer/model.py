@@ -80,7 +80,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> I
     net = build_train_model(cfg, from_checkpoint=True)
     net.load_state_dict(state["model"])
     net.to(dev).eval()
-    return InferenceModel(net, cfg, ckpt, dev, run_label_names(cfg))
+    return InferenceModel(net, cfg, ckpt.resolve(), dev, run_label_names(cfg))
 
 
 class InferenceModel:

@@ -17,9 +17,9 @@ from vasot_dist.runtime.files import write_json_atomic, write_text_atomic
 class Embeddings:
     """Per-frame embeddings of one video.
 
-    vectors: (T, D) float32, as the encoder returns them (the ResNet head L2-normalises); times: (T,) seconds
-    from the first frame (the container's presentation times), None for an array given without ``fps``;
-    fps: the container's (or given) rate, None when unknown; source: the path, or ``"array"``.
+    vectors: (T, D) float32, as the encoder returns them (the ResNet head L2-normalises); times: (T,) seconds,
+    ``frame / fps``, None for an array given without ``fps``; fps: the container's average rate (or the one
+    given), None when unknown; source: the path, or ``"array"``.
     """
 
     vectors: np.ndarray
