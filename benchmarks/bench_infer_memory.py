@@ -10,7 +10,9 @@ embeddings (T x D float32) grow. This script measures it on CPU:
    video (``model.embed``, then ``model.segment`` on the embeddings with VASOT's decoder): its peak RSS
    (``ru_maxrss``), its RSS after loading the model, frames per second. The growth from the shortest to the
    longest video against the embeddings' own size says whether anything else grows.
-2. ``align``: ``alignment_plan`` (the run's alignment solve) on random unit embeddings of N = M frames in a
+2. ``decode``: the frames of a ``--decode-length`` (10,000) frame 224 px video read in chunks as ``embed`` reads
+   them, without the model (the full length is minutes here, where the ResNet takes hours on 2 CPU cores).
+3. ``align``: ``alignment_plan`` (the run's alignment solve) on random unit embeddings of N = M frames in a
    fresh process each, peak RSS over the RSS before the solve: bytes per plan entry, to say what aligning two
    long videos costs.
 
@@ -129,6 +131,25 @@ def measure_embed(run: str, video: str) -> dict:
         "rss_after_chunk": trace}
 
 
+def measure_decode(video: str) -> dict:
+    """In this (fresh) process: read every frame of ``video`` at 224 px in chunks of 64, as ``embed`` reads it,
+    without the model; memory in MiB, RSS after every 1,000 frames."""
+    from vasot_dist.infer import open_clip
+
+    before = rss_mib()
+    clip = open_clip(video, modality="video", image_size=SIZE)
+    trace, done = [], 0
+    t = time.perf_counter()
+    for frames, _ in clip.chunks(64):
+        done += len(frames)
+        if done % 1024 == 0:
+            trace.append((done, round(rss_mib(), 1)))
+    wall = time.perf_counter() - t
+    return {"frames": done, "rss_before_mib": before, "peak_rss_mib": resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss / 1024, "decode_s": wall, "fps": done / wall, "rss_every_1024": trace,
+        "one_chunk_mib": 64 * SIZE * SIZE * 3 / 2**20}
+
+
 def measure_align(n: int) -> dict:
     import torch
     import torch.nn.functional as F
@@ -150,6 +171,17 @@ def measure_align(n: int) -> dict:
             "bytes_per_entry": grown * 2**20 / plan.numel(), "solve_s": wall}
 
 
+def summarize(rows: list[dict]) -> dict:
+    """Growth with the length: within each run, RSS after the last chunk minus RSS after the first (the frames
+    are streamed, so only the embeddings should add to it); across runs, the range of the peaks."""
+    if not rows:
+        return {}
+    return {"within_run_growth_mib": [round(r["rss_after_chunk"][-1][1] - r["rss_after_chunk"][0][1], 1) for r in rows],
+            "embeddings_mib": [round(r["embeddings_mib"], 2) for r in rows],
+            "peak_rss_range_mib": [round(min(r["peak_rss_mib"] for r in rows), 1),
+                                   round(max(r["peak_rss_mib"] for r in rows), 1)]}
+
+
 def child(args: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "pipelines")])}
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
@@ -160,11 +192,14 @@ def child(args: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512, 1024])
-    p.add_argument("--align-sizes", type=int, nargs="+", default=[1000, 2000, 4000])
+    p.add_argument("--lengths", type=int, nargs="*", default=[128, 256, 512, 1024])
+    p.add_argument("--align-sizes", type=int, nargs="*", default=[1000, 2000, 4000])
+    p.add_argument("--decode-length", type=int, default=10000, help="frames of the video read without the model "
+                   "(0: skip)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_infer_memory_cpu.json"))
     p.add_argument("--_embed", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--_align", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--_decode", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._embed:
         print(json.dumps(measure_embed(*args._embed)))
@@ -172,7 +207,10 @@ def main() -> None:
     if args._align:
         print(json.dumps(measure_align(args._align)))
         return
-    rows, aligns = [], []
+    if args._decode:
+        print(json.dumps(measure_decode(args._decode)))
+        return
+    rows, aligns, decode = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp) / "run")
         for n in args.lengths:
@@ -184,23 +222,27 @@ def main() -> None:
             print(f"embed {r['frames']:>6} frames: peak RSS {r['peak_rss_mib']:8.1f} MiB (after load "
                   f"{r['rss_after_load_mib']:.1f}; after chunk 1 {trace[0][1]:.1f}, after the last {trace[-1][1]:.1f}), "
                   f"embeddings {r['embeddings_mib']:.2f} MiB, {r['fps']:.1f} frames/s", flush=True)
+        if args.decode_length > 0:
+            video = write_video(Path(tmp) / "long.mp4", args.decode_length)
+            decode = child(["--_decode", str(video)])
+            trace = decode["rss_every_1024"]
+            print(f"decode {decode['frames']:>6} frames at {SIZE} px without the model: peak RSS "
+                  f"{decode['peak_rss_mib']:.1f} MiB (before {decode['rss_before_mib']:.1f}; after 1024 frames "
+                  f"{trace[0][1]:.1f}, after {trace[-1][0]} {trace[-1][1]:.1f}), {decode['fps']:.0f} frames/s",
+                  flush=True)
     for n in [s for s in args.align_sizes if s > 0]:
         a = child(["--_align", str(n)])
         aligns.append(a)
         print(f"align {n:>6} x {n:<6}: peak over start {a['peak_over_start_mib']:8.1f} MiB, plan "
               f"{a['plan_mib']:.1f} MiB, {a['bytes_per_entry']:.1f} bytes per plan entry, {a['solve_s']:.1f} s",
               flush=True)
-    summary = {}
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        growth = last["peak_rss_mib"] - first["peak_rss_mib"]
-        emb_growth = last["embeddings_mib"] - first["embeddings_mib"]
-        summary = {"peak_growth_mib": growth, "embeddings_growth_mib": emb_growth,
-                   "other_growth_per_1000_frames_mib": (growth - emb_growth) * 1000 / (last["frames"] - first["frames"])}
-        print(f"peak RSS {first['frames']} -> {last['frames']} frames: {growth:+.1f} MiB, of which the embeddings "
-              f"{emb_growth:+.1f} MiB; other growth {summary['other_growth_per_1000_frames_mib']:+.2f} MiB per 1000 frames")
+    summary = summarize(rows)
+    if summary:
+        print(f"RSS after the first chunk -> after the last: {summary['within_run_growth_mib']} MiB "
+              f"(lengths {[r['frames'] for r in rows]}); peak RSS between runs: {summary['peak_rss_range_mib']} MiB")
     result = {"benchmark": "bench_infer_memory", "platform": platform.platform(), "python": platform.python_version(),
-              "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "embed": rows, "align": aligns, "summary": summary}
+              "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "embed": rows, "decode": decode, "align": aligns,
+              "summary": summary}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

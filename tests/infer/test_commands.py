@@ -140,18 +140,19 @@ def test_a_rotated_clip_embeds_like_its_upright_reencode(vasot_run, tmp_path):
 
 
 def phases_video(n: int = 36, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, size, size, 3): three phases of n/3 frames, each one colour with a fixed texture; (n,) phases."""
-    colours = np.array([[220, 30, 30], [30, 200, 60], [40, 60, 230]])
+    """uint8 (n, size, size, 3): three phases of n/3 frames, each a black and white pattern of its own
+    (horizontal stripes, vertical stripes, a checkerboard: the untrained encoder tells patterns apart better than
+    colours); and the (n,) phases."""
     phase = np.arange(n) * 3 // n
     yy, xx = np.mgrid[0:size, 0:size]
-    texture = (0.75 + 0.25 * np.sin(xx / 4.0) * np.cos(yy / 6.0))[..., None]
-    return np.stack([(colours[p] * texture).astype(np.uint8) for p in phase]), phase
+    patterns = [(yy // 4) % 2, (xx // 8) % 2, (xx // 16 + yy // 16) % 2]
+    return np.stack([np.repeat(255 * patterns[p][..., None], 3, -1).astype(np.uint8) for p in phase]), phase
 
 
 @pytest.mark.slow
 def test_a_synthetic_video_with_known_phases(vasot_run, vaot_video_run, tmp_path):
-    """Written as an mp4 and segmented by both commands: VASOT's decoder covers every frame once and is its
-    argmax; VAOT (no prototypes) clusters the embeddings with k-means into the three phases."""
+    """Written as an mp4 and segmented by the command: VASOT's segments cover every frame once and are its
+    decoder's argmax; VAOT (no prototypes) clusters the embeddings with k-means into the three phases."""
     from vasot_dist.eval.hungarian import hungarian_mapping
 
     frames, phase = phases_video()
@@ -162,14 +163,17 @@ def test_a_synthetic_video_with_known_phases(vasot_run, vaot_video_run, tmp_path
         doc = json.loads((out / "phases.json").read_text())
         labels = segments_per_frame(doc)
         model = vasot_dist.load(run)
-        emb = model.embed(path).vectors
         if run is vasot_run:
-            np.testing.assert_array_equal(labels, decoder_labels(model, emb))
+            np.testing.assert_array_equal(labels, decoder_labels(model, model.embed(path).vectors))
         else:
             assert doc["decoder"].startswith("k-means over the video's embeddings (k=3)")
             mapping = hungarian_mapping(labels, phase)
-            # the first frames of a phase carry context frames of the previous one (2 frames 3 apart)
-            assert np.mean([mapping.get(int(k), -1) == p for k, p in zip(labels, phase)]) >= 0.9
+            found = np.array([mapping.get(int(k), -1) for k in labels])
+            # the first frames of a phase see a context frame (3 frames back) still in the previous phase
+            mixed = np.zeros(len(phase), bool)
+            for start in np.flatnonzero(np.diff(phase)) + 1:
+                mixed[start:start + model.cfg.data.context_stride] = True
+            np.testing.assert_array_equal(found[~mixed], phase[~mixed])
         assert doc["segments"][-1]["end_s"] == pytest.approx(len(frames) / 12)
 
 

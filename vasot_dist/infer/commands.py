@@ -106,6 +106,7 @@ def for_each_video(paths: list[str], work: Callable[[int, str], Any], failures: 
     for i, path in enumerate(paths):
         try:
             done.append(work(i, path))
+            log.info("[%d/%d] %s done", i + 1, len(paths), path)
         except Exception as err:  # any reason a video cannot be used must not stop the others
             log.error("skipped %s", _describe(path, err))
             log.debug("traceback", exc_info=True)

@@ -40,11 +40,11 @@ def _seconds(times: np.ndarray | None, fps: float | None, frame: int, *, end: bo
     if times is None:
         return None
     if not end:
-        return float(times[frame])
+        return round(float(times[frame]), 6)
     if frame + 1 < len(times):
-        return float(times[frame + 1])
+        return round(float(times[frame + 1]), 6)
     step = 1.0 / fps if fps else (float(times[-1] - times[-2]) if len(times) > 1 else 0.0)
-    return float(times[frame]) + step
+    return round(float(times[frame]) + step, 6)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Segmentation:
         for s, e in zip(starts.tolist(), ends.tolist()):
             k = int(labels[s])
             segs.append(Segment(s, e, _seconds(times, fps, s, end=False), _seconds(times, fps, e, end=True), k,
-                                names.get(k), float(probs[s:e + 1, k].mean())))
+                                names.get(k), round(float(probs[s:e + 1, k].mean()), 6)))
         return cls(segs, labels, decoder, fps, times, source, dict(names))
 
     def label_name(self, action: int) -> str:
