@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "train"), str(HERE.parent / "pipelines")]  # trainutil, pl_helpers
-
-from trainutil import feature_overrides  # noqa: E402
-
-from vasot_dist.cli import ensure_synthetic_data  # noqa: E402
-from vasot_dist.config import load_config  # noqa: E402
-from vasot_dist.train.loop import run  # noqa: E402
-
-REAL_VIDEOS = HERE.parents[2] / "shared" / "data" / "videos"
+from vasot_dist.cli import ensure_synthetic_data
+from vasot_dist.config import load_config
+from vasot_dist.train.loop import run
 
 
 def video_overrides(tmp: Path, method: str) -> list[str]:
@@ -59,13 +51,23 @@ def feature_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("infer_features")
 
 
+def feature_overrides(tmp: Path, method: str, steps: int) -> list[str]:
+    """``method`` with the MLP encoder on the synthetic features: 12 train and 4 test videos of 24-40 frames."""
+    return [f"data.shards={tmp / 'syn'}", "data.name=synthetic", "data.modality=features", "model.encoder=mlp",
+            "model.mlp_layers=[32,32,16]", "model.embed_dim=16", "model.num_actions=4", "data.frames_per_video=16",
+            "data.num_workers=0", "data.shuffle_buffer=4", "data.synthetic.feature_dim=32",
+            "data.synthetic.videos_per_activity=6", "data.synthetic.frames_min=24", "data.synthetic.frames_max=40",
+            f"method.name={method}", f"train.max_steps={steps}", "train.ckpt_every=0", "optim.lr=1e-2",
+            f"train.output_dir={tmp / 'runs'}", "train.experiment=e", f"train.run_id={method}", "log.wandb=disabled",
+            "eval.protocol=lav"]
+
+
 @pytest.fixture(scope="session")
 def asot_feature_run(feature_root) -> Path:
     """ASOT with the MLP encoder on synthetic features (8 steps, seconds)."""
-    return _train(None, feature_overrides(feature_root, **{"train.run_id": "asot"}))
+    return _train(None, feature_overrides(feature_root, "asot", 8))
 
 
 @pytest.fixture(scope="session")
 def vaot_feature_run(feature_root) -> Path:
-    return _train(None, feature_overrides(feature_root, **{"train.run_id": "vaot", "method.name": "vaot",
-                                                          "train.max_steps": 2}))
+    return _train(None, feature_overrides(feature_root, "vaot", 2))

@@ -1,6 +1,7 @@
 """``vasot-embed``, ``vasot-segment``, ``vasot-align`` on a tiny trained ResNet-50 run: real camera clips, the
-evaluation split's videos, a rotated clip, a synthetic video with known phases, feature shards that
-``vasot-train`` reads; outputs checked against independent computations."""
+evaluation split's videos, a synthetic video with known phases, feature shards that ``vasot-train`` reads;
+outputs checked against independent computations. (A rotated clip: ``tests/pipelines/test_infer_orientation.py``,
+beside the helpers that write display matrices.)"""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_VIDEOS
-from pl_helpers import set_display_matrix, smooth_frames, write_video
+from infer_helpers import REAL_VIDEOS, moving_frames, write_mp4
 
 import vasot_dist
 from vasot_dist.cli import align_main, embed_main, segment_main
@@ -119,26 +119,6 @@ def test_embed_command_equals_evaluate_extraction(vasot_run, tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{v.key}.npy"), v.emb)
 
 
-@pytest.mark.slow
-@needs_real
-def test_a_rotated_clip_embeds_like_its_upright_reencode(vasot_run, tmp_path):
-    """A clip stored as a phone does (landscape pixels, display matrix "rotation -90") against the same frames
-    encoded upright: both lossy encodes differ, so the tolerance is about one frame's motion; the same pixels
-    read without the matrix are several times further."""
-    with av.open(str(REAL_VIDEOS / "basketball.mp4")) as c:
-        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(40), c.decode(video=0))])
-    turned = np.ascontiguousarray(np.rot90(frames, 1, (1, 2)))
-    upright = write_video(tmp_path / "upright.mp4", frames)
-    rotated = set_display_matrix(write_video(tmp_path / "rotated.mp4", turned), (0, 1, -1, 0))
-    unturned = write_video(tmp_path / "unturned.mp4", turned)
-    model = vasot_dist.load(vasot_run)
-    up, rot, raw = (model.embed(p).vectors for p in (upright, rotated, unturned))
-    dist = np.linalg.norm(rot - up, axis=1).mean()
-    motion = np.linalg.norm(up[1:] - up[:-1], axis=1).mean()  # between consecutive frames of the clip
-    assert dist < 0.01 and dist < 2 * motion  # measured: 0.0069 (consecutive frames: 0.0071)
-    assert np.linalg.norm(raw - up, axis=1).mean() > 3 * dist  # measured: 0.037
-
-
 def phases_video(n: int = 36, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (n, size, size, 3): three phases of n/3 frames, each a black and white pattern of its own
     (horizontal stripes, vertical stripes, a checkerboard: the untrained encoder tells patterns apart better than
@@ -156,7 +136,7 @@ def test_a_synthetic_video_with_known_phases(vasot_run, vaot_video_run, tmp_path
     from vasot_dist.eval.hungarian import hungarian_mapping
 
     frames, phase = phases_video()
-    path = write_video(tmp_path / "phases.mp4", frames, fps=12)
+    path = write_mp4(tmp_path / "phases.mp4", frames, fps=12)
     for run in (vasot_run, vaot_video_run):
         out = tmp_path / run.name
         assert segment_main([str(run), str(path), "-o", str(out)]) == 0
@@ -184,7 +164,7 @@ def test_feature_shards_from_vasot_embed_train_with_vasot_train(vasot_run, tmp_p
     videos = tmp_path / "videos" / "stir"
     videos.mkdir(parents=True)
     for i in range(5):
-        write_video(videos / f"v{i}.mp4", smooth_frames(20 + 4 * i, 48, 64, seed=i), fps=10)
+        write_mp4(videos / f"v{i}.mp4", moving_frames(20 + 4 * i, 48, 64, seed=i), fps=10)
     shards = tmp_path / "feats"
     files = [str(p) for p in sorted(videos.iterdir())]
     for split, chosen in (("train", files[:3]), ("test", files[3:])):  # the second run adds a split to the folder

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REAL_VIDEOS
-from pl_helpers import set_display_matrix, smooth_frames, write_video
+from infer_helpers import REAL_VIDEOS, moving_frames, write_mp4
 
 from vasot_dist.data.decode import decode_frames
 from vasot_dist.infer import UnreadableInput, open_clip
@@ -20,31 +19,18 @@ def read_all(clip, chunk: int = 7) -> tuple[np.ndarray, np.ndarray | None]:
     return np.concatenate([v for v, _ in parts]), None if times[0] is None else np.concatenate(times)
 
 
-@pytest.mark.parametrize("codec,suffix,backend", [("libx264", ".mp4", "decord"), ("mpeg4", ".avi", "pyav")])
-def test_a_file_decodes_in_chunks_as_the_evaluation_decoder_decodes_it(tmp_path, codec, suffix, backend):
-    """mp4 goes through decord, avi through PyAV, exactly as ``decode_frames`` on the whole file (the loaders)."""
-    path = write_video(tmp_path / f"v{suffix}", smooth_frames(23, 40, 56), fps=12, codec=codec)
+def test_an_mp4_decodes_in_chunks_as_the_evaluation_decoder_decodes_it(tmp_path):
+    """decord, exactly as ``decode_frames`` on the whole file (the loaders); the PyAV path: the real avi below and
+    the rotated videos of ``tests/pipelines/test_infer_orientation.py``."""
+    path = write_mp4(tmp_path / "v.mp4", moving_frames(23, 40, 56), fps=12)
     frames, times = read_all(open_clip(path, modality="video", image_size=32))
-    want = decode_frames(path.read_bytes(), np.arange(23), 32, backend=backend)
+    want = decode_frames(path.read_bytes(), np.arange(23), 32, backend="decord")
     assert frames.shape == (23, 32, 32, 3) and np.array_equal(frames, want)
-    np.testing.assert_allclose(times, np.arange(23) / 12, atol=1e-3)
-
-
-def test_a_phone_video_is_read_upright_as_the_sharding_tool_shows_it(tmp_path):
-    upright = smooth_frames(6, 48, 32, seed=3)  # a portrait picture, 48 high
-    # the phone stores it turned a quarter (landscape pixels) with "rotation -90": (0, 1, -1, 0)
-    path = set_display_matrix(write_video(tmp_path / "phone.mp4", np.ascontiguousarray(np.rot90(upright, 1, (1, 2)))),
-                              (0, 1, -1, 0))
-    frames, _ = read_all(open_clip(path, modality="video", image_size=32))
-    plain = write_video(tmp_path / "upright.mp4", upright)
-    want, _ = read_all(open_clip(plain, modality="video", image_size=32))
-    turned_wrong = np.rot90(want, 1, (1, 2))  # the coded pixels as they are, without the display matrix
-    err = np.abs(frames.astype(int) - want).mean()
-    assert err < 4 and np.abs(frames.astype(int) - turned_wrong).mean() > 5 * err
+    np.testing.assert_allclose(times, np.arange(23) / 12)
 
 
 def test_arrays_are_scaled_to_the_model_size_and_keep_their_clock():
-    frames = smooth_frames(5, 20, 30)
+    frames = moving_frames(5, 20, 30)
     out, times = read_all(open_clip(frames, modality="video", image_size=16, fps=5.0), chunk=2)
     assert out.shape == (5, 16, 16, 3)
     np.testing.assert_allclose(times, [0, 0.2, 0.4, 0.6, 0.8])
@@ -69,7 +55,7 @@ def test_inputs_a_model_cannot_read_are_refused_naming_them(tmp_path):
         (tmp_path / "missing.mp4", "video", "missing.mp4: no such file"),
         (garbage, "video", "garbage.mp4: not a readable video"),
         (feats, "video", "f.npy: a features file, but this model reads video frames"),
-        (write_video(tmp_path / "v.mp4", smooth_frames(2, 16, 16)), "features", "v.mp4: this model reads features"),
+        (write_mp4(tmp_path / "v.mp4", moving_frames(2, 16, 16)), "features", "v.mp4: this model reads features"),
         (np.zeros((3, 8, 8), np.uint8), "video", "array: a video model reads uint8 (T, H, W, 3)"),
         (np.zeros((3, 4), np.int64), "features", "array: a features model reads float (T, F)"),
     ]
