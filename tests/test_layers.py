@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"vasot_dist": ROOT / "vasot_dist", "vasot_pipelines": ROOT / "pipelines" / "vasot_pipelines"}
 
 # Lowest first. A module may import its own layer and the layers listed before it. "vasot_dist" is the root
-# package's __init__ only; every other name covers a package (or module) and everything under it.
+# package's __init__ only (``vasot_dist.load``, imported inside the function, so importing any subpackage stays
+# light); every other name covers a package (or module) and everything under it.
 LAYERS: list[tuple[str, ...]] = [
-    ("vasot_dist", "vasot_dist.runtime", "vasot_dist.ot"),
+    ("vasot_dist.runtime", "vasot_dist.ot"),
     ("vasot_dist.config",),
     ("vasot_dist.data", "vasot_dist.models"),
     ("vasot_dist.losses",),
@@ -24,7 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("vasot_dist.train",),
     ("vasot_dist.tune",),
     ("vasot_pipelines",),
-    ("vasot_dist.cli",),
+    ("vasot_dist.infer",),
+    ("vasot_dist.cli", "vasot_dist"),
 ]
 
 

@@ -1,5 +1,5 @@
-"""Command-line entry points: ``vasot-train``, ``vasot-evaluate``, ``vasot-tune``, ``vasot-compare`` (and
-``launchers/*.py``), the top of the import layers.
+"""Command-line entry points: ``vasot-train``, ``vasot-evaluate``, ``vasot-tune``, ``vasot-compare``,
+``vasot-embed``, ``vasot-segment``, ``vasot-align`` (and ``launchers/*.py``), the top of the import layers.
 
 Config and data errors are reported (exit status 2) before any process group, run directory, worker or Ray
 cluster starts, and before the training code (torch) is imported: a launch that fails its checks ends in
@@ -224,6 +224,104 @@ def tune_main(argv: list[str] | None = None) -> int:
     except ConfigError as e:  # includes SweepError: a bad sweep file fails before Ray starts
         fail(parser, 2, e)
     return 0
+
+
+# ------------------------------------------------------------------------------- applying a trained model
+_CKPT_HELP = "a run directory (its newest loadable checkpoint) or a checkpoint file"
+_VIDEOS_HELP = ("video files (any container decord or PyAV reads), folders (searched recursively) or glob patterns; "
+                "for a features model, .npy / .txt feature files")
+
+
+def _inference_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    parser.add_argument("checkpoint", metavar="CKPT", help=_CKPT_HELP)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--out", required=True, help="output folder (created; files in it are replaced)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
+
+
+def _open_model(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The model, and the output folder created; exit 2 naming the checkpoint or folder when either fails."""
+    from vasot_dist.infer import load
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.exit(2, f"error: --out {out} exists and is not a folder\n")
+    try:
+        model = load(args.checkpoint, device=args.device)
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
+        parser.exit(2, f"error: cannot load {args.checkpoint}: {e}\n")
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("%s", model)
+    return model, out
+
+
+def embed_main(argv: list[str] | None = None) -> int:
+    parser = _inference_parser(
+        "vasot-embed", "Per-frame embeddings of videos by a trained encoder: <out>/<name>.npy (T, D) per video and "
+        "<out>/index.json (fps, frame times); optionally feature shards vasot-train reads (data.modality=features).",
+        "example: vasot-embed runs/demo/r1 clips/ 'more/*.mov' -o emb --shards data/emb_feats --split train")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help=_VIDEOS_HELP)
+    _add_common(parser)
+    parser.add_argument("--shards", default=None, help="also write WebDataset feature shards + dataset.json into this "
+                        "folder (resumable; run again with --split test for a test split)")
+    parser.add_argument("--split", default="train", help="the split of --shards the videos go to (default train)")
+    parser.add_argument("--activity", default=None, help="the activity of every video in --shards (default: the name "
+                        "of its folder)")
+    args = parser.parse_args(argv)
+    setup_logging(0)
+    model, out = _open_model(parser, args)
+    from vasot_dist.infer.commands import run_embed
+
+    try:
+        shards = Path(args.shards) if args.shards else None
+        return run_embed(model, args.videos, out, shards=shards, split=args.split, activity=args.activity)
+    except ValueError as e:  # a --shards folder of other settings, a bad split name
+        parser.exit(2, f"error: {e}\n")
+
+
+def segment_main(argv: list[str] | None = None) -> int:
+    parser = _inference_parser(
+        "vasot-segment", "Action segments of videos by a trained model, with the method's own decoder: per video "
+        "<name>.json and <name>.csv (start/end frame and second, action, name, confidence) and MS-TCN "
+        "groundTruth/<name>.txt, plus mapping/mapping.txt and index.json.",
+        "example: vasot-segment runs/breakfast/r1 videos/ -o segments --match-labels")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help=_VIDEOS_HELP)
+    _add_common(parser)
+    parser.add_argument("--match-labels", action="store_true", help="name the model's actions with the run's label "
+                        "map: the Hungarian matching of its segments over the run's evaluation split (needs the run's "
+                        "shards at data.shards)")
+    args = parser.parse_args(argv)
+    setup_logging(0)
+    model, out = _open_model(parser, args)
+    from vasot_dist.infer.commands import run_segment
+
+    if args.match_labels:
+        try:
+            model.match_actions()
+        except (ValueError, ConfigError) as e:
+            parser.exit(2, f"error: --match-labels: {e}\n")
+    return run_segment(model, args.videos, out)
+
+
+def align_main(argv: list[str] | None = None) -> int:
+    parser = _inference_parser(
+        "vasot-align", "Align video A with each video B by a trained model: per pair <out>/<A>__<B>/ with "
+        "alignment.json, a_to_b.csv and b_to_a.csv (frame matches both ways with times), plan.png and "
+        "side_by_side.mp4 (B re-timed to A).",
+        "example: vasot-align runs/pouring/r1 a.mp4 b.mp4 -o aligned")
+    parser.add_argument("a", metavar="A", help="the video the others are aligned to")
+    parser.add_argument("videos", nargs="+", metavar="B", help=_VIDEOS_HELP)
+    _add_common(parser)
+    args = parser.parse_args(argv)
+    setup_logging(0)
+    model, out = _open_model(parser, args)
+    from vasot_dist.infer.commands import run_align
+
+    return run_align(model, args.a, args.videos, out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,7 +54,7 @@ def test_evaluate_reports_a_missing_checkpoint(tmp_path, capsys):
 
 def test_launcher_scripts_start_their_entry_points_from_a_checkout():
     script = ("import runpy, sys\n"
-              "for name in ('train', 'evaluate', 'tune', 'compare'):\n"
+              "for name in ('train', 'evaluate', 'tune', 'compare', 'embed', 'segment', 'align'):\n"
               "    sys.argv = [name, '--help']\n"
               "    try:\n"
               "        runpy.run_path(f'launchers/{name}.py', run_name='__main__')\n"
@@ -63,5 +63,8 @@ def test_launcher_scripts_start_their_entry_points_from_a_checkout():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     usages = {text.split()[0]: text for text in proc.stdout.split("usage: ")[1:]}
-    assert sorted(usages) == ["vasot-compare", "vasot-evaluate", "vasot-train", "vasot-tune"]
+    assert sorted(usages) == ["vasot-align", "vasot-compare", "vasot-embed", "vasot-evaluate", "vasot-segment",
+                              "vasot-train", "vasot-tune"]
     assert all("--config" in usages[prog] for prog in ("vasot-train", "vasot-evaluate", "vasot-tune"))
+    assert all("CKPT" in usages[prog] and "--out" in usages[prog] for prog in ("vasot-embed", "vasot-segment",
+                                                                               "vasot-align"))

@@ -172,23 +172,38 @@ _decord_quiet = False
 _ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 
-def _decode_decord(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
-                   num_frames: int | None) -> np.ndarray:
+def decord_reads(head: bytes) -> bool:
+    """Whether the decord backend opens a file that starts with ``head`` (its first 8 bytes or more).
+
+    decord's "ERROR opening: <file name>" names an in-memory file by its bytes, printed to stderr up to the
+    first zero byte and past any log level: for garbage that is the raw data. An ISO-BMFF file (mp4, mov,
+    m4v, 3gp) starts with a zero (the top byte of its first box size), so only those go to decord; anything
+    else goes to PyAV, which decodes any container and fails on garbage with a short message.
+    """
+    return bytes(head[4:8]) in _ISO_BMFF_FIRST_BOXES
+
+
+def open_decord(source: str | bytes, size: tuple[int, int] | None):
+    """A ``decord.VideoReader`` of a file path or the bytes of a file, scaling to ``size`` = (h, w) (None:
+    native), with the settings of the module docstring (one thread, ``fault_tol``, ffmpeg's log quiet)."""
     global _decord_quiet
-    if data[4:8] not in _ISO_BMFF_FIRST_BOXES:
-        # decord's "ERROR opening: <file name>" names an in-memory file by its bytes, printed to stderr
-        # up to the first zero byte and past any log level: for garbage that is the raw data. An mp4
-        # starts with a zero (the top byte of its first box size), so only non-mp4 input goes to PyAV,
-        # which decodes any container and fails on garbage with a short message.
-        return _decode_pyav(data, indices, size, num_frames)
     import decord
 
     if not _decord_quiet:  # ffmpeg's own log would print every corrupt file's parse errors
         decord.logging.set_level(decord.logging.QUIET)
         _decord_quiet = True
     h, w = size if size is not None else (-1, -1)
-    vr = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), width=w, height=h, num_threads=1,
-                            fault_tol=DECORD_FAULT_TOL)
+    src = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    return decord.VideoReader(src, ctx=decord.cpu(0), width=w, height=h, num_threads=1, fault_tol=DECORD_FAULT_TOL)
+
+
+def _decode_decord(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
+                   num_frames: int | None) -> np.ndarray:
+    if not decord_reads(data):
+        return _decode_pyav(data, indices, size, num_frames)
+    import decord
+
+    vr = open_decord(data, size)
     if len(vr) < 1:
         raise CorruptSample("decord reports no frames")
     _check_count(len(vr), num_frames)
@@ -201,6 +216,12 @@ def _decode_decord(data: bytes, indices: np.ndarray, size: tuple[int, int] | Non
         if "from_size == to_size" not in str(exc):
             raise
         return _decode_pyav(data, indices, size, num_frames)
+
+
+def pyav_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 (h, w, 3) RGB of a decoded ``av.VideoFrame``, scaled to ``size`` = (h, w) (None: native)."""
+    kw = {} if size is None else {"height": size[0], "width": size[1]}
+    return frame.to_ndarray(format="rgb24", **kw)
 
 
 def _decode_pyav(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
@@ -223,8 +244,7 @@ def _decode_pyav(data: bytes, indices: np.ndarray, size: tuple[int, int] | None,
                 break
             while k < len(wanted) and wanted[k] == pos:
                 if last is None or last[0] != pos:
-                    kw = {} if size is None else {"height": size[0], "width": size[1]}
-                    last = (pos, frame.to_ndarray(format="rgb24", **kw))
+                    last = (pos, pyav_rgb(frame, size))
                 out.append(last[1])
                 k += 1
             if k == len(wanted):

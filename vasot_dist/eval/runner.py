@@ -330,22 +330,25 @@ def describe(cfg: RunConfig, metrics: dict[str, float], *, checkpoint: str | Non
     return about
 
 
+def alignment_plan(cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The transport plan (B, N, M) between embeddings x (B, N, D) and y (B, M, D) of the method's alignment
+    solve for plots (its registration's ``plot_align``: VAOT's for methods without one) on the cost
+    ``1 - x y^T``, without the virtual frame."""
+    from vasot_dist.ot import align_fgw
+
+    align = value_at(cfg.method, cfg.method.spec.plot_align)  # the method's registration names its solve
+    return align_fgw(1 - x @ y.transpose(1, 2), **{**dataclasses.asdict(align), "virtual_cost": None})
+
+
 def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path,
            names: dict[int, str] | None = None) -> dict[str, str]:
     """A transport plan of a pair, segmentation bars and retrieval strips, all under ``out_dir``; labels by
     their ``names`` (``{id: name}``) where given."""
-    from vasot_dist.ot import align_fgw
-
     out_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, str] = {}
     pairs = _pairs_of_one_activity(test)[:2]
     for i, (x, y) in enumerate(pairs):
-        ex, ey = torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None]
-        cost = 1 - ex @ ey.transpose(1, 2)
-        # the method's alignment solve for plots (its registration: VAOT's for methods without one), without
-        # the virtual frame
-        align = value_at(cfg.method, cfg.method.spec.plot_align)
-        plan = align_fgw(cost, **{**dataclasses.asdict(align), "virtual_cost": None})[0].numpy()
+        plan = alignment_plan(cfg, torch.from_numpy(x.emb)[None], torch.from_numpy(y.emb)[None])[0].numpy()
         gt = (
             A.gt_match_from_progress(x.progress, y.progress)
             if x.progress is not None and y.progress is not None

@@ -1,0 +1,12 @@
+"""Entry point: `python launchers/segment.py --help` (also installed as `vasot-segment`)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "pipelines")]  # run from a checkout without installing the package
+
+from vasot_dist.cli import segment_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(segment_main())
