@@ -9,6 +9,7 @@ from vasot_dist.config import ConfigError, RunConfig
 from vasot_dist.losses import build_loss
 from vasot_dist.losses.base import LossOutput, MethodLoss
 from vasot_dist.models import build_encoder, normalize_frames
+from vasot_dist.train.collapse import embedding_collapse_stats
 from vasot_dist.train.preflight import check_model_fits_data
 
 
@@ -57,7 +58,9 @@ class TrainModel(nn.Module):
             mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
         # OT solves and the loss run in float32 whatever autocast says (the solvers enforce it too).
         with torch.autocast(device_type=emb.device.type, enabled=False):
-            return self.loss(emb.float(), mask, step=step)
+            out = self.loss(emb.float(), mask, step=step)
+        out.metrics.update(embedding_collapse_stats(emb, mask))  # the collapse monitor's inputs, logged per row
+        return out
 
 
 def compile_for_training(model: TrainModel, **compile_kwargs) -> None:
