@@ -80,10 +80,11 @@ def _run_errors() -> tuple[type[BaseException], ...]:
     """Errors of a run that has started (its directory holds what it wrote): reported with status 1. Imported
     only when an error is being reported, so that the checks before the start stay free of torch."""
     from vasot_dist.eval.runner import IncompleteEvaluation
+    from vasot_dist.train.collapse import CollapseError
     from vasot_dist.train.nonfinite import NonFiniteError
     from vasot_dist.train.rundir import RunWriteError
 
-    return NonFiniteError, IncompleteEvaluation, RunWriteError
+    return NonFiniteError, CollapseError, IncompleteEvaluation, RunWriteError
 
 
 def ensure_synthetic_data(cfg: RunConfig) -> None:
@@ -194,6 +195,12 @@ def compare_main(argv: list[str] | None = None) -> int:
     for k in after:
         b, a = before.get(k, float("nan")), float("nan") if after[k] is None else after[k]
         print(f"{k:<24}{b:>12.3f}{a:>12.3f}{a - b:>+10.3f}")
+    verdict = result["verdict"]
+    if verdict["message"]:
+        print(f"\nverdict: {verdict['message']}")
+    elif verdict["compared"]:
+        print(f"\nverdict: the trained model is at least as good as the untrained one on "
+              f"{', '.join(verdict['compared'])}")
     return 0
 
 

@@ -63,7 +63,8 @@ def tiny_video_cfg():
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_training_step_of_every_method_reads_nothing_back(method, tiny_video_cfg):
-    """forward (encoder + OT solves + loss), backward and optimizer step on an unpadded batch."""
+    """forward (encoder + OT solves + loss + the collapse monitor's statistics), backward and optimizer step on
+    an unpadded batch."""
     cfg = load_config("configs/demo.yaml", [f"method.name={method}", *tiny_video_cfg])
     torch.manual_seed(0)
     model = build_train_model(cfg)
@@ -79,6 +80,8 @@ def test_training_step_of_every_method_reads_nothing_back(method, tiny_video_cfg
             window.add({"loss": out.loss, **out.metrics}, frames=12)
         assert rec.events == [], f"{method}: {rec.report()}"
         assert torch.isfinite(out.loss)
+        # the collapse monitor's statistics were computed in that step (and queued in the window), unread
+        assert {"collapse/emb_cos", "collapse/eff_rank", "collapse/plan_entropy_ratio"} <= set(out.metrics)
 
 
 @pytest.mark.parametrize("grad_clip", [0.0, 1.0])

@@ -15,7 +15,13 @@ from .methods import METHODS, MethodConfig
 from .registry import on_change
 from .rules import Rule, a_name, at_least, field_rules, fraction, in_range, non_negative, one_of, positive
 
-__all__ = ["METHODS", "MethodConfig", "RunConfig"]
+__all__ = ["COLLAPSE_COS", "METHODS", "MethodConfig", "RunConfig"]
+
+# train.collapse_cos's default (vasot_dist.train.collapse): a log row whose mean cosine between the frames of a
+# video is at or above this shows a collapsed encoder. Measured on the demo (VAOT, ResNet-50 from random
+# weights): the plateau sat at 0.998-0.999, while runs that learned stayed below 0.9 after their first steps
+# (docs/benchmark.md, "The demo").
+COLLAPSE_COS = 0.97
 
 
 @dataclass
@@ -118,6 +124,10 @@ class TrainConfig:
     keep_last: int = at_least(1, 3)
     # stop after this many optimiser steps in a row with a non-finite loss or gradient norm (each is skipped)
     max_nonfinite_steps: int = at_least(1, 5)
+    # the collapse monitor (docs/training.md#collapse-monitor): a log row whose collapse/emb_cos is at or above
+    # collapse_cos shows a collapsed encoder; warn logs it once per episode, stop also checkpoints and exits
+    collapse_cos: float = in_range(COLLAPSE_COS, 0, 1, lo_open=True)
+    on_collapse: str = one_of("warn", ("warn", "stop"))
     eval_every: int = non_negative(0)  # 0: only at the end
     plot_every: int = non_negative(0)
     bf16: bool = True  # autocast on CUDA; OT solves stay float32

@@ -1,7 +1,7 @@
 """The one interface every method's loss implements, and the decorator that registers a loss for its method.
 
 A loss module gets the batch's frame embeddings and masks and returns the loss, a dict of scalars to log and
-the couplings (detached) for plots. It is built from its method's settings (``vasot_dist/config/methods.py``),
+the couplings (detached) for plots and the collapse monitor (:meth:`MethodLoss.main_plan`). It is built from its method's settings (``vasot_dist/config/methods.py``),
 the single source of its hyper-parameters, and may own learnable parts (action prototypes, CLOT's decoder):
 the trainer wraps encoder + loss in one module so DDP / DeepSpeed see every parameter. ``@method_loss(name)``
 registers it as the loss of the method ``name``, whose settings were registered in the config
@@ -28,7 +28,9 @@ from vasot_dist.models import ActionPrototypes
 class LossOutput:
     loss: torch.Tensor  # scalar, differentiable
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars to log
-    couplings: dict[str, torch.Tensor] = field(default_factory=dict)  # detached (B, N, M) plans for plots
+    # detached plans of the batch's first video or pair, for plots; the FIRST entry is the method's main plan:
+    # (1, N, M) frames of video 0 -> frames of video 1 for a pair method, (1, N, K) frames -> actions otherwise
+    couplings: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class MethodLoss(nn.Module):
@@ -66,6 +68,23 @@ class MethodLoss(nn.Module):
     def forward(self, emb: torch.Tensor, mask: torch.Tensor, *, step: int = 0) -> LossOutput:  # pragma: no cover
         """emb: (B, T, D) L2-normalised frame embeddings; mask: (B, T) bool, True for real frames."""
         raise NotImplementedError
+
+    def main_plan(self, out: LossOutput, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """``(plan (1, N, M), row_mask (1, N), col_mask (1, M))`` of ``out``'s main plan (its first coupling) for
+        the batch ``mask`` (B, T), or None when the loss returned no coupling.
+
+        A pair method's plan aligns the frames of video 0 (rows) with those of video 1 (columns, real where
+        ``mask[1]`` is); any other method's plan maps the frames of video 0 to actions, every column real.
+        """
+        if not out.couplings:
+            return None
+        plan = next(iter(out.couplings.values()))
+        rows = mask[:1, : plan.shape[1]]
+        if self.needs_pairs:
+            cols = mask[1:2, : plan.shape[2]]
+        else:
+            cols = torch.ones(1, plan.shape[2], dtype=torch.bool, device=plan.device)
+        return plan, rows, cols
 
     @torch.no_grad()
     def segment(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:

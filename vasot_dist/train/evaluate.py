@@ -104,12 +104,14 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, out_dir: str | None = N
         shutdown(ctx)
 
 
-def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) -> dict[str, dict[str, float]]:
+def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Metrics of a run's newest checkpoint and of the same architecture at initialisation (same seed,
     prototypes initialised the same way), with the run's own ``config.yaml`` (plus ``overrides``).
 
     The trained side reuses the metrics the run's final evaluation wrote, when present. Writes
-    ``<run>/eval/compare.json`` and returns ``{"untrained": {...}, "trained": {...}}``.
+    ``<run>/eval/compare.json`` and returns ``{"untrained": {...}, "trained": {...}, "checkpoint": path,
+    "verdict": {...}}`` (:func:`compare_verdict`: where training made a main metric worse, with the run's last
+    collapse statistics).
     """
     run_dir = Path(run)
     cfg = load_config(run_dir / "config.yaml", overrides)
@@ -135,6 +137,47 @@ def compare_with_untrained(run: str | Path, overrides: list[str] | None = None) 
                                    step=checkpoint_step(state))
     finally:
         shutdown(ctx)
-    result = {"untrained": before, "trained": after, "checkpoint": str(path)}
+    result = {"untrained": before, "trained": after, "checkpoint": str(path),
+              "verdict": compare_verdict(before, after, run_dir / "metrics.jsonl", cfg.train.collapse_cos)}
     write_json_atomic(run_dir / "eval" / "compare.json", result, indent=2)
     return result
+
+
+# The metrics a trained model must not lose to its untrained self: alignment, then segmentation.
+MAIN_METRICS = ("align_acc", "kendalls_tau", "seg/MoF")
+
+
+def last_collapse_row(metrics_jsonl: Path) -> dict[str, float] | None:
+    """``{"step", "collapse/emb_cos", ...}`` of the last row of ``metrics.jsonl`` that holds the collapse
+    statistics, or None (no such row, or no file)."""
+    last = None
+    if metrics_jsonl.is_file():
+        for line in metrics_jsonl.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if "collapse/emb_cos" in row:
+                last = {"step": row["step"], **{k: v for k, v in row.items() if k.startswith("collapse/")}}
+    return last
+
+
+def compare_verdict(untrained: dict[str, float], trained: dict[str, float], metrics_jsonl: Path,
+                    collapse_cos: float) -> dict[str, Any]:
+    """Whether training lost ground on a main metric (:data:`MAIN_METRICS`, those both sides have), and the
+    run's last logged collapse statistics. ``{"compared": [metric, ...], "worse_on": [metric, ...], "collapse":
+    row or None, "message": a sentence when ``worse_on`` is not empty, else None}``."""
+    compared = [k for k in MAIN_METRICS
+                if isinstance(untrained.get(k), (int, float)) and isinstance(trained.get(k), (int, float))]
+    worse = [k for k in compared if trained[k] < untrained[k]]
+    row = last_collapse_row(metrics_jsonl)
+    message = None
+    if worse:
+        lost = ", ".join(f"{k} {untrained[k]:.3f} -> {trained[k]:.3f}" for k in worse)
+        if row is None:
+            why = f"{metrics_jsonl} holds no collapse statistics (a run older than the collapse monitor)"
+        else:
+            cos = row["collapse/emb_cos"]
+            state = (f">= train.collapse_cos {collapse_cos:g}: the encoder collapsed, every frame embedded alike"
+                     if cos >= collapse_cos else f"< train.collapse_cos {collapse_cos:g}: not a collapse by that measure")
+            why = f"the last logged collapse/emb_cos in {metrics_jsonl} is {cos:.4f} at step {row['step']} ({state})"
+        message = (f"the trained model is WORSE than the untrained one on {lost}; {why}. "
+                   "See docs/training.md#collapse-monitor")
+    return {"compared": compared, "worse_on": worse, "collapse": row, "message": message}

@@ -29,6 +29,7 @@ from vasot_dist.runtime.ranklog import get_logger, setup_logging
 from vasot_dist.runtime.seeding import rng_state, seed_everything, set_rng_state
 from vasot_dist.train import checkpoint as ckpt
 from vasot_dist.train.buffers import broadcast_buffers
+from vasot_dist.train.collapse import CollapseError, CollapseMonitor
 from vasot_dist.train.engine import DeepSpeedEngine, Engine, build_engine
 from vasot_dist.train.log_window import LogWindow
 from vasot_dist.train.model import TrainModel, build_train_model, compile_for_training
@@ -244,6 +245,8 @@ def run(cfg: RunConfig, resume: str = "none", *, overwrite: bool = False, report
         RunWriteError: the run directory stopped accepting writes (disk full, read-only) during the run.
         NonFiniteError: ``train.max_nonfinite_steps`` steps in a row with a non-finite loss or gradient norm,
             or non-finite weights at a checkpoint.
+        CollapseError: ``train.on_collapse=stop`` and a log row's ``collapse/emb_cos`` reached
+            ``train.collapse_cos`` (a checkpoint of that step is written first, on every rank together).
     """
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()  # a group Ray Train made
     check_data(cfg, world_size=torch.distributed.get_world_size() if joined else launch_world_size())
@@ -297,6 +300,7 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, repor
                               enabled=cfg.train.bf16 and ctx.device.type == "cuda" and cfg.dist.engine == "ddp")
     bar = _progress_bar(cfg, progress["step"], ctx)
     window, status, last_eval = LogWindow(), "completed", {}
+    monitor = CollapseMonitor(cfg.train.collapse_cos)
     corrupt_done = corrupt_logged = 0  # this rank's corrupt samples: in finished epochs, in logged rows
     engine.train()
     with _Preemption(ctx) as preempt:
@@ -341,6 +345,17 @@ def _train(cfg: RunConfig, ctx: DistContext, resume: str, overwrite: bool, repor
                             f"or gradient norm (train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}); they "
                             "were not applied and no checkpoint was written from them. Lower optim.lr, set "
                             "optim.grad_clip, or look for NaN / inf in the data")
+                    collapse = monitor.check(row, step)  # the same reduced row on every rank: the same answer
+                    if collapse is not None and ctx.is_main:
+                        log.warning("%s", collapse)
+                    # stop: every rank checkpoints and raises together (one flag all-reduced, at log rows only)
+                    if cfg.train.on_collapse == "stop" and any_rank(ctx, collapse is not None):
+                        path = save_checkpoint(engine, ctx, run_dir, progress, tracker, cfg)
+                        raise CollapseError(
+                            f"stopped at step {step} (train.on_collapse=stop): collapse/emb_cos "
+                            f"{row['collapse/emb_cos']:.4f} >= train.collapse_cos {cfg.train.collapse_cos:g}, "
+                            f"the encoder embeds every frame alike; checkpoint written: {path}. See "
+                            "docs/training.md#collapse-monitor")
                 if cfg.train.plot_every and step % cfg.train.plot_every == 0 and ctx.is_main:
                     tracker.log_images(_plot_couplings(out, batch, run_dir, step), step)
 

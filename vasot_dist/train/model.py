@@ -9,7 +9,7 @@ from vasot_dist.config import ConfigError, RunConfig
 from vasot_dist.losses import build_loss
 from vasot_dist.losses.base import LossOutput, MethodLoss
 from vasot_dist.models import build_encoder, normalize_frames
-from vasot_dist.train.collapse import embedding_collapse_stats
+from vasot_dist.train.collapse import embedding_collapse_stats, plan_entropy_ratio
 from vasot_dist.train.preflight import check_model_fits_data
 
 
@@ -59,7 +59,11 @@ class TrainModel(nn.Module):
         # OT solves and the loss run in float32 whatever autocast says (the solvers enforce it too).
         with torch.autocast(device_type=emb.device.type, enabled=False):
             out = self.loss(emb.float(), mask, step=step)
-        out.metrics.update(embedding_collapse_stats(emb, mask))  # the collapse monitor's inputs, logged per row
+        # the collapse monitor's inputs, logged per row (detached: the loss and its gradient are untouched)
+        out.metrics.update(embedding_collapse_stats(emb, mask))
+        main = self.loss.main_plan(out, mask)
+        if main is not None:
+            out.metrics["collapse/plan_entropy_ratio"] = plan_entropy_ratio(*main)
         return out
 
 

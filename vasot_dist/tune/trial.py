@@ -27,6 +27,7 @@ from typing import Any
 from vasot_dist.config import RunConfig, config_from_dict, config_to_dict
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.checkpoint import list_checkpoints
+from vasot_dist.train.collapse import CollapseError
 from vasot_dist.train.rundir import run_dir_for
 from vasot_dist.tune.space import apply_params
 from vasot_dist.tune.stopping import StopCheck, StopRequested
@@ -111,6 +112,8 @@ def train_worker(config: dict[str, Any]) -> None:
                 run(cfg, resume=choose_resume(cfg, Path(ray_dir)), report=reporter, on_step=stop_check)
     except StopRequested as stop:  # the scheduler stopped this trial: end the Train run normally
         log.info("trial %s: %s", config["trial_id"], stop)
+    except CollapseError as collapse:  # train.on_collapse=stop: the trial has its answer, a retry would collapse too
+        log.warning("trial %s: %s", config["trial_id"], collapse)
 
 
 def quiet_trial_output() -> None:
