@@ -6,8 +6,8 @@ runs exactly what ``launchers/demo.sh`` runs (``configs/demo.yaml`` on 2 CPU pro
 ``torch.distributed.run``, then ``vasot-compare`` against the same model untrained) and reads back:
 
 - untrained and trained ``align_acc``, ``kendalls_tau`` and ``phase_acc@1`` (``<run>/eval/compare.json``);
-- the collapse monitor's rows (``collapse/emb_cos``, ``collapse/eff_rank`` in ``metrics.jsonl``) and the warnings
-  it logged.
+- the collapse statistics of every log row (``collapse/emb_cos``, ``collapse/eff_rank`` in ``metrics.jsonl``) and
+  the warnings the trainer's collapse monitor gives on them (:class:`CollapseMonitor`, replayed on the rows).
 
 A run *learned* when the trained model beats the untrained one by at least ``--min-gain-acc`` points of
 alignment accuracy and ``--min-gain-tau`` of Kendall's tau. Results go to ``--out`` (JSON, rewritten after every
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vasot_dist.runtime.files import write_json_atomic  # noqa: E402
-from vasot_dist.train.collapse import COLLAPSE_COS  # noqa: E402
+from vasot_dist.train.collapse import COLLAPSE_COS, CollapseMonitor  # noqa: E402
 
 METRICS = ("align_acc", "kendalls_tau", "phase_acc@1")
 
@@ -80,6 +80,12 @@ def monitor_rows(run_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
+def collapse_warnings(rows: list[dict[str, float]]) -> int:
+    """The warnings the trainer's monitor gives on these rows (one per collapse episode)."""
+    monitor = CollapseMonitor(COLLAPSE_COS)
+    return sum(monitor.check({"collapse/emb_cos": r["emb_cos"]}, r["step"]) is not None for r in rows)
+
+
 def run_one(seed: int, isa: str, experiment: str, overrides: list[str], log_dir: Path) -> dict:
     run_id = f"{isa}-s{seed}"
     run_dir = ROOT / "runs" / experiment / run_id
@@ -96,7 +102,6 @@ def run_one(seed: int, isa: str, experiment: str, overrides: list[str], log_dir:
                        stdout=log, stderr=subprocess.STDOUT, check=True)
     compare = json.loads((run_dir / "eval" / "compare.json").read_text())
     rows = monitor_rows(run_dir)
-    warnings = [ln for ln in log_path.read_text().splitlines() if "collapse" in ln.lower() and "WARNING" in ln]
     return {
         "seed": seed, "isa": isa, "capability": capability(env), "run_dir": str(run_dir.relative_to(ROOT)),
         "wall_s": round(time.perf_counter() - start, 1),
@@ -104,7 +109,7 @@ def run_one(seed: int, isa: str, experiment: str, overrides: list[str], log_dir:
         "trained": {k: compare["trained"].get(k) for k in METRICS},
         "monitor": rows,
         "max_emb_cos_after_20": max((r["emb_cos"] for r in rows if r["step"] and r["step"] > 20), default=None),
-        "collapse_warnings": len(warnings),
+        "collapse_warnings": collapse_warnings(rows),
     }
 
 
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not args.rerun:
         previous = json.loads(out.read_text())
         if previous.get("overrides", []) == args.overrides:
-            done = {(r["seed"], r["isa"]): r for r in previous["runs"]}
+            done = {(r["seed"], r["isa"]): r | {"collapse_warnings": collapse_warnings(r["monitor"])}
+                    for r in previous["runs"]}
     log_dir = ROOT / "runs" / args.experiment / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     todo = [(s, isa) for isa in args.isa for s in args.seeds if (s, isa) not in done]
