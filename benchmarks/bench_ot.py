@@ -9,9 +9,8 @@ Usage::
 
 Every case times, interleaved repeat by repeat so that they share the machine's load:
 
-* ``new``: this checkout's solver, its fast path warmed up (an iteration compiled once per process and shape, or,
-  for dense float32 ASOT/VAOT batches on CPU, the hand-written kernel of ``vasot_dist/ot/_cpu_kernels.py`` that
-  runs the whole solve: the report names it; the per-iteration figures below are the compiled/eager path's);
+* ``new``: this checkout's solver, its iterations compiled (``VASOT_OT_COMPILE=always`` for the run, warmed up:
+  the steady state of a training loop, where the payback rule has compiled them);
 * ``main``: the same solver from a git revision (``--baseline``, default the commit before the fast path), loaded
   from ``git show`` into a throw-away package (skipped without git history);
 * ``authors``: ASOT only, a port of the authors' ``segment_asot`` (mingu6/action_seg_ot ``src/asot.py``): dense
@@ -68,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 import vasot_dist.ot as vot  # noqa: E402
 from vasot_dist.config.methods import AlignSolve, PartialAlignSolve, SegmentSolve  # noqa: E402
-from vasot_dist.ot import _compile, _cpu_kernels  # noqa: E402
+from vasot_dist.ot import _compile  # noqa: E402
 
 BASELINE = "a1f9a7c"  # main before the fused iterations (issue 17)
 # the project's default settings of each method's training solve (``vasot_dist/config/methods.py``)
@@ -235,37 +234,10 @@ def captured_iterations() -> Iterator[dict[str, tuple[Callable, tuple]]]:
         return record
 
     _compile.FusedIteration.select = select  # type: ignore[method-assign]
-    kernel_select = _cpu_kernels.CpuKernel.select
-    _cpu_kernels.CpuKernel.select = lambda self, constants, like: None  # type: ignore[method-assign]
     try:
         yield seen
     finally:
         _compile.FusedIteration.select = original  # type: ignore[method-assign]
-        _cpu_kernels.CpuKernel.select = kernel_select  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
-def cpu_kernel_calls() -> Iterator[list[str]]:
-    """The names of the CPU kernels (``vasot_dist/ot/_cpu_kernels.py``) called inside the block."""
-    calls: list[str] = []
-    original = _cpu_kernels.CpuKernel.select
-
-    def select(self: _cpu_kernels.CpuKernel, constants: dict, like: torch.Tensor) -> Callable | None:
-        kernel = original(self, constants, like)
-        if kernel is None:
-            return None
-
-        def counted(*args: Any) -> Any:
-            calls.append(self.name)
-            return kernel(*args)
-
-        return counted
-
-    _cpu_kernels.CpuKernel.select = select  # type: ignore[method-assign]
-    try:
-        yield calls
-    finally:
-        _cpu_kernels.CpuKernel.select = original  # type: ignore[method-assign]
 
 
 def compiled_kernels(fn: Callable, args: tuple) -> dict:
@@ -467,6 +439,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
         pot_problems: int, kernels: bool) -> dict:
     device = torch.device(device_name)
     torch.set_num_threads(threads)
+    _compile.set_compile("always")  # ``new`` is the compiled steady state (``--policy`` measures when it is reached)
     if compile_mode is not None:
         kw = {} if compile_mode == "default" else {"mode": compile_mode}
         wrap: Callable[[Callable], Callable] = lambda f: torch.compile(f, dynamic=False, **kw)  # noqa: E731
@@ -480,7 +453,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
         b, n, m = case["shape"]
         state = b * n * m * 4.0
         rss0 = _rss_mb()
-        with torch.no_grad(), cpu_kernel_calls() as kernel_calls:
+        with torch.no_grad():
             timing = time_variants(case["variants"], repeats, device)
         for name, fn in case["variants"].items():
             if hasattr(fn, "iterations"):
@@ -495,8 +468,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
                                "ratio_vs_new": {k: round(v["ms_min"] / new, 2) for k, v in timing.items() if k != "new"},
                                "cpu_ratio_vs_new": {k: round(v["cpu_ms_min"] / timing["new"]["cpu_ms_min"], 2)
                                                     for k, v in timing.items() if k != "new"},
-                               "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0),
-                               "cpu_kernels": sorted(set(kernel_calls))}
+                               "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0)}
         if "iterations" in case and device.type == "cpu" and compile_mode is None:
             row.update(per_iteration(case["iterations"], state, (2, 4)))
             if kernels:
@@ -533,8 +505,6 @@ def _print_row(row: dict) -> None:
         if "outer_iterations" in t:
             scaled += f" ({t['outer_iterations']} outer / {sum(t['inner_iterations'])} inner iterations)"
         print(f"   {name:34s} {t['ms_min']:10.1f} ms min {t['ms_median']:10.1f} median{scaled}{ratio}", flush=True)
-    for name in row.get("cpu_kernels", []):
-        print(f"   new ran the {name} CPU kernel (one call per solve, all iterations inside)", flush=True)
     if "eager_passes_per_iter" in row:
         print(f"   eager iteration: {row['eager_passes_per_iter']} passes over the state, {row['eager_ops_per_iter']} ATen ops",
               flush=True)

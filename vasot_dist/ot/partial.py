@@ -40,6 +40,7 @@ from ._common import (
     safe_exp,
 )
 from ._compile import FusedIteration
+from .settings import PARTIAL
 
 _CHECK_EVERY = 10
 BLOCK = 20  # sweeps per block: one exact log-domain sweep, then BLOCK - 1 scaling-domain sweeps
@@ -216,8 +217,8 @@ def partial_wasserstein(
     *,
     mass: float,
     eps: float,
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = PARTIAL.n_iters,
+    tol: float | None = PARTIAL.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,

@@ -51,6 +51,7 @@ from ._compile import FusedIteration
 from .partial import partial_dual_ascent
 from .priors import LaplaceKernel, apply_laplace, laplace_kernel, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
+from .settings import PARTIAL_ALIGN
 
 
 class SquareLoss(NamedTuple):
@@ -130,7 +131,7 @@ def partial_fgw_objective(
     alpha: float,
     radius: float,
     eps: float,
-    temporal_prior: float,
+    temporal_prior: float = PARTIAL_ALIGN.temporal_prior,
 ) -> Tensor:
     """``(1-alpha)<C_hat,T> + alpha sum (C1_ik - C2_jl)^2 T_ij T_kl + eps sum T log T`` per problem (B,).
 
@@ -163,10 +164,10 @@ def align_partial_fgw(
     eps: float,
     alpha: float,
     radius: float,
-    temporal_prior: float,
-    virtual_cost: float | None,
-    n_iters: int,
-    inner_iters: int,
+    temporal_prior: float = PARTIAL_ALIGN.temporal_prior,
+    virtual_cost: float | None = PARTIAL_ALIGN.virtual_cost,
+    n_iters: int = PARTIAL_ALIGN.n_iters,
+    inner_iters: int = PARTIAL_ALIGN.inner_iters,
     inner_tol: float | None = None,
     return_log: bool = False,
     validate: bool | None = None,

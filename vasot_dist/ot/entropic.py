@@ -33,6 +33,7 @@ from ._common import (
     safe_exp,
 )
 from ._compile import FusedIteration
+from .settings import SINKHORN, SINKHORN_UNBALANCED
 
 _CHECK_EVERY = 10  # convergence test period: one host sync per 10 iterations, as POT does
 
@@ -83,8 +84,8 @@ def sinkhorn(
     b: Tensor | None = None,
     *,
     eps: float,
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = SINKHORN.n_iters,
+    tol: float | None = SINKHORN.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
@@ -154,8 +155,8 @@ def sinkhorn_unbalanced(
     *,
     eps: float,
     reg_m: float | tuple[float, float],
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = SINKHORN_UNBALANCED.n_iters,
+    tol: float | None = SINKHORN_UNBALANCED.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
