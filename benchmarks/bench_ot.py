@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_ot.py                      # every case, more repeats
     python benchmarks/bench_ot.py --device cuda --out my.json
     python benchmarks/bench_ot.py --device cuda --masked --compile --compile-mode reduce-overhead
+    python benchmarks/bench_ot.py --policy 12           # the compile policy: never / always / auto over 12 calls
 
 Every case times, interleaved repeat by repeat so that they share the machine's load:
 
@@ -66,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import vasot_dist.ot as vot  # noqa: E402
-from vasot_dist.config.methods import AlignSolve, PartialAlignSolve, SegmentSolve  # noqa: E402
+from vasot_dist.config.methods import AlignSolve, ASOTConfig, PartialAlignSolve, SegmentSolve  # noqa: E402
 from vasot_dist.ot import _compile  # noqa: E402
 
 BASELINE = "a1f9a7c"  # main before the fused iterations (issue 17)
@@ -549,6 +550,65 @@ def pot_full_budget(problems: int, device: torch.device) -> dict:
     return out
 
 
+# ``--policy``: what the compile policy costs over a run of calls of one shape, against never and always compiling.
+POLICY_CASES: dict[str, tuple[tuple[int, int, int], Callable[[], dict]]] = {
+    # a training batch of ASOT (the bench's target case), a shape that recurs every step
+    "segment_asot 64x256x19": ((64, 256, 19), lambda: ASOT),
+    # issue 25: one long video decoded again and again with ASOT's decode settings
+    "segment_asot 1x16000x48": ((1, 16000, 48), lambda: dataclasses.asdict(ASOTConfig().decode)),
+}
+
+
+def policy_phase(case: str, mode: str, calls: int) -> dict:
+    """``calls`` solves of ``case`` under compile ``mode`` in this (fresh) process: seconds per call and the account."""
+    shape, settings = POLICY_CASES[case]
+    _compile.set_compile(mode)
+    cost = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    seconds = []
+    with torch.no_grad():
+        for _ in range(calls):
+            start = time.perf_counter()
+            vot.segment_asot(cost, **settings())
+            seconds.append(time.perf_counter() - start)
+    stats = _compile.compile_stats()
+    return {"call_s": [round(x, 4) for x in seconds], "compiles": stats["compiles"],
+            "compile_s": round(stats["compile_s"], 2), "expected_compile_s": round(stats["expected_compile_s"], 2)}
+
+
+def policy(calls: int, threads: int, out: Path) -> dict:
+    """Each case under ``never``, ``always`` and ``auto``, each in its own process with an empty inductor cache (a
+    compile is paid in full), interleaved case by case.  Reports the total, the break-even call count (always's extra
+    first-call time over the per-call saving of compiled calls) and auto's total against the better of the two."""
+    report: dict[str, Any] = {"calls": calls, "threads": threads, "torch": torch.__version__,
+                              "load_average_1min": [round(os.getloadavg()[0], 2)], "cases": {}}
+    for case in POLICY_CASES:
+        phases = {}
+        for mode in ("never", "always", "auto"):
+            with tempfile.TemporaryDirectory() as cache:
+                env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+                run_ = subprocess.run([sys.executable, __file__, "--policy-phase", case, mode, str(calls),
+                                       "--threads", str(threads)], env=env, capture_output=True, text=True, check=True)
+            phases[mode] = json.loads(run_.stdout.strip().splitlines()[-1])
+            print(f"   {case} {mode}: {sum(phases[mode]['call_s']):.1f} s over {calls} calls", flush=True)
+        eager = statistics.median(phases["never"]["call_s"])
+        compiled = statistics.median(phases["always"]["call_s"][1:]) if calls > 1 else float("nan")
+        overhead = phases["always"]["call_s"][0] - compiled
+        saving = eager - compiled
+        totals = {m: round(sum(p["call_s"]), 2) for m, p in phases.items()}
+        report["cases"][case] = {
+            "phases": phases, "total_s": totals, "eager_call_s": round(eager, 4), "compiled_call_s": round(compiled, 4),
+            "first_compiled_call_extra_s": round(overhead, 2),
+            "break_even_calls": round(overhead / saving, 1) if saving > 0 else None,
+            "auto_over_best": round(totals["auto"] / min(totals["never"], totals["always"]), 2),
+        }
+        print(f"== {case}: {json.dumps({k: v for k, v in report['cases'][case].items() if k != 'phases'})}", flush=True)
+    report["load_average_1min"].append(round(os.getloadavg()[0], 2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -564,7 +624,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pot-full-budget", type=int, default=0, metavar="PROBLEMS",
                         help="also time align_fgw against solve_gromov_batch run to its full 25 x 50 budget on this "
                              "many problems (minutes; 8 in docs/performance.md)")
+    parser.add_argument("--policy", type=int, nargs="?", const=12, default=None, metavar="CALLS",
+                        help="measure the compile policy instead: CALLS solves per case under never / always / auto "
+                             "(default 12) -> benchmarks/results/bench_ot_policy_cpu.json (or --out)")
+    parser.add_argument("--policy-phase", nargs=3, metavar=("CASE", "MODE", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.policy_phase:
+        torch.set_num_threads(args.threads)
+        case, mode, calls = args.policy_phase
+        print(json.dumps(policy_phase(case, mode, int(calls))))
+        return
+    if args.policy is not None:
+        torch.set_num_threads(args.threads)
+        policy(args.policy, args.threads, args.out or ROOT / "benchmarks" / "results" / "bench_ot_policy_cpu.json")
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available")
     report = run(args.device, args.quick, args.threads, args.compile_mode if args.compile else None, args.masked,
