@@ -227,7 +227,8 @@ class KOTConfig:
     tau: float = positive(0.1)
     symmetric: bool = False
     eps: float = positive(0.07)  # ASOT/VAOT's training eps
-    n_iters: int = at_least(1, 200)  # Sinkhorn iterations
+    # Sinkhorn iterations and early stop, not the solver's POT defaults (1000, 1e-9): a fixed count, no host read
+    n_iters: int = at_least(1, 200)
     tol: float | None = positive(None)  # stop early once marginals are this close (a host read every 10)
 
 

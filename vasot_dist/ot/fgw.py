@@ -38,15 +38,13 @@ import torch
 from torch import Tensor
 
 from ._common import (
-    check_alpha,
     check_cost,
     check_count,
-    check_finite,
+    check_fgw_settings,
     check_finite_cost,
     check_mask,
     check_nonnegative,
     check_positive,
-    check_unit_open_closed,
     cpu_chunks,
     full_precision,
     log_uniform_marginal,
@@ -331,15 +329,14 @@ def fgw_mirror_descent(
     return (t if scale is None else t * scale.view(-1, 1, 1)), log_t, log
 
 
-def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_iters: int, step_size: float | None):
-    eps = check_positive(eps, "eps")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
+def _check_common(eps: float, alpha: float, radius: float, temporal_prior: float, virtual_cost: float | None,
+                  n_iters: int, inner_iters: int, step_size: float | None):
+    eps, alpha, radius, rho, virtual_cost = check_fgw_settings(eps, alpha, radius, temporal_prior, virtual_cost)
     n_iters = check_count(n_iters, "n_iters")
     inner_iters = check_count(inner_iters, "inner_iters")
     if step_size is not None:
         step_size = check_positive(step_size, "step_size")
-    return eps, alpha, radius, n_iters, inner_iters, step_size
+    return eps, alpha, radius, rho, virtual_cost, n_iters, inner_iters, step_size
 
 
 def segment_asot(
@@ -381,10 +378,10 @@ def segment_asot(
     also ``{'objective': (B, n_iters) alpha/2 objective G(T_k) on the 1/N scale, 'n_iters',
     'step_size': (B, 1, 1) or None}``.
     """
-    eps, alpha, radius, n_iters, inner_iters, step_size = _check_common(eps, alpha, radius, n_iters, inner_iters, step_size)
+    eps, alpha, radius, rho, _, n_iters, inner_iters, step_size = _check_common(
+        eps, alpha, radius, temporal_prior, None, n_iters, inner_iters, step_size)
     lambda_frames = check_nonnegative(lambda_frames, "lambda_frames")
     lambda_actions = check_nonnegative(lambda_actions, "lambda_actions")
-    rho = check_finite(temporal_prior, "temporal_prior")
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, k = cost.shape
@@ -454,12 +451,10 @@ def align_fgw(
     (exactly 1 only when rows are constrained and there is no virtual frame).  With
     ``return_log`` also ``{'objective': (B, n_iters) G(T_k) of the (augmented) problem, ...}``.
     """
-    eps, alpha, radius, n_iters, inner_iters, step_size = _check_common(eps, alpha, radius, n_iters, inner_iters, step_size)
+    eps, alpha, radius, rho, virtual_cost, n_iters, inner_iters, step_size = _check_common(
+        eps, alpha, radius, temporal_prior, virtual_cost, n_iters, inner_iters, step_size)
     lambda_x = check_nonnegative(lambda_x, "lambda_x")
     lambda_y = check_nonnegative(lambda_y, "lambda_y")
-    rho = check_finite(temporal_prior, "temporal_prior")
-    if virtual_cost is not None:
-        virtual_cost = check_finite(virtual_cost, "virtual_cost")
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape

@@ -18,13 +18,10 @@ import torch
 from torch import Tensor
 
 from ._common import (
-    check_alpha,
     check_cost,
-    check_finite,
+    check_fgw_settings,
     check_mask,
     check_nonnegative,
-    check_positive,
-    check_unit_open_closed,
     kl_div,
     log_uniform_marginal,
     plogp_minus_p,
@@ -71,10 +68,7 @@ def _objective(plan: Tensor, cost: Tensor, mask_x: Tensor | None, mask_y: Tensor
                unbalanced_y: bool, temporal_prior: float) -> Tensor:
     """The checks and ``G(T)`` shared by both objectives; ``gw_product(plan, radius, mask_x, mask_y)`` is
     ``Cx T Cy`` of the masked plan."""
-    eps = check_positive(eps, "eps")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
-    rho = check_finite(temporal_prior, "temporal_prior")
+    eps, alpha, radius, rho, _ = check_fgw_settings(eps, alpha, radius, temporal_prior)
     cost = check_cost(cost)
     if not isinstance(plan, Tensor) or plan.shape != cost.shape:
         raise ValueError(f"plan must have the cost's shape {tuple(cost.shape)}")
