@@ -6,12 +6,12 @@ Usage::
     python benchmarks/bench_ot.py                      # every case, more repeats
     python benchmarks/bench_ot.py --device cuda --out my.json
     python benchmarks/bench_ot.py --device cuda --masked --compile --compile-mode reduce-overhead
+    python benchmarks/bench_ot.py --policy 12           # the compile policy: never / always / auto over 12 calls
 
 Every case times, interleaved repeat by repeat so that they share the machine's load:
 
-* ``new``: this checkout's solver, its fast path warmed up (an iteration compiled once per process and shape, or,
-  for dense float32 ASOT/VAOT batches on CPU, the hand-written kernel of ``vasot_dist/ot/_cpu_kernels.py`` that
-  runs the whole solve: the report names it; the per-iteration figures below are the compiled/eager path's);
+* ``new``: this checkout's solver, its iterations compiled (``VASOT_OT_COMPILE=always`` for the run, warmed up:
+  the steady state of a training loop, where the payback rule has compiled them);
 * ``main``: the same solver from a git revision (``--baseline``, default the commit before the fast path), loaded
   from ``git show`` into a throw-away package (skipped without git history);
 * ``authors``: ASOT only, a port of the authors' ``segment_asot`` (mingu6/action_seg_ot ``src/asot.py``): dense
@@ -67,8 +67,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import vasot_dist.ot as vot  # noqa: E402
-from vasot_dist.config.methods import AlignSolve, PartialAlignSolve, SegmentSolve  # noqa: E402
-from vasot_dist.ot import _compile, _cpu_kernels  # noqa: E402
+from vasot_dist.config.methods import AlignSolve, ASOTConfig, PartialAlignSolve, SegmentSolve  # noqa: E402
+from vasot_dist.ot import _compile  # noqa: E402
 
 BASELINE = "a1f9a7c"  # main before the fused iterations (issue 17)
 # the project's default settings of each method's training solve (``vasot_dist/config/methods.py``)
@@ -235,37 +235,10 @@ def captured_iterations() -> Iterator[dict[str, tuple[Callable, tuple]]]:
         return record
 
     _compile.FusedIteration.select = select  # type: ignore[method-assign]
-    kernel_select = _cpu_kernels.CpuKernel.select
-    _cpu_kernels.CpuKernel.select = lambda self, constants, like: None  # type: ignore[method-assign]
     try:
         yield seen
     finally:
         _compile.FusedIteration.select = original  # type: ignore[method-assign]
-        _cpu_kernels.CpuKernel.select = kernel_select  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
-def cpu_kernel_calls() -> Iterator[list[str]]:
-    """The names of the CPU kernels (``vasot_dist/ot/_cpu_kernels.py``) called inside the block."""
-    calls: list[str] = []
-    original = _cpu_kernels.CpuKernel.select
-
-    def select(self: _cpu_kernels.CpuKernel, constants: dict, like: torch.Tensor) -> Callable | None:
-        kernel = original(self, constants, like)
-        if kernel is None:
-            return None
-
-        def counted(*args: Any) -> Any:
-            calls.append(self.name)
-            return kernel(*args)
-
-        return counted
-
-    _cpu_kernels.CpuKernel.select = select  # type: ignore[method-assign]
-    try:
-        yield calls
-    finally:
-        _cpu_kernels.CpuKernel.select = original  # type: ignore[method-assign]
 
 
 def compiled_kernels(fn: Callable, args: tuple) -> dict:
@@ -467,6 +440,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
         pot_problems: int, kernels: bool) -> dict:
     device = torch.device(device_name)
     torch.set_num_threads(threads)
+    _compile.set_compile("always")  # ``new`` is the compiled steady state (``--policy`` measures when it is reached)
     if compile_mode is not None:
         kw = {} if compile_mode == "default" else {"mode": compile_mode}
         wrap: Callable[[Callable], Callable] = lambda f: torch.compile(f, dynamic=False, **kw)  # noqa: E731
@@ -480,7 +454,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
         b, n, m = case["shape"]
         state = b * n * m * 4.0
         rss0 = _rss_mb()
-        with torch.no_grad(), cpu_kernel_calls() as kernel_calls:
+        with torch.no_grad():
             timing = time_variants(case["variants"], repeats, device)
         for name, fn in case["variants"].items():
             if hasattr(fn, "iterations"):
@@ -495,8 +469,7 @@ def run(device_name: str, quick: bool, threads: int, compile_mode: str | None, m
                                "ratio_vs_new": {k: round(v["ms_min"] / new, 2) for k, v in timing.items() if k != "new"},
                                "cpu_ratio_vs_new": {k: round(v["cpu_ms_min"] / timing["new"]["cpu_ms_min"], 2)
                                                     for k, v in timing.items() if k != "new"},
-                               "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0),
-                               "cpu_kernels": sorted(set(kernel_calls))}
+                               "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0)}
         if "iterations" in case and device.type == "cpu" and compile_mode is None:
             row.update(per_iteration(case["iterations"], state, (2, 4)))
             if kernels:
@@ -533,8 +506,6 @@ def _print_row(row: dict) -> None:
         if "outer_iterations" in t:
             scaled += f" ({t['outer_iterations']} outer / {sum(t['inner_iterations'])} inner iterations)"
         print(f"   {name:34s} {t['ms_min']:10.1f} ms min {t['ms_median']:10.1f} median{scaled}{ratio}", flush=True)
-    for name in row.get("cpu_kernels", []):
-        print(f"   new ran the {name} CPU kernel (one call per solve, all iterations inside)", flush=True)
     if "eager_passes_per_iter" in row:
         print(f"   eager iteration: {row['eager_passes_per_iter']} passes over the state, {row['eager_ops_per_iter']} ATen ops",
               flush=True)
@@ -579,6 +550,65 @@ def pot_full_budget(problems: int, device: torch.device) -> dict:
     return out
 
 
+# ``--policy``: what the compile policy costs over a run of calls of one shape, against never and always compiling.
+POLICY_CASES: dict[str, tuple[tuple[int, int, int], Callable[[], dict]]] = {
+    # a training batch of ASOT (the bench's target case), a shape that recurs every step
+    "segment_asot 64x256x19": ((64, 256, 19), lambda: ASOT),
+    # issue 25: one long video decoded again and again with ASOT's decode settings
+    "segment_asot 1x16000x48": ((1, 16000, 48), lambda: dataclasses.asdict(ASOTConfig().decode)),
+}
+
+
+def policy_phase(case: str, mode: str, calls: int) -> dict:
+    """``calls`` solves of ``case`` under compile ``mode`` in this (fresh) process: seconds per call and the account."""
+    shape, settings = POLICY_CASES[case]
+    _compile.set_compile(mode)
+    cost = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    seconds = []
+    with torch.no_grad():
+        for _ in range(calls):
+            start = time.perf_counter()
+            vot.segment_asot(cost, **settings())
+            seconds.append(time.perf_counter() - start)
+    stats = _compile.compile_stats()
+    return {"call_s": [round(x, 4) for x in seconds], "compiles": stats["compiles"],
+            "compile_s": round(stats["compile_s"], 2), "expected_compile_s": round(stats["expected_compile_s"], 2)}
+
+
+def policy(calls: int, threads: int, out: Path) -> dict:
+    """Each case under ``never``, ``always`` and ``auto``, each in its own process with an empty inductor cache (a
+    compile is paid in full), interleaved case by case.  Reports the total, the break-even call count (always's extra
+    first-call time over the per-call saving of compiled calls) and auto's total against the better of the two."""
+    report: dict[str, Any] = {"calls": calls, "threads": threads, "torch": torch.__version__,
+                              "load_average_1min": [round(os.getloadavg()[0], 2)], "cases": {}}
+    for case in POLICY_CASES:
+        phases = {}
+        for mode in ("never", "always", "auto"):
+            with tempfile.TemporaryDirectory() as cache:
+                env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+                run_ = subprocess.run([sys.executable, __file__, "--policy-phase", case, mode, str(calls),
+                                       "--threads", str(threads)], env=env, capture_output=True, text=True, check=True)
+            phases[mode] = json.loads(run_.stdout.strip().splitlines()[-1])
+            print(f"   {case} {mode}: {sum(phases[mode]['call_s']):.1f} s over {calls} calls", flush=True)
+        eager = statistics.median(phases["never"]["call_s"])
+        compiled = statistics.median(phases["always"]["call_s"][1:]) if calls > 1 else float("nan")
+        overhead = phases["always"]["call_s"][0] - compiled
+        saving = eager - compiled
+        totals = {m: round(sum(p["call_s"]), 2) for m, p in phases.items()}
+        report["cases"][case] = {
+            "phases": phases, "total_s": totals, "eager_call_s": round(eager, 4), "compiled_call_s": round(compiled, 4),
+            "first_compiled_call_extra_s": round(overhead, 2),
+            "break_even_calls": round(overhead / saving, 1) if saving > 0 else None,
+            "auto_over_best": round(totals["auto"] / min(totals["never"], totals["always"]), 2),
+        }
+        print(f"== {case}: {json.dumps({k: v for k, v in report['cases'][case].items() if k != 'phases'})}", flush=True)
+    report["load_average_1min"].append(round(os.getloadavg()[0], 2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -594,7 +624,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pot-full-budget", type=int, default=0, metavar="PROBLEMS",
                         help="also time align_fgw against solve_gromov_batch run to its full 25 x 50 budget on this "
                              "many problems (minutes; 8 in docs/performance.md)")
+    parser.add_argument("--policy", type=int, nargs="?", const=12, default=None, metavar="CALLS",
+                        help="measure the compile policy instead: CALLS solves per case under never / always / auto "
+                             "(default 12) -> benchmarks/results/bench_ot_policy_cpu.json (or --out)")
+    parser.add_argument("--policy-phase", nargs=3, metavar=("CASE", "MODE", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.policy_phase:
+        torch.set_num_threads(args.threads)
+        case, mode, calls = args.policy_phase
+        print(json.dumps(policy_phase(case, mode, int(calls))))
+        return
+    if args.policy is not None:
+        torch.set_num_threads(args.threads)
+        policy(args.policy, args.threads, args.out or ROOT / "benchmarks" / "results" / "bench_ot_policy_cpu.json")
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available")
     report = run(args.device, args.quick, args.threads, args.compile_mode if args.compile else None, args.masked,

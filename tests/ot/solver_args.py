@@ -1,4 +1,6 @@
-"""The settings the OT tests solve with, in one place: the solvers take every method setting explicitly.
+"""The settings the OT tests solve with, in one place, written out although ASOT's and VAOT's equal the solvers'
+defaults (``vasot_dist/ot/settings.py``; REALIGN's runs 100 sweeps, not 20): an expectation must not move when a
+default does.
 
 These are the values of the authors' released code (``segment_asot``'s signature in ASOT's ``src/asot.py``,
 VAOT's published balanced setting), which the tests' expectations were written against; a test overrides

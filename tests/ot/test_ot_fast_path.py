@@ -3,15 +3,12 @@ non-finite costs rejected by every solver."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 import torch
 from solver_args import asot, realign, vaot
 
 import vasot_dist.ot as vot
 from vasot_dist.ot import _common, _compile, partial, priors, sinkhorn, sinkhorn_unbalanced
-from vasot_dist.ot._compile import FusedIteration
 
 
 @pytest.fixture
@@ -53,34 +50,6 @@ def test_compiled_iterations_give_the_eager_plans(compile_mode):
         compile_mode("always")
         compiled = solve(cost, mask_x)
         torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-12, msg=name)
-
-
-def test_auto_policy_compiles_a_recurring_large_problem_only(compile_mode, monkeypatch):
-    compile_mode("auto")
-    it = FusedIteration(lambda x: x + 1)
-    small, large = torch.zeros(2, 8, 8), torch.zeros(1, 1 << 18)
-    assert it.select("small", small, small.numel()) is it.fn and it.select("small", small, small.numel()) is it.fn
-    assert it.select("large", large, large.numel()) is it.fn  # first time this shape: eager
-    assert it.select("large", large, large.numel()) is not it.fn  # it came back: compiled
-    grad = torch.zeros(1, 1 << 18, requires_grad=True)
-    assert it.select("g", grad, grad.numel()) is it.fn and it.select("g", grad, grad.numel()) is it.fn
-    compile_mode("never")
-    assert it.select("large", large, large.numel()) is it.fn
-
-
-def test_a_failing_compile_falls_back_to_eager_with_one_warning(compile_mode, monkeypatch, caplog):
-    def broken(*args, **kwargs):
-        raise RuntimeError("no C++ compiler")
-
-    monkeypatch.setattr(torch, "compile", broken)
-    compile_mode("always")
-    it = FusedIteration(lambda x: x * 2)
-    with caplog.at_level(logging.WARNING, logger="vasot_dist.ot"):
-        out = it.select("k", torch.ones(3), 3)(torch.ones(3))
-        again = it.select("k", torch.ones(3), 3)(torch.ones(3))
-    assert torch.equal(out, torch.full((3,), 2.0)) and torch.equal(again, out)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "RuntimeError: no C++ compiler" in warnings[0].getMessage()
 
 
 def test_set_compile_rejects_unknown_modes():

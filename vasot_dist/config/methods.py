@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from vasot_dist.ot.settings import ALIGN, PARTIAL_ALIGN, SEGMENT
+
 from .registry import METHODS, MethodConfig, register_method
 from .rules import at_least, fraction, in_range, non_negative, one_of, positive
 
@@ -33,58 +35,60 @@ __all__ = ["METHODS", "MOVED_KEYS", "AlignSolve", "MethodConfig", "PartialAlignS
 class SegmentSolve:
     """One ``segment_asot`` solve (``vasot_dist/ot/fgw.py``): frames -> K actions, fused unbalanced GW.
 
-    Defaults are ASOT's training values (the authors' run scripts).
+    The regularisation is ASOT's training value; every other default is the solver's (``ot.settings.SEGMENT``)
+    unless ASOT's run scripts use another, said below.
     """
 
     eps: float = positive(0.07)  # entropy; the paper finds 0.06-0.08 best, lower is unstable
     alpha: float = fraction(0.3)  # weight of the GW structure term against the visual cost
     radius: float = in_range(0.04, 0, 1, lo_open=True)  # frame neighbourhood, fraction of the video: floor(N r)
-    lambda_frames: float = non_negative(0.1)  # KL weight on the frame marginal (only when unbalanced_frames)
-    # KL weight on the action marginal: every run script of the authors uses 0.1-0.16; their argparse 0.05 is
-    # used by none, and at 0.05 prototypes die on clean data
+    lambda_frames: float = non_negative(SEGMENT.lambda_frames)  # used only when unbalanced_frames
+    # KL weight on the action marginal: every run script of the authors uses 0.1-0.16, not the solver's 0.05
+    # (their argparse default, used by none); at 0.05 prototypes die on clean data
     lambda_actions: float = non_negative(0.1)
-    unbalanced_frames: bool = False  # frames hard-constrained (each frame sends mass 1/N)
-    unbalanced_actions: bool = True  # actions KL-penalised: lets long-tailed or missing actions be
-    temporal_prior: float = non_negative(0.2)  # rho of rho |i/N - j/K|, added to the cost (Breakfast script)
-    n_iters: int = at_least(1, 25)  # mirror-descent steps, as coded (not run to convergence)
-    inner_iters: int = at_least(1, 1)  # Sinkhorn passes per step in the balanced branch, as coded
+    unbalanced_frames: bool = SEGMENT.unbalanced_frames  # frames hard-constrained (each frame sends mass 1/N)
+    unbalanced_actions: bool = SEGMENT.unbalanced_actions  # actions KL-penalised: long-tailed or missing actions
+    temporal_prior: float = non_negative(0.2)  # rho of rho |i/N - j/K| (Breakfast script; the solver's: none)
+    n_iters: int = at_least(1, SEGMENT.n_iters)  # mirror-descent steps, as coded (not run to convergence)
+    inner_iters: int = at_least(1, SEGMENT.inner_iters)  # Sinkhorn passes per step in the balanced branch
 
 
 @dataclass
 class AlignSolve:
     """One ``align_fgw`` solve (``vasot_dist/ot/fgw.py``): frames of x -> frames of y, fused GW with structure
-    priors {Cx, Cy} and a virtual frame.  Defaults are VAOT's (its ``train.py``)."""
+    priors {Cx, Cy} and a virtual frame.  VAOT's values (its ``train.py``); the rest is the solver's
+    (``ot.settings.ALIGN``: balanced, one Sinkhorn pass per step, as published)."""
 
     eps: float = positive(0.07)
     alpha: float = fraction(0.3)
     radius: float = in_range(0.02, 0, 1, lo_open=True)  # neighbourhood floor((N+1) r); empty at 20 frames, as coded
-    temporal_prior: float = non_negative(0.35)  # rho of rho |i/N - j/M|
-    virtual_cost: float | None = non_negative(0.5)  # zeta of the prepended virtual frame; null: none
-    lambda_x: float = non_negative(0.05)  # KL weights, used only when unbalanced_x / unbalanced_y
-    lambda_y: float = non_negative(0.05)
-    unbalanced_x: bool = False  # balanced, the published setting ("w/o balance" drops IKEA ASM 38.6 -> 25.2)
-    unbalanced_y: bool = False
-    n_iters: int = at_least(1, 25)
-    inner_iters: int = at_least(1, 1)  # one Sinkhorn pass per step: loose row marginals, as the published runs
+    temporal_prior: float = non_negative(0.35)  # rho of rho |i/N - j/M| (the solver's default: none)
+    virtual_cost: float | None = non_negative(0.5)  # zeta of the prepended virtual frame (the solver's: none)
+    lambda_x: float = non_negative(ALIGN.lambda_x)  # KL weights, used only when unbalanced_x / unbalanced_y
+    lambda_y: float = non_negative(ALIGN.lambda_y)
+    unbalanced_x: bool = ALIGN.unbalanced_x  # "w/o balance" drops IKEA ASM 38.6 -> 25.2
+    unbalanced_y: bool = ALIGN.unbalanced_y
+    n_iters: int = at_least(1, ALIGN.n_iters)
+    inner_iters: int = at_least(1, ALIGN.inner_iters)
 
 
 @dataclass
 class PartialAlignSolve:
     """One ``align_partial_fgw`` solve (``vasot_dist/ot/partial_fgw.py``): fused partial GW, REALIGN.
 
-    The authors' code is not public; these are our choices (``docs/methods.md#realign``).
+    The authors' code is not public; these are our choices (``docs/methods.md#realign``); the iteration counts
+    are the solver's (``ot.settings.PARTIAL_ALIGN``).
     """
 
     mass: float = in_range(0.8, 0, 1, lo_open=True)  # transported mass m; the rest may stay untransported
     eps: float = positive(0.07)
     alpha: float = fraction(0.3)
     radius: float = in_range(0.1, 0, 1, lo_open=True)  # Laplace structure scale b, fraction of the video
-    temporal_prior: float = non_negative(0.35)  # VAOT's rho
-    virtual_cost: float | None = non_negative(0.5)  # zeta of the virtual sink; null: none
-    n_iters: int = at_least(1, 20)  # outer mirror-descent steps
-    # Bregman sweeps per step: at mass 0.8 and eps 0.07 warm-started sweeps give the 100-sweep plan to float32
-    # precision after 20 (benchmarks/study_realign_inner.py); raise it for mass -> 1 or eps < 0.03
-    inner_iters: int = at_least(1, 20)
+    temporal_prior: float = non_negative(0.35)  # VAOT's rho (the solver's default: none)
+    virtual_cost: float | None = non_negative(0.5)  # zeta of the virtual sink (the solver's default: none)
+    n_iters: int = at_least(1, PARTIAL_ALIGN.n_iters)  # outer mirror-descent steps
+    # Bregman sweeps per step: raise it for mass -> 1 or eps < 0.03 (benchmarks/study_realign_inner.py)
+    inner_iters: int = at_least(1, PARTIAL_ALIGN.inner_iters)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,7 +227,8 @@ class KOTConfig:
     tau: float = positive(0.1)
     symmetric: bool = False
     eps: float = positive(0.07)  # ASOT/VAOT's training eps
-    n_iters: int = at_least(1, 200)  # Sinkhorn iterations
+    # Sinkhorn iterations and early stop, not the solver's POT defaults (1000, 1e-9): a fixed count, no host read
+    n_iters: int = at_least(1, 200)
     tol: float | None = positive(None)  # stop early once marginals are this close (a host read every 10)
 
 

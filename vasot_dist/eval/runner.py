@@ -27,6 +27,7 @@ from vasot_dist.eval import plots
 from vasot_dist.eval.procedure import cluster_keysteps, keystep_metrics
 from vasot_dist.eval.report import write_report
 from vasot_dist.eval.segmentation import segmentation_metrics
+from vasot_dist.ot import eager
 from vasot_dist.runtime.distributed import DistContext, all_gather_objects, broadcast_object
 from vasot_dist.runtime.progress import progress_bar
 from vasot_dist.runtime.ranklog import get_logger
@@ -83,7 +84,8 @@ def extract_embeddings(cfg: RunConfig, model, ctx: DistContext, split: str) -> t
             model.embed(inputs[:, s : s + chunk], batch.mask[:, s : s + chunk]) for s in range(0, t, chunk)
         ]
         emb = torch.cat(parts, dim=1).float()
-        seg = model.loss.segment(emb, batch.mask)
+        with eager():  # videos of many lengths: no solver compile stalls an evaluation (vasot_dist.ot._compile)
+            seg = model.loss.segment(emb, batch.mask)
         valid = batch.mask[0]
         progress = batch.progress[0][valid].cpu().numpy() if batch.progress is not None else None
         if progress is not None:
@@ -337,7 +339,8 @@ def alignment_plan(cfg: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     from vasot_dist.ot import align_fgw
 
     align = value_at(cfg.method, cfg.method.spec.plot_align)  # the method's registration names its solve
-    return align_fgw(1 - x @ y.transpose(1, 2), **{**dataclasses.asdict(align), "virtual_cost": None})
+    with eager():
+        return align_fgw(1 - x @ y.transpose(1, 2), **{**dataclasses.asdict(align), "virtual_cost": None})
 
 
 def _plots(cfg: RunConfig, test: list[VideoEmbedding], out_dir: Path,

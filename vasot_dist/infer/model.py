@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from vasot_dist.config import RunConfig, config_from_dict, load_config
 from vasot_dist.data import context_indices
+from vasot_dist.ot import eager
 from vasot_dist.runtime.ranklog import get_logger
 from vasot_dist.train.evaluate import find_checkpoint
 from vasot_dist.train.model import TrainModel, build_train_model
@@ -163,7 +164,8 @@ class InferenceModel:
         emb = self.embed(video, fps=fps, progress=progress)
         x = torch.from_numpy(emb.vectors).to(self.device)
         loss, name = self.net.loss, self.cfg.method.name
-        labels = loss.segment(x[None], torch.ones(1, len(x), dtype=torch.bool, device=self.device))
+        with eager():  # one video of its own length: never stall on a solver compile
+            labels = loss.segment(x[None], torch.ones(1, len(x), dtype=torch.bool, device=self.device))
         if labels is not None:
             actions, decoder = loss.prototypes(), f"{name}'s decoder: ASOT structured OT (method.{name}.decode)"
             labels = labels[0].cpu().numpy()

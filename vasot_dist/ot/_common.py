@@ -120,6 +120,18 @@ def check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+def check_fgw_settings(eps: float, alpha: float, radius: float, temporal_prior: float, virtual_cost: float | None = None,
+                       *, eps_may_be_zero: bool = False) -> tuple[float, float, float, float, float | None]:
+    """The fused-GW solvers' and objectives' regularisation: ``eps > 0`` (``>= 0`` with ``eps_may_be_zero``),
+    ``alpha`` in [0, 1], ``radius`` in (0, 1], ``temporal_prior`` (returned as rho) and ``virtual_cost`` (None: no
+    virtual frame) finite."""
+    eps = check_nonnegative(eps, "eps") if eps_may_be_zero else check_positive(eps, "eps")
+    rho = check_finite(temporal_prior, "temporal_prior")
+    if virtual_cost is not None:
+        virtual_cost = check_finite(virtual_cost, "virtual_cost")
+    return eps, check_alpha(alpha), check_unit_open_closed(radius, "radius"), rho, virtual_cost
+
+
 def check_unit_open_closed(value: float, name: str) -> float:
     """Check ``value`` in (0, 1] (radius, mass)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value <= 1.0:

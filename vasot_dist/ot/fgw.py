@@ -23,12 +23,9 @@ would take a negative step and ascend) the step uses ``max|grad|``; the denomina
 1e-12; with both sides unbalanced ``log T`` is capped at 30 to rule out overflow.
 
 Speed: an iteration is one pure function (``_mirror_step``, ``_balanced_step``) that inductor compiles into a
-few loops over the (B, N, M) state when the shape recurs (``_compile.FusedIteration``); inside it a band of width
-at most 16 is summed by shifted reads of a zero-padded copy (``priors.apply_band``), eagerly by one prefix sum.
-The solve's set-up is one more compiled function (``_start``).  On CPU, a dense float32 batch in the default
-branch of ``segment_asot`` (frames balanced, actions unbalanced) or ``align_fgw`` (balanced) is solved instead by a
-hand-written kernel (``_cpu_kernels``, ``kernels/*.cpp``) that runs each problem's whole solve in cache, under the
-same compile policy; its plans equal this module's to float rounding.  ``segment_asot`` solves the transposed
+few loops over the (B, N, M) state once a shape has paid for it (``_compile.FusedIteration``); inside it a band of
+width at most 16 is summed by shifted reads of a zero-padded copy (``priors.apply_band``), eagerly by one prefix
+sum.  The solve's set-up is one more compiled function (``_start``).  ``segment_asot`` solves the transposed
 problem (actions x frames), the same iteration with the roles of the sides swapped, so that its long frame axis is
 the contiguous one.
 """
@@ -40,17 +37,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from . import _cpu_kernels
 from ._common import (
-    check_alpha,
     check_cost,
     check_count,
-    check_finite,
+    check_fgw_settings,
     check_finite_cost,
     check_mask,
     check_nonnegative,
     check_positive,
-    check_unit_open_closed,
     cpu_chunks,
     full_precision,
     log_uniform_marginal,
@@ -59,9 +53,9 @@ from ._common import (
     safe_exp,
 )
 from ._compile import FusedIteration
+from .entropic import _scaling_update
 from .objectives import fgw_objective_from_products
 from .priors import (
-    DIRECT_MAX_WIDTH,
     Band,
     apply_band,
     band_sum_and_total,
@@ -71,7 +65,7 @@ from .priors import (
     prepare_pair_cost,
 )
 from .priors import temporal_prior as _temporal_prior
-from .sinkhorn import _scaling_update
+from .settings import ALIGN, SEGMENT
 
 _LOG_T_CAP = 30.0  # overflow guard for the projection-free (both sides unbalanced) branch
 _STEP_DENOM_FLOOR = 1e-12
@@ -335,15 +329,14 @@ def fgw_mirror_descent(
     return (t if scale is None else t * scale.view(-1, 1, 1)), log_t, log
 
 
-def _check_common(eps: float, alpha: float, radius: float, n_iters: int, inner_iters: int, step_size: float | None):
-    eps = check_positive(eps, "eps")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
+def _check_common(eps: float, alpha: float, radius: float, temporal_prior: float, virtual_cost: float | None,
+                  n_iters: int, inner_iters: int, step_size: float | None):
+    eps, alpha, radius, rho, virtual_cost = check_fgw_settings(eps, alpha, radius, temporal_prior, virtual_cost)
     n_iters = check_count(n_iters, "n_iters")
     inner_iters = check_count(inner_iters, "inner_iters")
     if step_size is not None:
         step_size = check_positive(step_size, "step_size")
-    return eps, alpha, radius, n_iters, inner_iters, step_size
+    return eps, alpha, radius, rho, virtual_cost, n_iters, inner_iters, step_size
 
 
 def segment_asot(
@@ -353,13 +346,13 @@ def segment_asot(
     eps: float,
     alpha: float,
     radius: float,
-    lambda_frames: float,
-    lambda_actions: float,
-    unbalanced_frames: bool,
-    unbalanced_actions: bool,
-    temporal_prior: float,
-    n_iters: int,
-    inner_iters: int,
+    lambda_frames: float = SEGMENT.lambda_frames,
+    lambda_actions: float = SEGMENT.lambda_actions,
+    unbalanced_frames: bool = SEGMENT.unbalanced_frames,
+    unbalanced_actions: bool = SEGMENT.unbalanced_actions,
+    temporal_prior: float = SEGMENT.temporal_prior,
+    n_iters: int = SEGMENT.n_iters,
+    inner_iters: int = SEGMENT.inner_iters,
     step_size: float | None = None,
     return_log: bool = False,
     validate: bool | None = None,
@@ -373,8 +366,9 @@ def segment_asot(
     (the authors' default) KL-penalises the action marginal with ``lambda_actions``, ``unbalanced_frames``
     the frame marginal with ``lambda_frames``; both off is the balanced branch with ``inner_iters``
     Sinkhorn passes.  ``n_iters`` mirror-descent iterations (the authors run 25, 1 inner pass).
-    ``step_size`` fixes eta instead of ``4 / max(grad)`` at iteration 0.  Every method setting is
-    required (no defaults here): ``docs/methods.md``, section ASOT, gives the project's values.
+    ``step_size`` fixes eta instead of ``4 / max(grad)`` at iteration 0.  ``eps``, ``alpha`` and ``radius``
+    are required; the other settings default to the authors' signature (``settings.SEGMENT``;
+    ``docs/methods.md``, section ASOT, gives the project's training values).
 
     The cost must be finite on valid frames: a NaN/inf raises ValueError naming the batch index (always
     for CPU tensors; for accelerator tensors only with ``validate=True``, as the test reads the device).
@@ -384,27 +378,16 @@ def segment_asot(
     also ``{'objective': (B, n_iters) alpha/2 objective G(T_k) on the 1/N scale, 'n_iters',
     'step_size': (B, 1, 1) or None}``.
     """
-    eps, alpha, radius, n_iters, inner_iters, step_size = _check_common(eps, alpha, radius, n_iters, inner_iters, step_size)
+    eps, alpha, radius, rho, _, n_iters, inner_iters, step_size = _check_common(
+        eps, alpha, radius, temporal_prior, None, n_iters, inner_iters, step_size)
     lambda_frames = check_nonnegative(lambda_frames, "lambda_frames")
     lambda_actions = check_nonnegative(lambda_actions, "lambda_actions")
-    rho = check_finite(temporal_prior, "temporal_prior")
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, k = cost.shape
         dense = mask is None  # band width known on the host; with a mask it stays on the device (no sync)
         mask = check_mask(mask, bsz, n, cost.device, "mask")
         check_finite_cost(cost, None if dense else mask.unsqueeze(2), validate=validate)
-        width = min(band_widths(None, n, radius), n - 1) if dense else 0
-        if (dense and not return_log and unbalanced_actions and not unbalanced_frames
-                and 1 <= width <= DIRECT_MAX_WIDTH):
-            # the authors' branch on a dense batch: a CPU kernel that solves each video in cache (``_cpu_kernels``)
-            kernel = _cpu_kernels.SEGMENT_ASOT.select(
-                {"K": k, "N": n, "W": width, "EPS": eps, "ALPHA": alpha, "RHO": rho, "INV_R": 1.0 / radius,
-                 "LAMBDA": lambda_actions}, cost)  # fmt: skip
-            if kernel is not None:
-                plan = torch.empty_like(cost, memory_format=torch.contiguous_format)
-                kernel(cost.contiguous(), plan, bsz, n_iters, 0.0 if step_size is None else step_size)
-                return plan
         if rho != 0.0:
             # rho R, then the sum (not one fused multiply-add): the plans of the code before the fast path, bit for bit
             cost = cost + rho * _temporal_prior(bsz, n, k, None if dense else mask, None, device=cost.device,
@@ -434,14 +417,14 @@ def align_fgw(
     eps: float,
     alpha: float,
     radius: float,
-    lambda_x: float,
-    lambda_y: float,
-    unbalanced_x: bool,
-    unbalanced_y: bool,
-    temporal_prior: float,
-    virtual_cost: float | None,
-    n_iters: int,
-    inner_iters: int,
+    lambda_x: float = ALIGN.lambda_x,
+    lambda_y: float = ALIGN.lambda_y,
+    unbalanced_x: bool = ALIGN.unbalanced_x,
+    unbalanced_y: bool = ALIGN.unbalanced_y,
+    temporal_prior: float = ALIGN.temporal_prior,
+    virtual_cost: float | None = ALIGN.virtual_cost,
+    n_iters: int = ALIGN.n_iters,
+    inner_iters: int = ALIGN.inner_iters,
     step_size: float | None = None,
     return_log: bool = False,
     validate: bool | None = None,
@@ -452,8 +435,9 @@ def align_fgw(
     ``segment_asot`` with priors ``Cx`` (band ``1 <= |i-k| <= floor(n r)``, value 1/r) and ``Cy``
     (0 on ``1 <= |j-l| <= floor(m r)``, else 1, diagonal included).  The published setting is the
     balanced branch (both flags off) with 1 inner Sinkhorn pass.  ``temporal_prior`` = rho adds
-    ``rho |i/N - j/M|`` on real frames.  Every method setting is required: ``docs/methods.md``, section
-    VAOT, gives the project's values.
+    ``rho |i/N - j/M|`` on real frames.  ``eps``, ``alpha`` and ``radius`` are required; the other settings
+    default to VAOT's published balanced setting without prior or virtual frame (``settings.ALIGN``;
+    ``docs/methods.md``, section VAOT, gives the project's training values).
 
     ``virtual_cost`` = zeta prepends a virtual row and column (index 0) of cost zeta; the virtual
     frame gets the same uniform mass ``1/(n+1)`` as a real frame, takes part in the GW band
@@ -467,12 +451,10 @@ def align_fgw(
     (exactly 1 only when rows are constrained and there is no virtual frame).  With
     ``return_log`` also ``{'objective': (B, n_iters) G(T_k) of the (augmented) problem, ...}``.
     """
-    eps, alpha, radius, n_iters, inner_iters, step_size = _check_common(eps, alpha, radius, n_iters, inner_iters, step_size)
+    eps, alpha, radius, rho, virtual_cost, n_iters, inner_iters, step_size = _check_common(
+        eps, alpha, radius, temporal_prior, virtual_cost, n_iters, inner_iters, step_size)
     lambda_x = check_nonnegative(lambda_x, "lambda_x")
     lambda_y = check_nonnegative(lambda_y, "lambda_y")
-    rho = check_finite(temporal_prior, "temporal_prior")
-    if virtual_cost is not None:
-        virtual_cost = check_finite(virtual_cost, "virtual_cost")
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape
@@ -480,19 +462,6 @@ def align_fgw(
         mask_x = None if dense_x else check_mask(mask_x, bsz, n, cost.device, "mask_x")
         mask_y = None if dense_y else check_mask(mask_y, bsz, m, cost.device, "mask_y")
         check_finite_cost(cost, pair_mask(mask_x, mask_y), validate=validate)
-        virtual = int(virtual_cost is not None)  # the prepended virtual frame, on both sides
-        wx = min(band_widths(None, n + virtual, radius), n + virtual - 1)
-        wy = min(band_widths(None, m + virtual, radius), m + virtual - 1)
-        if (dense_x and dense_y and not return_log and not unbalanced_x and not unbalanced_y
-                and 1 <= min(wx, wy) and max(wx, wy) <= DIRECT_MAX_WIDTH):
-            # the published balanced branch on a dense batch: a CPU kernel that solves each pair in cache
-            kernel = _cpu_kernels.ALIGN_FGW.select(
-                {"N": n, "M": m, "VIRTUAL": virtual, "WX": wx, "WY": wy, "EPS": eps, "ALPHA": alpha, "RHO": rho,
-                 "INV_R": 1.0 / radius, "ZETA": virtual_cost if virtual else 0.0, "INNER": inner_iters}, cost)
-            if kernel is not None:
-                plan = torch.empty(bsz, n + virtual, m + virtual, dtype=cost.dtype)
-                kernel(cost.contiguous(), plan, bsz, n_iters)
-                return plan[:, 1:, 1:] if virtual else plan
         cost, mask_x, mask_y = prepare_pair_cost(cost, mask_x, mask_y, rho=rho, virtual_cost=virtual_cost)
         n1, m1 = cost.shape[1], cost.shape[2]
         band_x = make_band(band_widths(None if dense_x else mask_x, n1, radius), n1, 1, cost.device)

@@ -12,22 +12,23 @@ summing to ``p = 1/n``), i.e. the solver's output divided by the number of valid
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ._common import (
-    check_alpha,
     check_cost,
-    check_finite,
+    check_fgw_settings,
     check_mask,
     check_nonnegative,
-    check_positive,
-    check_unit_open_closed,
     kl_div,
     log_uniform_marginal,
     plogp_minus_p,
 )
-from .priors import mult_ca, mult_cv, mult_cy, temporal_prior
+from .priors import mult_ca, mult_cv, mult_cy
+from .priors import temporal_prior as temporal_prior_matrix
+from .settings import ALIGN, SEGMENT
 
 
 def fgw_objective_from_products(
@@ -62,11 +63,27 @@ def fgw_objective_from_products(
     return obj
 
 
-def _prepare(plan: Tensor, cost: Tensor) -> tuple[Tensor, Tensor]:
+def _objective(plan: Tensor, cost: Tensor, mask_x: Tensor | None, mask_y: Tensor | None, gw_product: Any, *,
+               eps: float, alpha: float, radius: float, lambda_x: float, lambda_y: float, unbalanced_x: bool,
+               unbalanced_y: bool, temporal_prior: float) -> Tensor:
+    """The checks and ``G(T)`` shared by both objectives; ``gw_product(plan, radius, mask_x, mask_y)`` is
+    ``Cx T Cy`` of the masked plan."""
+    eps, alpha, radius, rho, _ = check_fgw_settings(eps, alpha, radius, temporal_prior)
     cost = check_cost(cost)
     if not isinstance(plan, Tensor) or plan.shape != cost.shape:
         raise ValueError(f"plan must have the cost's shape {tuple(cost.shape)}")
-    return plan.to(cost.dtype), cost
+    bsz, n, m = cost.shape
+    mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
+    mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
+    if rho != 0.0:
+        cost = cost + rho * temporal_prior_matrix(bsz, n, m, mask_x, mask_y, device=cost.device, dtype=cost.dtype)
+    plan = plan.to(cost.dtype) * (mask_x.unsqueeze(2) & mask_y.unsqueeze(1)).to(cost.dtype)
+    return fgw_objective_from_products(
+        plan, torch.log(plan), cost, gw_product(plan, radius, mask_x, mask_y), eps=eps, alpha=alpha,
+        log_p=log_uniform_marginal(mask_x, cost.dtype), log_q=log_uniform_marginal(mask_y, cost.dtype),
+        lambda_x=check_nonnegative(lambda_x, "lambda_x"), lambda_y=check_nonnegative(lambda_y, "lambda_y"),
+        unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
+    )  # fmt: skip
 
 
 def asot_objective(
@@ -77,36 +94,22 @@ def asot_objective(
     eps: float,
     alpha: float,
     radius: float,
-    lambda_frames: float,
-    lambda_actions: float,
-    unbalanced_frames: bool,
-    unbalanced_actions: bool,
-    temporal_prior: float,
+    lambda_frames: float = SEGMENT.lambda_frames,
+    lambda_actions: float = SEGMENT.lambda_actions,
+    unbalanced_frames: bool = SEGMENT.unbalanced_frames,
+    unbalanced_actions: bool = SEGMENT.unbalanced_actions,
+    temporal_prior: float = SEGMENT.temporal_prior,
 ) -> Tensor:
     """ASOT objective ``G(T)`` (alpha/2 on the GW term) per problem, shape (B,).
 
     plan: (B, N, K) coupling on the solver scale (``segment_asot(...) / n_valid``); cost: (B, N, K)
     *without* the temporal prior (``temporal_prior`` = rho adds ``rho R`` as the solver does);
-    mask: (B, N).  Priors {Cv, Ca}; KL terms only for the unbalanced sides.
+    mask: (B, N).  Priors {Cv, Ca}; KL terms only for the unbalanced sides.  Defaults: ``segment_asot``'s.
     """
-    eps = check_positive(eps, "eps")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
-    rho = check_finite(temporal_prior, "temporal_prior")
-    plan, cost = _prepare(plan, cost)
-    bsz, n, k = cost.shape
-    mask = check_mask(mask, bsz, n, cost.device, "mask")
-    if rho != 0.0:
-        cost = cost + rho * _tp(bsz, n, k, mask, None, cost)
-    plan = plan * mask.unsqueeze(2).to(plan.dtype)
-    gw = mult_cv(mult_ca(plan), radius, mask)
-    return fgw_objective_from_products(
-        plan, torch.log(plan), cost, gw, eps=eps, alpha=alpha,
-        log_p=log_uniform_marginal(mask, cost.dtype),
-        log_q=log_uniform_marginal(torch.ones(bsz, k, dtype=torch.bool, device=cost.device), cost.dtype),
-        lambda_x=check_nonnegative(lambda_frames, "lambda_frames"),
-        lambda_y=check_nonnegative(lambda_actions, "lambda_actions"),
-        unbalanced_x=unbalanced_frames, unbalanced_y=unbalanced_actions,
+    return _objective(
+        plan, cost, mask, None, lambda t, r, mx, _: mult_cv(mult_ca(t), r, mx), eps=eps, alpha=alpha, radius=radius,
+        lambda_x=lambda_frames, lambda_y=lambda_actions, unbalanced_x=unbalanced_frames,
+        unbalanced_y=unbalanced_actions, temporal_prior=temporal_prior,
     )  # fmt: skip
 
 
@@ -119,37 +122,20 @@ def align_fgw_objective(
     eps: float,
     alpha: float,
     radius: float,
-    lambda_x: float,
-    lambda_y: float,
-    unbalanced_x: bool,
-    unbalanced_y: bool,
-    temporal_prior: float,
+    lambda_x: float = ALIGN.lambda_x,
+    lambda_y: float = ALIGN.lambda_y,
+    unbalanced_x: bool = ALIGN.unbalanced_x,
+    unbalanced_y: bool = ALIGN.unbalanced_y,
+    temporal_prior: float = ALIGN.temporal_prior,
 ) -> Tensor:
     """VAOT objective ``G(T)`` with priors {Cx, Cy} per problem, shape (B,).
 
     plan: (B, N, M) on the solver scale; cost: (B, N, M) without the temporal prior; masks
     (B, N)/(B, M).  For a problem solved with a virtual frame pass the augmented (N+1, M+1)
-    cost/plan/masks (the virtual row/column at index 0).
+    cost/plan/masks (the virtual row/column at index 0).  Defaults: ``align_fgw``'s.
     """
-    eps = check_positive(eps, "eps")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
-    rho = check_finite(temporal_prior, "temporal_prior")
-    plan, cost = _prepare(plan, cost)
-    bsz, n, m = cost.shape
-    mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
-    mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-    if rho != 0.0:
-        cost = cost + rho * _tp(bsz, n, m, mask_x, mask_y, cost)
-    plan = plan * (mask_x.unsqueeze(2) & mask_y.unsqueeze(1)).to(plan.dtype)
-    gw = mult_cv(mult_cy(plan, radius, mask_y), radius, mask_x)
-    return fgw_objective_from_products(
-        plan, torch.log(plan), cost, gw, eps=eps, alpha=alpha,
-        log_p=log_uniform_marginal(mask_x, cost.dtype), log_q=log_uniform_marginal(mask_y, cost.dtype),
-        lambda_x=check_nonnegative(lambda_x, "lambda_x"), lambda_y=check_nonnegative(lambda_y, "lambda_y"),
-        unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
+    return _objective(
+        plan, cost, mask_x, mask_y, lambda t, r, mx, my: mult_cv(mult_cy(t, r, my), r, mx), eps=eps, alpha=alpha,
+        radius=radius, lambda_x=lambda_x, lambda_y=lambda_y, unbalanced_x=unbalanced_x, unbalanced_y=unbalanced_y,
+        temporal_prior=temporal_prior,
     )  # fmt: skip
-
-
-def _tp(bsz: int, n: int, m: int, mask_x: Tensor | None, mask_y: Tensor | None, like: Tensor) -> Tensor:
-    return temporal_prior(bsz, n, m, mask_x, mask_y, device=like.device, dtype=like.dtype)

@@ -24,22 +24,19 @@ import torch
 from torch import Tensor
 
 from ._common import (
-    check_cost,
     check_count,
-    check_finite_cost,
-    check_mask,
     check_positive,
     check_tol,
     check_unit_open_closed,
     cpu_chunks,
     finite_or_zero,
     full_precision,
-    log_marginal,
-    neg_inf_where,
     plogp_minus_p,
     safe_exp,
 )
 from ._compile import FusedIteration
+from .entropic import _setup as entropic_setup
+from .settings import PARTIAL
 
 _CHECK_EVERY = 10
 BLOCK = 20  # sweeps per block: one exact log-domain sweep, then BLOCK - 1 scaling-domain sweeps
@@ -216,8 +213,8 @@ def partial_wasserstein(
     *,
     mass: float,
     eps: float,
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = PARTIAL.n_iters,
+    tol: float | None = PARTIAL.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
@@ -239,19 +236,12 @@ def partial_wasserstein(
     n_iters = check_count(n_iters, "n_iters")
     tol = check_tol(tol)
     with full_precision(cost):
-        cost = check_cost(cost)
-        bsz, n, m = cost.shape
-        mask_x = check_mask(mask_x, bsz, n, cost.device, "mask_x")
-        mask_y = check_mask(mask_y, bsz, m, cost.device, "mask_y")
-        log_a = log_marginal(a, mask_x, cost.dtype, "a")
-        log_b = log_marginal(b, mask_y, cost.dtype, "b")
+        cost, log_a, log_b, log_k = entropic_setup(cost, a, b, eps, mask_x, mask_y, validate)
+        bsz = cost.shape[0]
         if a is not None or b is not None:
             cap = torch.minimum(safe_exp(log_a).sum(dim=1), safe_exp(log_b).sum(dim=1))
             if bool((cap < mass * (1 - 1e-6)).any()):
                 raise ValueError(f"mass={mass} exceeds min(sum a, sum b) for some problem; the partial problem is infeasible")
-        valid = torch.isfinite(log_a).unsqueeze(2) & torch.isfinite(log_b).unsqueeze(1)
-        check_finite_cost(cost, valid, validate=validate)
-        log_k = neg_inf_where(valid, -cost / eps)
         log_mass = torch.full((bsz, 1), math.log(mass), dtype=cost.dtype, device=cost.device)
         plan, _, done, err = partial_dual_ascent(log_k, log_a, log_b, log_mass, n_iters, tol)
     if return_log:

@@ -30,14 +30,11 @@ import torch
 from torch import Tensor
 
 from ._common import (
-    check_alpha,
     check_cost,
     check_count,
-    check_finite,
+    check_fgw_settings,
     check_finite_cost,
     check_mask,
-    check_nonnegative,
-    check_positive,
     check_tol,
     check_unit_open_closed,
     full_precision,
@@ -51,6 +48,7 @@ from ._compile import FusedIteration
 from .partial import partial_dual_ascent
 from .priors import LaplaceKernel, apply_laplace, laplace_kernel, prepare_pair_cost
 from .priors import temporal_prior as _temporal_prior
+from .settings import PARTIAL_ALIGN
 
 
 class SquareLoss(NamedTuple):
@@ -130,17 +128,14 @@ def partial_fgw_objective(
     alpha: float,
     radius: float,
     eps: float,
-    temporal_prior: float,
+    temporal_prior: float = PARTIAL_ALIGN.temporal_prior,
 ) -> Tensor:
     """``(1-alpha)<C_hat,T> + alpha sum (C1_ik - C2_jl)^2 T_ij T_kl + eps sum T log T`` per problem (B,).
 
     plan: (B, N, M) on the solver scale (total mass = ``mass``); cost without the temporal prior.
     ``eps = 0`` gives the unregularised objective (POT's ``partial_fused_gromov_wasserstein``).
     """
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
-    eps = check_nonnegative(eps, "eps")
-    rho = check_finite(temporal_prior, "temporal_prior")
+    eps, alpha, radius, rho, _ = check_fgw_settings(eps, alpha, radius, temporal_prior, eps_may_be_zero=True)
     cost = check_cost(cost)
     bsz, n, m = cost.shape
     if not isinstance(plan, Tensor) or plan.shape != cost.shape:
@@ -163,10 +158,10 @@ def align_partial_fgw(
     eps: float,
     alpha: float,
     radius: float,
-    temporal_prior: float,
-    virtual_cost: float | None,
-    n_iters: int,
-    inner_iters: int,
+    temporal_prior: float = PARTIAL_ALIGN.temporal_prior,
+    virtual_cost: float | None = PARTIAL_ALIGN.virtual_cost,
+    n_iters: int = PARTIAL_ALIGN.n_iters,
+    inner_iters: int = PARTIAL_ALIGN.inner_iters,
     inner_tol: float | None = None,
     return_log: bool = False,
     validate: bool | None = None,
@@ -183,16 +178,11 @@ def align_partial_fgw(
     row sums to the fraction of that frame which is transported to real frames of y.  With
     ``return_log`` also ``{'objective': (B, n_iters) F_eps(T_k) on the solver scale, 'n_iters'}``.
     """
-    eps = check_positive(eps, "eps")
+    eps, alpha, radius, rho, virtual_cost = check_fgw_settings(eps, alpha, radius, temporal_prior, virtual_cost)
     mass = check_unit_open_closed(mass, "mass")
-    alpha = check_alpha(alpha)
-    radius = check_unit_open_closed(radius, "radius")
-    rho = check_finite(temporal_prior, "temporal_prior")
     n_iters = check_count(n_iters, "n_iters")
     inner_iters = check_count(inner_iters, "inner_iters")
     inner_tol = check_tol(inner_tol)
-    if virtual_cost is not None:
-        virtual_cost = check_finite(virtual_cost, "virtual_cost")
     with full_precision(cost):
         cost = check_cost(cost)
         bsz, n, m = cost.shape

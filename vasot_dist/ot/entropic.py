@@ -12,6 +12,7 @@ cost range stays finite.  Masked entries carry no mass (``-inf`` log-weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from ._common import (
     safe_exp,
 )
 from ._compile import FusedIteration
+from .settings import SINKHORN, SINKHORN_UNBALANCED
 
 _CHECK_EVERY = 10  # convergence test period: one host sync per 10 iterations, as POT does
 
@@ -83,8 +85,8 @@ def sinkhorn(
     b: Tensor | None = None,
     *,
     eps: float,
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = SINKHORN.n_iters,
+    tol: float | None = SINKHORN.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
@@ -100,32 +102,11 @@ def sinkhorn(
     (float64 for float64 input); with ``return_log`` also ``{'objective': (B, iters) primal
     <C,T> - eps H(T) after each iteration, 'n_iters': iters, 'err': last error or None}``.
     """
-    eps = check_positive(eps, "eps")
-    n_iters = check_count(n_iters, "n_iters")
-    tol = check_tol(tol)
-    with full_precision(cost):
-        cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y, validate)
-        f = torch.zeros_like(log_a)
-        g = torch.zeros_like(log_b)
-        objectives: list[Tensor] = []
-        err: float | None = None
-        done = 0
-        step = SINKHORN_STEP.select((tuple(log_k.shape), 1.0, 1.0), log_k, log_k.numel())
-        for it in range(n_iters):
-            f, g = step(log_k, f, g, log_a, log_b, 1.0, 1.0)
-            done = it + 1
-            if return_log:
-                log_plan = log_k + f.unsqueeze(2) + g.unsqueeze(1)
-                objectives.append(_entropic_primal(cost, safe_exp(log_plan), log_plan, eps))
-            if tol is not None and done % _CHECK_EVERY == 0:
-                row = safe_exp(torch.logsumexp(log_k + g.unsqueeze(1), dim=2) + f)
-                err = float((row - safe_exp(log_a)).abs().sum(dim=1).max())
-                if err < tol:
-                    break
-        plan = safe_exp(log_k + f.unsqueeze(2) + g.unsqueeze(1))
-    if return_log:
-        return plan, {"objective": torch.stack(objectives, dim=1), "n_iters": done, "err": err}
-    return plan
+    def row_error(f: Tensor, g: Tensor, f_prev: Tensor, g_prev: Tensor, log_k: Tensor, log_a: Tensor) -> Tensor:
+        row = safe_exp(torch.logsumexp(log_k + g.unsqueeze(1), dim=2) + f)
+        return (row - safe_exp(log_a)).abs().sum(dim=1)
+
+    return _iterate(cost, a, b, eps, (1.0, 1.0), n_iters, tol, mask_x, mask_y, validate, return_log, row_error, None)
 
 
 def _reg_pair(reg_m: float | tuple[float, float]) -> tuple[float, float]:
@@ -154,8 +135,8 @@ def sinkhorn_unbalanced(
     *,
     eps: float,
     reg_m: float | tuple[float, float],
-    n_iters: int,
-    tol: float | None,
+    n_iters: int = SINKHORN_UNBALANCED.n_iters,
+    tol: float | None = SINKHORN_UNBALANCED.tol,
     mask_x: Tensor | None = None,
     mask_y: Tensor | None = None,
     return_log: bool = False,
@@ -175,10 +156,32 @@ def sinkhorn_unbalanced(
     """
     eps = check_positive(eps, "eps")
     reg_x, reg_y = _reg_pair(reg_m)
-    n_iters = check_count(n_iters, "n_iters")
-    tol = check_tol(tol)
     pow_x = 1.0 if math.isinf(reg_x) else reg_x / (reg_x + eps)
     pow_y = 1.0 if math.isinf(reg_y) else reg_y / (reg_y + eps)
+
+    def scaling_change(f: Tensor, g: Tensor, f_prev: Tensor, g_prev: Tensor, log_k: Tensor, log_a: Tensor) -> Tensor:
+        return torch.maximum(finite_or_zero(f - f_prev).abs().amax(dim=1), finite_or_zero(g - g_prev).abs().amax(dim=1))
+
+    def relaxation(obj: Tensor, plan: Tensor, log_a: Tensor, log_b: Tensor) -> Tensor:
+        if not math.isinf(reg_x):
+            obj = obj + reg_x * _gen_kl(plan.sum(dim=2), log_a, 1)
+        if not math.isinf(reg_y):
+            obj = obj + reg_y * _gen_kl(plan.sum(dim=1), log_b, 1)
+        return obj
+
+    return _iterate(cost, a, b, eps, (pow_x, pow_y), n_iters, tol, mask_x, mask_y, validate, return_log,
+                    scaling_change, relaxation)
+
+
+def _iterate(cost: Tensor, a: Tensor | None, b: Tensor | None, eps: float, powers: tuple[float, float], n_iters: int,
+             tol: float | None, mask_x: Tensor | None, mask_y: Tensor | None, validate: bool | None, return_log: bool,
+             error: Callable[..., Tensor], relaxation: Callable[..., Tensor] | None) -> Any:
+    """The Sinkhorn loop of both solvers: ``powers`` of the scaling updates (1: hard marginal), ``error(f, g, f_prev,
+    g_prev, log_k, log_a)`` (B,) the convergence test, ``relaxation(obj, plan, log_a, log_b)`` (B,) the primal plus
+    the objective's KL terms (None: balanced)."""
+    eps = check_positive(eps, "eps")
+    n_iters = check_count(n_iters, "n_iters")
+    tol = check_tol(tol)
     with full_precision(cost):
         cost, log_a, log_b, log_k = _setup(cost, a, b, eps, mask_x, mask_y, validate)
         f = torch.zeros_like(log_a)
@@ -186,25 +189,18 @@ def sinkhorn_unbalanced(
         objectives: list[Tensor] = []
         err: float | None = None
         done = 0
-        step = SINKHORN_STEP.select((tuple(log_k.shape), pow_x, pow_y), log_k, log_k.numel())
+        step = SINKHORN_STEP.select((tuple(log_k.shape), *powers), log_k, log_k.numel())
         for it in range(n_iters):
             f_prev, g_prev = f, g
-            f, g = step(log_k, f, g, log_a, log_b, pow_x, pow_y)
+            f, g = step(log_k, f, g, log_a, log_b, *powers)
             done = it + 1
             if return_log:
                 log_plan = log_k + f.unsqueeze(2) + g.unsqueeze(1)
                 plan = safe_exp(log_plan)
                 obj = _entropic_primal(cost, plan, log_plan, eps)
-                if not math.isinf(reg_x):
-                    obj = obj + reg_x * _gen_kl(plan.sum(dim=2), log_a, 1)
-                if not math.isinf(reg_y):
-                    obj = obj + reg_y * _gen_kl(plan.sum(dim=1), log_b, 1)
-                objectives.append(obj)
+                objectives.append(obj if relaxation is None else relaxation(obj, plan, log_a, log_b))
             if tol is not None and done % _CHECK_EVERY == 0:
-                delta = torch.maximum(
-                    finite_or_zero(f - f_prev).abs().amax(dim=1), finite_or_zero(g - g_prev).abs().amax(dim=1)
-                )
-                err = float(delta.max())
+                err = float(error(f, g, f_prev, g_prev, log_k, log_a).max())
                 if err < tol:
                     break
         plan = safe_exp(log_k + f.unsqueeze(2) + g.unsqueeze(1))
