@@ -333,6 +333,16 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo; the architecture elsewhere) and whether it has AVX-512."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    return f"{name or platform.machine()} ({os.cpu_count()} cores{', AVX-512' if 'avx512f' in info else ''})"
+
+
 def _stats(vals: list[float]) -> dict[str, Any] | None:
     vals = [v for v in vals if v is not None and math.isfinite(v)]
     if not vals:
@@ -645,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         "extra_overrides": args.set, "data": data_info,
         **summary, "runs": records,
         "wall_s": wall, "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-        "load_average_end": os.getloadavg()[0], "cpu": platform.processor() or platform.machine(),
+        "load_average_end": os.getloadavg()[0], "cpu": _cpu_name(),
     })
     print(f"wrote {out_path}")
     return 0
