@@ -106,7 +106,7 @@ UNTRAINED = "untrained"  # the shared untrained encoder of an alignment preset
 STUDY_OVERRIDES = ["data.num_workers=0", "train.device=cpu", "train.bf16=false", "train.ckpt_every=0",
                    "log.wandb=disabled", "train.experiment=study_synthetic"]
 
-# Video mode (``--modality video``): what every run adds to fit a ~1-core CPU budget of ~5 min per run (ResNet-50
+# Video mode (``--modality video``): what every run adds to fit a ~1-core CPU budget of ~3 min per run (ResNet-50
 # from random weights, as configs/demo.yaml), "*" for every preset, then the preset's own. Fewer and shorter
 # videos keep the rendering and the per-evaluation embedding cheap; the preset's timeline statistics (steps,
 # background, repeats, swaps) stay.
