@@ -7,6 +7,7 @@ Usage::
     python benchmarks/study_synthetic.py --quick            # 1 seed, 2 activities per segmentation preset
     python benchmarks/study_synthetic.py --tables alignment --seeds 0 1 2 3 4 --set train.max_steps=100
     python benchmarks/study_synthetic.py --merge s0.json s1.json s2.json --out all.json   # one process per seed
+    python benchmarks/study_synthetic.py --modality video   # raw video, ResNet-50 end to end (below)
 
 The default (both tables, 3 seeds, 3 activities per segmentation preset) writes benchmarks/results/study_synthetic.json;
 the two tables run as two processes use the two cores (~45 min each on a loaded 2-core machine).
@@ -30,6 +31,14 @@ under each method's own protocol; the study adds only the data location, the see
 - **Untrained baseline**: the same model as built before the first optimiser step (same seed, prototypes by
   k-means on the untrained embeddings), scored the same way, for every seed. Alignment methods without
   learnable loss parts share one untrained encoder per seed (the ``untrained`` row).
+
+**Video mode** (``--modality video``): the same presets rendered as procedural videos and the LAV/VAOT ResNet-50
+encoder trained end to end from random weights, at the CPU's budget: every run adds ``VIDEO_OVERRIDES`` (the
+common part and the preset's, after the preset's file and before ``--set``): small frames, few frames per video,
+few and short videos, few steps, 1 context frame, a narrow head. Default rows: VAOT on ``pouring_like`` and
+``ikea_like`` (with LAV's contrastive-IDM as the guard against VAOT's trivial solution, as configs/demo.yaml),
+ASOT on one activity of ``breakfast_like``; results in benchmarks/results/study_video.json, written after every
+run; runs and logs under runs/study_video.
 
 Values are mean ± sd over training seeds (population sd); the data are fixed (generator seed 0; the sweeps
 tune on generator seed 1, other activities and videos). Runs, data and logs go to ``--work-dir``.
@@ -97,6 +106,36 @@ UNTRAINED = "untrained"  # the shared untrained encoder of an alignment preset
 STUDY_OVERRIDES = ["data.num_workers=0", "train.device=cpu", "train.bf16=false", "train.ckpt_every=0",
                    "log.wandb=disabled", "train.experiment=study_synthetic"]
 
+# Video mode (``--modality video``): what every run adds to fit a ~1-core CPU budget of ~3 min per run (ResNet-50
+# from random weights, as configs/demo.yaml), "*" for every preset, then the preset's own. Fewer and shorter
+# videos keep the rendering and the per-evaluation embedding cheap; the preset's timeline statistics (steps,
+# background, repeats, swaps) stay.
+VIDEO_OVERRIDES: dict[str, list[str]] = {
+    # 2 videos of 16 frames per step (one pair for VAOT, as each of the demo's 2 processes), 32 px, 100 steps
+    "*": ["data.modality=video", "model.encoder=resnet50", "model.weights=none", "data.image_size=32",
+          "data.synthetic.size=32", "data.frames_per_video=16", "data.context_frames=1", "data.batch_size=2",
+          "model.head_dim=128", "model.embed_dim=64", "data.standardize=false", "train.max_steps=100",
+          "optim.lr=1e-3", "optim.schedule=constant"],
+    # the guard against VAOT's trivial solution from random weights: the demo's (LAV's contrastive-IDM)
+    "pouring_like": ["data.synthetic.videos_per_activity=12", "data.synthetic.test_videos_per_activity=8",
+                     "data.synthetic.frames_min=48", "data.synthetic.frames_max=96", "eval.kendall_stride=1",
+                     "method.vaot.contrastive_weight=0.5"],
+    "ikea_like": ["data.synthetic.videos_per_activity=12", "data.synthetic.test_videos_per_activity=8",
+                  "data.synthetic.frames_min=64", "data.synthetic.frames_max=128", "eval.kendall_stride=1",
+                  "method.vaot.contrastive_weight=0.5"],
+    # 12 videos, scored on themselves (transductive)
+    "breakfast_like": ["data.synthetic.videos_per_activity=12", "data.synthetic.frames_min=64",
+                       "data.synthetic.frames_max=128"],
+}
+VIDEO_PRESETS = {"segmentation": ("breakfast_like",), "alignment": ("pouring_like", "ikea_like")}
+VIDEO_ROWS = ["vaot", "asot"]  # the default rows of the video mode (--rows chooses others)
+
+
+def video_overrides(preset: str) -> list[str]:
+    """The video mode's overrides of ``preset``: the common part, then the preset's."""
+    return [*VIDEO_OVERRIDES["*"], *VIDEO_OVERRIDES.get(preset, [])]
+
+
 HEADLINE = {"segmentation": ("seg/MoF", "seg/F1"), "alignment": ("align_acc", "ap@5")}
 METRICS = {
     "segmentation": ("seg/MoF", "seg/F1", "seg/mIoU"),
@@ -158,7 +197,7 @@ def write_data(work_dir: Path, preset: str, activities: list[int], extra: list[s
         out = Path(cfg.data.shards)
         if out.exists():
             shutil.rmtree(out)
-        syn.generate_synthetic(out, cfg.data.synthetic, modality="features")
+        syn.generate_synthetic(out, cfg.data.synthetic, modality=cfg.data.modality)
         stats = json.loads((out / "dataset.json").read_text())["splits"]
         info[str(a)] = {"shards": str(out), "splits": stats, "num_actions": cfg.model.num_actions}
         info["synthetic"] = {k: v for k, v in dataclasses.asdict(cfg.data.synthetic).items() if k != "activities"}
@@ -292,6 +331,16 @@ def realign_mass(cfg: RunConfig, model) -> dict[str, float]:
 def _fmt_time(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo; the architecture elsewhere) and whether it has AVX-512."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    return f"{name or platform.machine()} ({os.cpu_count()} cores{', AVX-512' if 'avx512f' in info else ''})"
 
 
 def _stats(vals: list[float]) -> dict[str, Any] | None:
@@ -517,6 +566,9 @@ def merge(paths: list[Path], out_path: Path, argv: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modality", choices=("features", "video"), default="features",
+                    help="video: the presets as rendered videos, ResNet-50 end to end at the CPU budget "
+                         "(VIDEO_OVERRIDES; default rows VAOT and ASOT, 1 activity, study_video.json)")
     ap.add_argument("--quick", action="store_true", help="seed 0 only, 2 activities per segmentation preset")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
     ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
@@ -525,9 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--activities", type=int, default=None,
                     help="score the first N activities of each segmentation preset (default 3, quick 2)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for every run")
-    ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "study_synthetic", help="data and runs")
+    ap.add_argument("--work-dir", type=Path, default=None,
+                    help="data and runs (default runs/study_synthetic, video: runs/study_video)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="JSON output (default benchmarks/results/study_synthetic.json, quick: study_synthetic_quick.json)")
+                    help="JSON output (default benchmarks/results/study_synthetic.json, quick: study_synthetic_quick.json, "
+                         "video: study_video.json)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--verbose", action="store_true", help="show each run's log instead of writing it to a file")
     ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
@@ -535,27 +589,34 @@ def main(argv: list[str] | None = None) -> int:
                          "some rows); a later file's run replaces an earlier one of the same cell")
     args = ap.parse_args(argv)
 
+    video = args.modality == "video"
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    activities = args.activities or (2 if args.quick else 3)
+    activities = args.activities or (1 if video else 2 if args.quick else 3)
     out_path = args.out or ROOT / "benchmarks" / "results" / (
-        "study_synthetic_quick.json" if args.quick else "study_synthetic.json")
+        "study_video.json" if video else "study_synthetic_quick.json" if args.quick else "study_synthetic.json")
     torch.set_num_threads(args.threads)
-    work_dir = args.work_dir.resolve()
+    work_dir = (args.work_dir or ROOT / "runs" / ("study_video" if video else "study_synthetic")).resolve()
     if args.merge:
         return merge(args.merge, out_path, argv)
-    jobs = plan_jobs(args.tables, args.presets, args.rows, seeds, activities)
+    presets = args.presets or ([p for t in args.tables for p in VIDEO_PRESETS[t]] if video else None)
+    rows = args.rows or (VIDEO_ROWS if video else None)
+
+    def extra(preset: str) -> list[str]:
+        return [*(video_overrides(preset) if video else []), *args.set]
+
+    jobs = plan_jobs(args.tables, presets, rows, seeds, activities)
     t0 = time.perf_counter()
     print(f"study_synthetic: {len(jobs)} runs (tables {args.tables}, seeds {seeds}); work dir {work_dir}", flush=True)
     data_info = {}
     for table in args.tables:
         for preset in TABLES[table][0]:
-            if not args.presets or preset in args.presets:
-                data_info[preset] = write_data(work_dir, preset, scored_activities(preset, activities), args.set)
+            if not presets or preset in presets:
+                data_info[preset] = write_data(work_dir, preset, scored_activities(preset, activities), extra(preset))
     print(f"data written in {time.perf_counter() - t0:.1f} s", flush=True)
 
     records: list[dict[str, Any]] = []
     for i, (table, preset, label, activity, seed, kind) in enumerate(jobs):
-        cfg = make_config(work_dir, table, preset, label, activity, seed, kind == "trained", args.set)
+        cfg = make_config(work_dir, table, preset, label, activity, seed, kind == "trained", extra(preset))
         log_path = work_dir / "logs" / f"{cfg.train.run_id}.log"
         t_job = time.perf_counter()
         with _quiet(log_path, args.verbose) if kind == "untrained" else contextlib.nullcontext():
@@ -566,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
                 model = load_trained(cfg, Path(res["run_dir"])) if cfg.method.name == "realign" and has_unmatched_frames(
                     cfg) else None
         rec = {"table": table, "preset": preset, "label": label, "activity": activity, "seed": seed, "kind": kind,
-               "method": cfg.method.name, "max_steps": cfg.train.max_steps, **res}
+               "method": cfg.method.name, "modality": cfg.data.modality, "max_steps": cfg.train.max_steps, **res}
         if cfg.method.name == "realign" and model is not None and has_unmatched_frames(cfg):
             rec["realign_mass"] = realign_mass(cfg, model)
         rec["job_wall_s"] = time.perf_counter() - t_job
@@ -579,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i + 1}/{len(jobs)}] {preset:<14} {label:<26} a{activity:<2} seed {seed} {kind:<9} "
               f"{rec['job_wall_s']:6.1f} s | {shown} | elapsed {_fmt_time(done)} ETA {_fmt_time(done / (i + 1) * (len(jobs) - i - 1))}",
               flush=True)
-        if (i + 1) % 10 == 0 or i + 1 == len(jobs):  # partial results survive an interruption
+        if (i + 1) % (1 if video else 10) == 0 or i + 1 == len(jobs):  # partial results survive an interruption
             write_json(out_path, {"partial": i + 1 < len(jobs), "runs": records})
 
     summary = summarise(records, seeds)
@@ -589,10 +650,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["benchmarks/study_synthetic.py", *(argv if argv is not None else sys.argv[1:])]),
         "seeds": seeds, "activities": activities, "tables": {t: {"presets": TABLES[t][0], "rows": TABLES[t][1]}
                                                              for t in args.tables},
-        "study_overrides": STUDY_OVERRIDES, "extra_overrides": args.set, "data": data_info,
+        "modality": args.modality, "study_overrides": STUDY_OVERRIDES,
+        "video_overrides": {p: video_overrides(p) for p in presets} if video else None,
+        "extra_overrides": args.set, "data": data_info,
         **summary, "runs": records,
         "wall_s": wall, "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-        "load_average_end": os.getloadavg()[0],
+        "load_average_end": os.getloadavg()[0], "cpu": _cpu_name(),
     })
     print(f"wrote {out_path}")
     return 0
