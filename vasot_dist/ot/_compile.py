@@ -127,7 +127,8 @@ class FusedIteration:
         key: everything that changes the compiled code (shapes, static settings); like: a tensor of the solve
         (device, dtype, autograd); numel: B * N * M of the problem.
         """
-        if _mode == "never" or _broken or like.device.type not in ("cpu", "cuda"):
+        # Inside an outer torch.compile (train.compile) the body is traced into that graph: no clock, no account.
+        if _mode == "never" or _broken or like.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling():
             return self.fn
         key = (key, like.device.type, like.dtype)
         stats = self.stats.setdefault(key, KeyStats())
@@ -136,7 +137,7 @@ class FusedIteration:
         return functools.partial(self._run_eager, stats)
 
     def _compiles(self, stats: KeyStats, like: torch.Tensor, numel: int) -> bool:
-        if _eager_only.get() or torch.compiler.is_compiling() or (like.requires_grad and torch.is_grad_enabled()):
+        if _eager_only.get() or (like.requires_grad and torch.is_grad_enabled()):
             return False
         if stats.compiled or _mode == "always":
             return True
