@@ -13,7 +13,7 @@ A run *learned* when the trained model beats the untrained one by at least ``--m
 alignment accuracy and ``--min-gain-tau`` of Kendall's tau. Results go to ``--out`` (JSON, rewritten after every
 run, so an interrupted study resumes: finished runs are read back, not trained again) and a table is printed.
 
-    .venv/bin/python benchmarks/demo_seeds.py                     # 20 runs, ~4 min each on an idle 2-core machine
+    .venv/bin/python benchmarks/demo_seeds.py                     # 20 runs, ~5 min each on an idle 2-core machine
     .venv/bin/python benchmarks/demo_seeds.py --seeds 1 --isa native   # one run
 """
 
