@@ -8,7 +8,7 @@ CONSTRAINTS := constraints.txt
 # Local wheels on these machines; a CUDA build elsewhere, e.g. TORCH="torch torchvision --index-url
 # https://download.pytorch.org/whl/cu130". The versions come from $(CONSTRAINTS).
 TORCH       ?= torch torchvision
-# One pytest worker per core (pytest-xdist; tests/conftest.py gives each one intra-op thread). `--dist loadgroup`
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each one intra-op thread). The slow stage
 # keeps each group of tests that share a process-wide resource (the Ray instance) on one worker. The 20 slowest
 # tests are listed: the suite must stay under 6 minutes on 2 cores.
 PYTEST      := $(VPY) -m pytest -q --durations=20 -n auto --maxprocesses=4
@@ -38,11 +38,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 demo: $(STAMP)
 	bash launchers/demo.sh
 
-# `make test` (and so CI) runs every test in one pytest session: the multi-process and end-to-end runs marked
-# `slow` (torchrun, DeepSpeed, Ray sweeps, resumes) are handed out first (tests/conftest.py), the unit and
-# component tests fill the workers around them. `make test-fast` runs only the latter (quick feedback).
-test: bytecode
-	$(PYTEST) --dist loadgroup
+# Two stages, both part of `make test` (and so of CI): the unit and component tests first (quick feedback),
+# then the multi-process and end-to-end runs marked `slow` (torchrun, DeepSpeed, Ray sweeps, resumes).
+test: test-fast test-slow
 
 test-fast: bytecode
 	$(PYTEST) -m "not slow"

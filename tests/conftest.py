@@ -15,11 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` (``make test``): keep each group on one worker, and hand out the longest work
-    first, so that the chain of Ray tests (one group, minutes) starts at once and the quick tests fill the other
-    workers around it rather than waiting for it at the end.
-
-    Make `--dist loadgroup` group again under pytest 9 (the Ray tests share one Ray instance).
+    """Make `--dist loadgroup` group again under pytest 9 (the slow stage's Ray tests share one Ray instance).
 
     pytest-xdist 3.8 tags a grouped test by rewriting ``item._nodeid`` (``...::test@ray``), but pytest 9 reads a
     node's id from ``item._id``, so the tag is lost and the group's tests spread over the workers (checked with
@@ -30,10 +26,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     try:
         from _pytest.nodeid import coerce_node_id  # pytest >= 9; pytest 8 reads ``_nodeid`` itself
     except ImportError:
-        coerce_node_id = None
+        return
     for item in items:
         grouped = getattr(item, "_nodeid", None)
-        if coerce_node_id and grouped and grouped != item.nodeid and "@" in grouped:
+        if grouped and grouped != item.nodeid and "@" in grouped:
             item._id = coerce_node_id(grouped)
-    # every worker collects in this order and xdist schedules in it (a stable sort: modules stay in order)
-    items.sort(key=lambda item: 0 if item.get_closest_marker("xdist_group") else 1 if item.get_closest_marker("slow") else 2)
